@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# CPU machines get torch 2.13.0 (CPU wheel) first, then everything else from the compiled lock.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+LOCK ?= requirements/lock-cpu.txt
+PROFILE ?= demo
+PYTEST_ARGS ?=
+
+.PHONY: demo test lock clean-venv
+
+$(BIN)/.installed: pyproject.toml $(LOCK)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/kositp run --profile $(PROFILE)
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Re-resolve the lock after changing dependencies (uv resolves in seconds; pip backtracks for 30+ min).
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile pyproject.toml --extra serve --extra dev -c requirements/cpu-torch.txt \
+		--find-links /opt/wheels --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--no-emit-package torch -o $(LOCK)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline (full rebuild, nightly retrain, single-stage rerun, demo)."""

@@ -1,0 +1,3 @@
+from kositp.cli import main
+
+main()

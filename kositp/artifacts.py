@@ -1,0 +1,321 @@
+"""Versioned, content-checked artifact store: the pipeline's cache and its record of lineage.
+
+An artifact lives at ``<root>/<stage>/<version>/`` with a ``manifest.json``. The version is a
+hash of everything that determines the output, so the same inputs always land in the same
+folder and a finished version is never built twice. Builds happen in a staging folder
+(``<root>/<stage>/.staging/<version>/``) and are published by one atomic rename, under a file
+lock, so a crash never leaves a half artifact that looks finished and two concurrent builders
+of one version leave one intact copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from kositp.secrets import redact
+
+MANIFEST = "manifest.json"
+VERSION_LENGTH = 16
+_CHUNK = 1 << 20
+
+
+class ArtifactError(Exception):
+    """Base class for artifact store errors; the message always names the artifact or file."""
+
+
+class ArtifactNotFound(ArtifactError):
+    pass
+
+
+class AmbiguousVersion(ArtifactError):
+    pass
+
+
+class CorruptArtifact(ArtifactError):
+    pass
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace variance, so equal values hash equally."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def compute_version(
+    stage: str,
+    code_version: str,
+    params: Mapping[str, Any],
+    inputs: Mapping[str, str],
+    fingerprint: Mapping[str, Any] | None = None,
+) -> str:
+    """Stable hash of what determines a stage's output.
+
+    ``fingerprint`` carries facts about external inputs (raw files, a base model on disk) that
+    the parameters only name by path.
+    """
+    payload = {
+        "stage": stage,
+        "code_version": code_version,
+        "params": params,
+        "inputs": dict(inputs),
+        "fingerprint": fingerprint or {},
+    }
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:VERSION_LENGTH]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Artifact:
+    """A published, verified artifact: its folder and its manifest."""
+
+    stage: str
+    version: str
+    path: Path
+    manifest: dict[str, Any]
+
+    def file(self, relative: str) -> Path:
+        target = self.path / relative
+        if not target.exists():
+            raise ArtifactNotFound(f"{self.stage}/{self.version} has no file {relative!r}")
+        return target
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return self.manifest.get("rows", {})
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.manifest.get("report", {})
+
+
+@dataclass
+class Staging:
+    """A build in progress. ``resumed`` says the folder survived an earlier, unfinished attempt."""
+
+    stage: str
+    version: str
+    path: Path
+    resumed: bool
+    started_at: str = field(default_factory=_now)
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+
+class ArtifactStore:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    def path(self, stage: str, version: str) -> Path:
+        return self.root / stage / version
+
+    def staging_path(self, stage: str, version: str) -> Path:
+        return self.root / stage / ".staging" / version
+
+    def _lock(self, stage: str, version: str) -> FileLock:
+        lock_dir = self.root / stage / ".locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(lock_dir / f"{version}.lock"))
+
+    def exists(self, stage: str, version: str) -> bool:
+        return (self.path(stage, version) / MANIFEST).is_file()
+
+    @contextmanager
+    def build(
+        self, stage: str, version: str, *, resumable: bool = False, force: bool = False
+    ) -> Iterator[Staging | None]:
+        """Hold the version's lock while the caller fills a staging folder.
+
+        Yields ``None`` when the version is already published (and ``force`` is off): the caller
+        has nothing to build. On an exception the staging folder is kept, so a resumable stage
+        (training) continues from its checkpoints on the next attempt; a non-resumable stage
+        starts from an empty folder every time.
+        """
+        with self._lock(stage, version):
+            if self.exists(stage, version) and not force:
+                yield None
+                return
+            staging_dir = self.staging_path(stage, version)
+            resumed = staging_dir.exists() and any(staging_dir.iterdir())
+            if resumed and not resumable:
+                shutil.rmtree(staging_dir)
+                resumed = False
+            staging_dir.mkdir(parents=True, exist_ok=True)
+            yield Staging(stage=stage, version=version, path=staging_dir, resumed=resumed)
+
+    def publish(
+        self,
+        staging: Staging,
+        *,
+        inputs: Mapping[str, str],
+        params: Mapping[str, Any],
+        code_version: str,
+        rows: Mapping[str, int] | None = None,
+        report: Mapping[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        exclude: tuple[str, ...] = (),
+    ) -> Artifact:
+        """Checksum the staged files, write the manifest and rename the folder into place.
+
+        Must be called inside :meth:`build`, which holds the lock. ``exclude`` names top-level
+        entries of the staging folder (checkpoints, scratch) that are deleted, not published.
+        """
+        for name in exclude:
+            victim = staging.path / name
+            if victim.is_dir():
+                shutil.rmtree(victim)
+            elif victim.exists():
+                victim.unlink()
+        files = {
+            str(p.relative_to(staging.path)): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+            for p in sorted(staging.path.rglob("*"))
+            if p.is_file() and p.name != MANIFEST
+        }
+        manifest = {
+            "stage": staging.stage,
+            "version": staging.version,
+            "inputs": dict(inputs),
+            "params": redact(dict(params)),
+            "code_version": code_version,
+            "source_revision": source_revision(),
+            "rows": dict(rows or {}),
+            "files": files,
+            "started_at": staging.started_at,
+            "finished_at": _now(),
+            "duration_s": round(time.monotonic() - staging.started_monotonic, 3),
+            "report": redact(dict(report or {})),
+            **redact(dict(extra or {})),
+        }
+        tmp_manifest = staging.path / (MANIFEST + ".tmp")
+        tmp_manifest.write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp_manifest, staging.path / MANIFEST)
+        final = self.path(staging.stage, staging.version)
+        if final.exists():
+            retired = final.with_name(f".retired-{staging.version}-{os.getpid()}")
+            os.replace(final, retired)
+            os.replace(staging.path, final)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging.path, final)
+        return Artifact(staging.stage, staging.version, final, manifest)
+
+    def open(self, stage: str, version: str, *, verify: bool = True) -> Artifact:
+        """Load a published artifact, checking every file against the manifest's checksums."""
+        folder = self.path(stage, version)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise ArtifactNotFound(f"no published artifact {stage}/{version} under {self.root}")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise CorruptArtifact(f"{manifest_path}: manifest is not valid JSON ({exc})") from exc
+        if verify:
+            self._verify(folder, manifest)
+        return Artifact(stage, version, folder, manifest)
+
+    @staticmethod
+    def _verify(folder: Path, manifest: Mapping[str, Any]) -> None:
+        problems = []
+        for relative, expected in manifest.get("files", {}).items():
+            target = folder / relative
+            if not target.is_file():
+                problems.append(f"{target}: missing")
+            elif target.stat().st_size != expected["bytes"]:
+                problems.append(f"{target}: size {target.stat().st_size} != {expected['bytes']}")
+            elif file_sha256(target) != expected["sha256"]:
+                problems.append(f"{target}: checksum mismatch")
+        if problems:
+            raise CorruptArtifact("corrupted artifact, not used:\n  " + "\n  ".join(problems))
+
+    def versions(self, stage: str) -> list[str]:
+        stage_dir = self.root / stage
+        if not stage_dir.is_dir():
+            return []
+        return sorted(p.name for p in stage_dir.iterdir() if (p / MANIFEST).is_file())
+
+    def stages(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+
+    def list(self, stage: str | None = None) -> list[Artifact]:
+        """Every published artifact (unverified: listing must stay cheap), oldest first."""
+        found = [
+            self.open(s, v, verify=False)
+            for s in ([stage] if stage else self.stages())
+            for v in self.versions(s)
+        ]
+        return sorted(found, key=lambda a: (a.manifest.get("finished_at", ""), a.stage))
+
+    def resolve(self, stage: str, prefix: str) -> str:
+        """Full version from a unique prefix, or from ``latest`` / ``latest:<profile>``."""
+        if prefix == "latest" or prefix.startswith("latest:"):
+            profile = prefix.partition(":")[2] or None
+            return self.latest(stage, profile)
+        matches = [v for v in self.versions(stage) if v.startswith(prefix)]
+        if not matches:
+            raise ArtifactNotFound(f"no {stage} artifact matches {prefix!r} under {self.root}")
+        if len(matches) > 1:
+            raise AmbiguousVersion(f"{prefix!r} matches {len(matches)} {stage} versions: {', '.join(matches)}")
+        return matches[0]
+
+    def _latest_file(self, stage: str, profile: str) -> Path:
+        return self.root / stage / f"latest-{profile}.json"
+
+    def set_latest(self, stage: str, profile: str, version: str) -> None:
+        target = self._latest_file(stage, profile)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"version": version, "updated_at": _now()}), encoding="utf-8")
+        os.replace(tmp, target)
+
+    def latest(self, stage: str, profile: str | None = None) -> str:
+        """Latest version for a profile, or the most recently finished one of any profile."""
+        if profile:
+            target = self._latest_file(stage, profile)
+            if not target.is_file():
+                raise ArtifactNotFound(f"no latest {stage} artifact for profile {profile!r} under {self.root}")
+            return json.loads(target.read_text(encoding="utf-8"))["version"]
+        published = self.list(stage)
+        if not published:
+            raise ArtifactNotFound(f"no {stage} artifact under {self.root}")
+        return published[-1].version
+
+
+def source_revision() -> str | None:
+    """The git commit of the running code (informational: it is not part of any version)."""
+    head = Path(__file__).resolve().parent.parent / ".git"
+    try:
+        ref = (head / "HEAD").read_text().strip()
+        if ref.startswith("ref: "):
+            ref_file = head / ref[5:]
+            if ref_file.is_file():
+                return ref_file.read_text().strip()
+            packed = head / "packed-refs"
+            for line in packed.read_text().splitlines() if packed.is_file() else []:
+                if line.endswith(ref[5:]):
+                    return line.split()[0]
+            return None
+        return ref
+    except OSError:
+        return None

@@ -1,0 +1,28 @@
+"""The ``kositp`` command line. Each command group lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="KOSITP: Korean corpora to an instruction-tuned LLM.")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Logs go to stderr so that ``--json`` output on stdout stays machine-readable."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+from kositp.cli import artifacts_cmd, run_cmd  # noqa: E402  (command modules register on ``app``)
+
+__all__ = ["app", "main", "artifacts_cmd", "run_cmd"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,61 @@
+"""``kositp artifacts``: list and inspect published artifacts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from kositp.artifacts import ArtifactError, ArtifactStore
+from kositp.cli import app
+from kositp.reporting import format_table
+
+artifacts_app = typer.Typer(no_args_is_help=True, help="List and inspect published artifacts.")
+app.add_typer(artifacts_app, name="artifacts")
+
+RootOption = Annotated[str, typer.Option(help="artifact root")]
+
+
+@artifacts_app.command("list")
+def list_artifacts(
+    root: RootOption = "./artifacts",
+    stage: Annotated[str | None, typer.Option(help="only this stage")] = None,
+    json_: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every published artifact, oldest first."""
+    found = ArtifactStore(root).list(stage)
+    rows = [
+        {
+            "stage": a.stage,
+            "version": a.version,
+            "profile": a.manifest.get("profile", ""),
+            "finished_at": a.manifest.get("finished_at", ""),
+            "rows": ", ".join(f"{k}={v}" for k, v in a.rows.items()),
+            "path": str(a.path),
+        }
+        for a in found
+    ]
+    if json_:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+    else:
+        typer.echo(format_table(rows) if rows else f"no artifacts under {root}")
+
+
+@artifacts_app.command("show")
+def show_artifact(
+    ref: Annotated[str, typer.Argument(help="STAGE, STAGE/VERSION-PREFIX or STAGE/latest[:PROFILE]")],
+    root: RootOption = "./artifacts",
+    verify: Annotated[bool, typer.Option(help="check every file's checksum")] = True,
+) -> None:
+    """Print an artifact's manifest (after verifying its files)."""
+    stage, _, prefix = ref.partition("/")
+    store = ArtifactStore(root)
+    try:
+        version = store.resolve(stage, prefix or "latest")
+        artifact = store.open(stage, version, verify=verify)
+    except ArtifactError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"path": str(artifact.path), **artifact.manifest}, ensure_ascii=False, indent=2))

@@ -1,0 +1,48 @@
+"""``kositp run``: the pipeline as a Prefect flow, from the terminal."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from kositp.cli import app, configure_logging
+from kositp.config import ProfileError
+from kositp.reporting import format_table
+
+
+@app.command()
+def run(
+    profile: Annotated[str, typer.Option(help="profile name in configs/ or a path (YAML, or a seed config.json)")] = "demo",
+    root: Annotated[str | None, typer.Option(help="artifact root (default: the profile's)")] = None,
+    until: Annotated[str | None, typer.Option(help="run stages up to and including this one")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="run just this stage (repeatable); upstream must exist")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a profile key, e.g. sft.base_model=PATH")] = None,
+    force: Annotated[list[str] | None, typer.Option(help="rebuild this stage even if its version exists")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="one JSON object per stage on stdout")] = False,
+) -> None:
+    """Run the pipeline (or part of it) through Prefect; published versions are cache hits."""
+    configure_logging()
+    from flows.pipeline import PipelineFailed, pipeline
+
+    failed = False
+    try:
+        results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
+    except ProfileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except PipelineFailed as exc:
+        results, failed = exc.results, True
+    if json_:
+        for result in results:
+            keys = ("stage", "version", "status", "path") + (("error",) if result.get("error") else ())
+            typer.echo(json.dumps({k: result[k] for k in keys}, ensure_ascii=False))
+    else:
+        rows = [{k: r[k] for k in ("stage", "version", "status", "path")} for r in results]
+        typer.echo(format_table(rows) if rows else "no stages ran (none registered or selected)")
+        for result in results:
+            if result.get("error"):
+                typer.echo(f"{result['stage']} failed: {result['error']}", err=True)
+    if failed:
+        raise typer.Exit(1)

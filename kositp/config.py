@@ -1,0 +1,193 @@
+"""Pipeline profiles: one YAML file per way of running the pipeline, plus CLI overrides.
+
+A profile names the artifact root, the stages to run, orchestration settings and one section
+per stage; each stage validates its own section with a pydantic model (unknown keys are errors,
+so a typo never silently falls back to a default). The seed project's ``config.json`` training
+files load too: their keys are mapped onto the ``sft`` section of the ``seed`` profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger("kositp")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIRS = (Path.cwd() / "configs", REPO_ROOT / "configs")
+
+# seed config.json key -> sft key (None: meaningless here, reported and ignored)
+SEED_SFT_KEYS: dict[str, str | None] = {
+    "pretrained_model_name": "base_model",
+    "max_seq_length": "max_seq_length",
+    "lora_r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "lora_target_modules": "lora_target_modules",
+    "lora_dropout": "lora_dropout",
+    "use_gradient_checkpointing": "use_gradient_checkpointing",
+    "random_state": "seed",
+    "use_rslora": "use_rslora",
+    "num_train_epochs": "num_train_epochs",
+    "train_batch_size": "train_batch_size",
+    "eval_batch_size": "eval_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "weight_decay": "weight_decay",
+    "evaluation_strategy": "eval_strategy",
+    "save_steps": "save_steps",
+    "eval_steps": "eval_steps",
+    "learning_rate": "learning_rate",
+    "logging_steps": "logging_steps",
+    "optim": "optim",
+    "load_best_model_at_end": "load_best_model_at_end",
+    "save_total_limit": "save_total_limit",
+    "packing": "packing",
+    "train_path": None,
+    "val_path": None,
+    "output_dir": None,
+    "model_use_cache": None,
+}
+
+
+class ProfileError(ValueError):
+    pass
+
+
+class StageConfig(BaseModel):
+    """Base for every stage's parameter model: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrefectSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retries: int = 0
+    retry_delay_seconds: float = 10.0
+    stage_retries: dict[str, int] = {}
+    gpu_concurrency_limit: str = "gpu"
+    strict_gpu_limit: bool = False
+
+    def retries_for(self, stage: str) -> int:
+        return self.stage_retries.get(stage, self.retries)
+
+
+@dataclass
+class Profile:
+    name: str
+    data: dict[str, Any]
+    source: str = ""
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data.get("root", "./artifacts"))
+
+    @property
+    def stages(self) -> list[str] | None:
+        return self.data.get("stages")
+
+    @property
+    def prefect(self) -> PrefectSettings:
+        return PrefectSettings(**self.data.get("prefect", {}))
+
+    def section(self, stage: str) -> dict[str, Any]:
+        return copy.deepcopy(self.data.get(stage) or {})
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def find_profile(ref: str) -> Path:
+    candidate = Path(ref)
+    if candidate.suffix in {".yaml", ".yml", ".json"}:
+        if candidate.is_file():
+            return candidate
+        raise ProfileError(f"profile file not found: {candidate}")
+    for folder in CONFIG_DIRS:
+        for suffix in (".yaml", ".yml"):
+            if (folder / f"{ref}{suffix}").is_file():
+                return folder / f"{ref}{suffix}"
+    known = sorted({p.stem for d in CONFIG_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+    raise ProfileError(f"unknown profile {ref!r}; known profiles: {', '.join(known) or 'none'}")
+
+
+def seed_config_to_sft(seed: Mapping[str, Any], source: str = "seed config") -> dict[str, Any]:
+    """Map a seed ``config.json`` onto the ``sft`` section, naming any key it cannot use."""
+    sft: dict[str, Any] = {}
+    for key, value in seed.items():
+        if key not in SEED_SFT_KEYS:
+            raise ProfileError(f"{source}: unknown seed training key {key!r}")
+        target = SEED_SFT_KEYS[key]
+        if target is None:
+            log.info("%s: %r is not used (the artifact store and the reformat stage own it)", source, key)
+            continue
+        sft[target] = value
+    return sft
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise ProfileError(f"profile {path} extends itself")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ProfileError(f"{path}: cannot parse profile ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{path}: a profile must be a mapping, got {type(raw).__name__}")
+    if path.suffix == ".json" and "pretrained_model_name" in raw:
+        base = _read(find_profile("seed"), seen + (path.resolve(),))
+        return _deep_merge(base, {"name": path.stem, "sft": seed_config_to_sft(raw, str(path))})
+    parent = raw.pop("extends", None)
+    if parent:
+        return _deep_merge(_read(find_profile(parent), seen + (path.resolve(),)), raw)
+    return raw
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ProfileError(f"override {item!r} must look like section.key=value")
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ProfileError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_profile(ref: str, overrides: Sequence[str] = (), root: str | Path | None = None) -> Profile:
+    """A profile by name (``configs/NAME.yaml``) or path (YAML profile or seed ``config.json``)."""
+    path = find_profile(ref)
+    data = apply_overrides(_read(path), overrides)
+    if root is not None:
+        data["root"] = str(root)
+    return Profile(name=str(data.get("name") or path.stem), data=data, source=str(path), overrides=list(overrides))

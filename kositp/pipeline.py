@@ -1,0 +1,151 @@
+"""Plan and execute stages without any orchestrator.
+
+Every version in a run is computable before anything runs: a stage's version depends only on
+its code version, its validated parameters, the fingerprint of its external inputs and the
+versions of its input stages. So the plan is made once, up front, and each stage is executed
+against the artifact store, which turns an already published version into a cache hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from kositp.artifacts import ArtifactStore, compute_version
+from kositp.config import Profile, ProfileError
+from kositp.reporting import ConsoleReporter, Reporter
+from kositp.stages import Stage, StageContext, registry
+
+Status = Literal["ran", "cached", "failed", "skipped"]
+
+
+@dataclass
+class PlannedStage:
+    stage: Stage
+    config: BaseModel
+    params: dict[str, Any]
+    inputs: dict[str, str]
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+
+@dataclass
+class StageResult:
+    stage: str
+    version: str
+    status: Status
+    path: str
+    rows: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"stage": self.stage, "version": self.version, "status": self.status, "path": self.path}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def validate_section(stage: Stage, profile: Profile) -> BaseModel:
+    try:
+        return stage.config(**profile.section(stage.name))
+    except ValidationError as exc:
+        raise ProfileError(f"profile {profile.source or profile.name}, section {stage.name!r}:\n{exc}") from exc
+
+
+def plan(profile: Profile, stages: Mapping[str, Stage] | None = None) -> list[PlannedStage]:
+    """Versions for every stage the profile selects, in pipeline order."""
+    stages = registry() if stages is None else stages
+    wanted = profile.stages or list(stages)
+    unknown = [s for s in wanted if s not in stages]
+    if unknown:
+        raise ProfileError(
+            f"profile {profile.name!r} names stages that are not available: {', '.join(unknown)} "
+            f"(available: {', '.join(stages) or 'none'})"
+        )
+    planned: dict[str, PlannedStage] = {}
+    for name, stage in stages.items():
+        if name not in wanted:
+            continue
+        missing = [i for i in stage.inputs if i not in planned]
+        if missing:
+            raise ProfileError(f"stage {name!r} needs {', '.join(missing)}, which the profile does not run")
+        config = validate_section(stage, profile)
+        params = config.model_dump(mode="json")
+        inputs = {i: planned[i].version for i in (*stage.inputs, *stage.optional_inputs) if i in planned}
+        fingerprint = dict(stage.fingerprint(config)) if stage.fingerprint else {}
+        version = compute_version(name, stage.code_version, params, inputs, fingerprint)
+        planned[name] = PlannedStage(stage, config, params, inputs, version)
+    return list(planned.values())
+
+
+def select(planned: list[PlannedStage], until: str | None = None, only: Iterable[str] = ()) -> list[PlannedStage]:
+    names = [p.name for p in planned]
+    for requested in [until, *only]:
+        if requested and requested not in names:
+            raise ProfileError(f"stage {requested!r} is not in this run (stages: {', '.join(names)})")
+    only = set(only)
+    if only:
+        return [p for p in planned if p.name in only]
+    if until:
+        return planned[: names.index(until) + 1]
+    return planned
+
+
+def execute(
+    item: PlannedStage,
+    store: ArtifactStore,
+    profile_name: str,
+    reporter: Reporter | None = None,
+    force: bool = False,
+) -> StageResult:
+    """Build one planned stage unless its version is already published; publish atomically."""
+    reporter = reporter or ConsoleReporter()
+    stage = item.stage
+    inputs = {}
+    for name, version in item.inputs.items():
+        if not store.exists(name, version):
+            raise ProfileError(
+                f"stage {stage.name!r} needs {name} version {version}, which is not built under "
+                f"{store.root}; run the pipeline up to {name!r} first"
+            )
+        inputs[name] = store.open(name, version)
+    with store.build(stage.name, item.version, resumable=stage.resumable, force=force) as staging:
+        if staging is None:
+            artifact = store.open(stage.name, item.version, verify=False)
+            status: Status = "cached"
+        else:
+            if staging.resumed:
+                reporter.info(f"{stage.name} {item.version}: resuming from {staging.path}")
+            context = StageContext(
+                out_dir=staging.path,
+                params=item.params,
+                inputs=inputs,
+                reporter=reporter,
+                resumed=staging.resumed,
+                profile_name=profile_name,
+                config=item.config,
+                cache_dir=store.root / "_cache",
+            )
+            outcome = stage.run(context)
+            artifact = store.publish(
+                staging,
+                inputs=item.inputs,
+                params=item.params,
+                code_version=stage.code_version,
+                rows=outcome.rows,
+                report=outcome.report,
+                extra={"profile": profile_name},
+                exclude=outcome.exclude,
+            )
+            status = "ran"
+    store.set_latest(stage.name, profile_name, item.version)
+    return StageResult(stage.name, item.version, status, str(artifact.path), rows=dict(artifact.rows))

@@ -1,0 +1,1 @@
+"""Prefect tasks: one per registered stage, thin wrappers around :mod:`kositp.pipeline`."""

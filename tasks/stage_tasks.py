@@ -1,0 +1,62 @@
+"""One Prefect task per registered stage.
+
+The task's cache key is the artifact version (qualified by the artifact root), so Prefect's
+cache and the artifact store agree: a published version is a ``Cached`` task run in the UI and
+a no-op on disk. GPU stages carry the ``gpu`` tag and hold a slot of the ``gpu`` global
+concurrency limit while they run, so two trainings never share a card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import nullcontext
+from typing import Any
+
+from prefect import Task, task
+from prefect.concurrency.sync import concurrency
+
+from kositp.artifacts import ArtifactStore
+from kositp.config import PrefectSettings
+from kositp.pipeline import PlannedStage, StageResult, execute
+from kositp.stages import Stage, registry
+from tasks.reporting import PrefectReporter
+
+
+def cache_key(_context: Any, parameters: dict[str, Any]) -> str:
+    item: PlannedStage = parameters["item"]
+    root = str(ArtifactStore(parameters["root"]).root.resolve())
+    return f"kositp-{item.name}-{item.version}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def _run_stage(item: PlannedStage, root: str, profile_name: str, settings: PrefectSettings, force: bool) -> StageResult:
+    slot = (
+        concurrency(settings.gpu_concurrency_limit, occupy=1, strict=settings.strict_gpu_limit)
+        if item.stage.gpu
+        else nullcontext()
+    )
+    with slot:
+        return execute(item, ArtifactStore(root), profile_name, PrefectReporter(), force=force)
+
+
+def make_stage_task(stage: Stage) -> Task:
+    return task(
+        _run_stage,
+        name=stage.name,
+        description=stage.description or None,
+        tags=["kositp", "gpu"] if stage.gpu else ["kositp"],
+        cache_key_fn=cache_key,
+        persist_result=True,
+        task_run_name=f"{stage.name}-{{item.version}}",
+    )
+
+
+def stage_task(stage: Stage, settings: PrefectSettings, refresh: bool) -> Task:
+    """The stage's task with the profile's retry policy; ``refresh`` bypasses Prefect's cache."""
+    return STAGE_TASKS[stage.name].with_options(
+        retries=settings.retries_for(stage.name),
+        retry_delay_seconds=settings.retry_delay_seconds,
+        refresh_cache=refresh,
+    )
+
+
+STAGE_TASKS: dict[str, Task] = {name: make_stage_task(stage) for name, stage in registry().items()}
