@@ -1,0 +1,40 @@
+"""The normalized record: the one shape every ingest adapter emits and every builder reads.
+
+Adapters fill what their source has and leave the rest empty (None, [] or False). ``kind`` says
+which family a record came from; ``qa_type`` refines MRC and table QA records. Text fields are
+NFC-normalized, control characters removed and whitespace tidied by ingest; masked personal
+data markers (``***``) are kept as they are.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+KINDS = ("mrc", "summary", "paper", "table_qa", "text")
+QA_TYPES = ("span", "long", "yes_no", "multiple_choice", "unanswerable", "table")
+
+RECORD_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),        # sha256[:24] of source_dataset + location + content
+        ("source_dataset", pa.string()),   # e.g. aihub_admin_mrc, aihub_summary_law, kisti_paper
+        ("source_file", pa.string()),      # the file (or zip) as given
+        ("location", pa.string()),         # "a.zip!member.json#/data/0/paragraphs/1/qas/2", "b.jsonl:17"
+        ("format", pa.string()),           # the adapter that read it
+        ("doc_id", pa.string()),
+        ("kind", pa.string()),             # one of KINDS
+        ("qa_type", pa.string()),          # one of QA_TYPES, or null
+        ("title", pa.string()),
+        ("text", pa.string()),             # the passage: MRC context, document body, abstract, table context
+        ("sentences", pa.list_(pa.string())),  # sentence-split text where the source provides it
+        ("question", pa.string()),
+        ("answers", pa.list_(pa.string())),    # yes/no answers normalized to 예 / 아니요
+        ("answer_start", pa.int64()),
+        ("options", pa.list_(pa.string())),    # multiple-choice options (보기)
+        ("clue", pa.string()),             # the supporting passage for an answer (explanation tasks)
+        ("is_impossible", pa.bool_()),
+        ("summary", pa.string()),          # abstractive summary of ``text``
+        ("keywords", pa.list_(pa.string())),
+        ("table_html", pa.string()),       # the <table>...</table> part of a table context
+    ]
+)
+RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
