@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 LOCK ?= requirements/lock-cpu.txt
+# where the CPU torch wheel is found when re-locking (pip's find-links on our machines)
+TORCH_WHEELS ?= /opt/wheels
 PROFILE ?= demo
 PYTEST_ARGS ?=
 
@@ -27,7 +29,7 @@ test: $(BIN)/.installed
 # Re-resolve the lock after changing dependencies (uv resolves in seconds; pip backtracks for 30+ min).
 lock: $(BIN)/.installed
 	$(BIN)/uv pip compile pyproject.toml --extra serve --extra dev -c requirements/cpu-torch.txt \
-		--find-links /opt/wheels --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--find-links $(TORCH_WHEELS) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-emit-package torch -o $(LOCK)
 
 clean-venv:

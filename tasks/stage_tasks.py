@@ -18,7 +18,7 @@ from prefect.concurrency.sync import concurrency
 from kositp.artifacts import ArtifactStore
 from kositp.config import PrefectSettings
 from kositp.pipeline import PlannedStage, StageResult, execute
-from kositp.stages import Stage, registry
+from kositp.stages import Stage
 from tasks.reporting import PrefectReporter
 
 
@@ -50,13 +50,16 @@ def make_stage_task(stage: Stage) -> Task:
     )
 
 
+_STAGE_TASKS: dict[str, Task] = {}
+
+
 def stage_task(stage: Stage, settings: PrefectSettings, refresh: bool) -> Task:
     """The stage's task with the profile's retry policy; ``refresh`` bypasses Prefect's cache."""
-    return STAGE_TASKS[stage.name].with_options(
+    if stage.name not in _STAGE_TASKS:
+        _STAGE_TASKS[stage.name] = make_stage_task(stage)
+    return _STAGE_TASKS[stage.name].with_options(
         retries=settings.retries_for(stage.name),
         retry_delay_seconds=settings.retry_delay_seconds,
         refresh_cache=refresh,
     )
 
-
-STAGE_TASKS: dict[str, Task] = {name: make_stage_task(stage) for name, stage in registry().items()}

@@ -1,0 +1,54 @@
+"""Layering rules from the design: the library knows nothing of Prefect, heavy optional
+packages are imported lazily, and tasks/ stays free of model internals."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path, top_level_only: bool) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_library_never_imports_prefect_at_module_level():
+    offenders = [p for p in (ROOT / "kositp").rglob("*.py") if "prefect" in _imports(p, top_level_only=True)]
+    assert offenders == []
+
+
+def test_library_has_no_prefect_import_outside_the_cli_entry_point():
+    offenders = [
+        p.relative_to(ROOT)
+        for p in (ROOT / "kositp").rglob("*.py")
+        if "cli" not in p.parts and {"prefect", "flows", "tasks"} & _imports(p, top_level_only=False)
+    ]
+    assert offenders == []
+
+
+def test_unsloth_and_vllm_are_never_imported_at_module_level():
+    offenders = [
+        p.relative_to(ROOT)
+        for folder in ("kositp", "tasks", "flows")
+        for p in (ROOT / folder).rglob("*.py")
+        if {"unsloth", "vllm"} & _imports(p, top_level_only=True)
+    ]
+    assert offenders == []
+
+
+def test_tasks_and_flows_know_nothing_of_model_internals():
+    heavy = {"torch", "transformers", "peft", "trl", "unsloth", "vllm"}
+    offenders = [
+        p.relative_to(ROOT)
+        for folder in ("tasks", "flows")
+        for p in (ROOT / folder).rglob("*.py")
+        if heavy & _imports(p, top_level_only=False)
+    ]
+    assert offenders == []

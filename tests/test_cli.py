@@ -1,0 +1,54 @@
+import json
+
+import pytest
+from fakes import FAKE_REGISTRY
+from typer.testing import CliRunner
+
+import kositp.pipeline
+from kositp.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "run" in result.output and "artifacts" in result.output
+
+
+def test_artifacts_list_and_show(tmp_path):
+    from kositp.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    with store.build("ingest", "0123456789abcdef") as staging:
+        (staging.path / "records.txt").write_text("뉴스 기사", encoding="utf-8")
+        store.publish(staging, inputs={}, params={"paths": ["원천"]}, code_version="1", rows={"kept": 1})
+    listed = runner.invoke(app, ["artifacts", "list", "--root", str(tmp_path), "--json"])
+    assert listed.exit_code == 0
+    assert json.loads(listed.output.splitlines()[0])["version"] == "0123456789abcdef"
+    shown = runner.invoke(app, ["artifacts", "show", "ingest/0123", "--root", str(tmp_path)])
+    assert shown.exit_code == 0 and json.loads(shown.output)["params"] == {"paths": ["원천"]}
+    missing = runner.invoke(app, ["artifacts", "show", "ingest/ffff", "--root", str(tmp_path)])
+    assert missing.exit_code == 1 and "no ingest artifact matches 'ffff'" in missing.output
+
+
+def test_run_with_unknown_profile_fails_clearly():
+    result = runner.invoke(app, ["run", "--profile", "없는-프로파일"])
+    assert result.exit_code == 2 and "unknown profile" in result.output
+
+
+@pytest.mark.slow
+def test_run_json_reports_every_stage_and_fails_nonzero(prefect_server, monkeypatch, tmp_path):
+    monkeypatch.setattr(kositp.pipeline, "registry", lambda: FAKE_REGISTRY)
+    ok = runner.invoke(app, ["run", "--root", str(tmp_path), "--json"])
+    assert ok.exit_code == 0, ok.output
+    lines = [json.loads(line) for line in ok.stdout.splitlines() if line.startswith("{")]
+    assert [(line["stage"], line["status"]) for line in lines] == [("ingest", "ran"), ("reformat", "ran")]
+    assert set(lines[0]) == {"stage", "version", "status", "path"}
+    again = runner.invoke(app, ["run", "--root", str(tmp_path), "--json", "--until", "ingest"])
+    assert [json.loads(line)["status"] for line in again.stdout.splitlines() if line.startswith("{")] == ["cached"]
+    failing = runner.invoke(app, ["run", "--root", str(tmp_path / "other"), "--json", "--set", "ingest.fail=true",
+                                  "--set", "prefect.retries=0"])
+    assert failing.exit_code == 1
+    failed = [json.loads(line) for line in failing.stdout.splitlines() if line.startswith("{")]
+    assert failed[-1]["status"] == "failed" and "원천 데이터를 읽을 수 없습니다" in failed[-1]["error"]
