@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -41,6 +42,9 @@ def run(
     else:
         rows = [{k: r[k] for k in ("stage", "version", "status", "path")} for r in results]
         typer.echo(format_table(rows) if rows else "no stages ran (none registered or selected)")
+        if rows:
+            typer.echo(f"\nartifacts: {Path(results[0]['path']).parent.parent.resolve()}  "
+                       "(kositp artifacts list --root ... ; each folder has a manifest.json)")
         for result in results:
             if result.get("error"):
                 typer.echo(f"{result['stage']} failed: {result['error']}", err=True)
