@@ -17,6 +17,8 @@ def configure_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 from kositp.cli import artifacts_cmd, run_cmd  # noqa: E402  (command modules register on ``app``)
