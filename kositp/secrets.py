@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(r"(api[_-]?key|token|secret|password|passwd|authorization|credential)", re.I)
+# Whole-word endings: ``hf_token`` and ``openai_api_key`` are secrets, ``max_tokens`` and
+# ``api_key_env`` (the name of a variable) are not.
+_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|token|secret|password|passwd|authorization|credentials?)$", re.I)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "KOSITP_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 

@@ -165,3 +165,12 @@ def test_resolve_by_prefix_and_latest(tmp_path):
     assert store.resolve("ingest", "latest:demo") == "abc111"
     assert store.latest("ingest") == "abc222"
     assert [a.version for a in store.list()] == ["abc111", "abc222"]
+
+
+def test_redaction_masks_credentials_but_not_their_settings():
+    from kositp.secrets import redact
+
+    masked = redact({"hf_token": "hf_abc", "openai_api_key": "sk-1", "password": "pw",
+                     "max_tokens": 256, "api_key_env": "OPENAI_API_KEY", "nested": [{"token": "t"}]}, [])
+    assert masked == {"hf_token": "***", "openai_api_key": "***", "password": "***",
+                      "max_tokens": 256, "api_key_env": "OPENAI_API_KEY", "nested": [{"token": "***"}]}
