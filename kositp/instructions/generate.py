@@ -4,8 +4,9 @@ Why it is shaped this way: requests cost money and servers fail. Every accepted 
 appended to ``accepted.jsonl`` the moment it is accepted, and every request to ``requests.jsonl``,
 so a killed run resumes with its accepted work and its spent budget, and never asks again for a
 task that is already full. Rate limits, server errors, timeouts and malformed replies are retried
-with backoff; only a missing key, a rejected key or a server that cannot be reached at all stop
-the run, with one message that names the offline bank as the fallback.
+with backoff; only a missing key, a rejected key, an unknown model or a server that stays unreachable for all
+attempts of one request stop the run (accepted work stays on disk), with one message that names
+the offline bank as the fallback.
 """
 
 from __future__ import annotations
@@ -180,13 +181,14 @@ class InstructionGenerator:
             if row.get("task_id") in self.result.banks:
                 self.result.banks[row["task_id"]].add(row["instruction"])
         for row in read_jsonl(self.staging / REQUESTS_FILE):
+            if row.get("kind") == "rejections":
+                if row.get("task_id") in self.result.banks:
+                    self.result.banks[row["task_id"]].rejected.update(row["rejected"])
+                continue
             self.result.requests += 1
             self.result.tokens += int(row.get("tokens", 0))
             if row.get("failure"):
                 self.result.failures[row["failure"]] += 1
-            for reason, n in row.get("rejected", {}).items():
-                if row.get("task_id") in self.result.banks:
-                    self.result.banks[row["task_id"]].rejected[reason] += n
 
     def _budget_left(self) -> bool:
         s, r = self.settings, self.result
@@ -233,7 +235,7 @@ class InstructionGenerator:
                 failure = "timeout"
             except self.openai.APIConnectionError as exc:
                 failure = "connection_error"
-                if attempt == s.max_attempts - 1 and not self.result.tokens:
+                if attempt == s.max_attempts - 1:
                     raise ApiUnavailable(f"cannot reach {s.base_url} ({self._clean(exc)}); {FALLBACK_HINT}") from exc
             except self.openai.InternalServerError as exc:
                 failure = f"server_error_{exc.status_code}"
@@ -249,31 +251,34 @@ class InstructionGenerator:
                 log.debug("instructions: %s: malformed reply: %s", task.id, self._clean(exc))
             self.result.requests += 1
             self.result.tokens += tokens
-            rejected = Counter[str]()
-            if failure is None:
-                for text in texts:
-                    if len(bank.accepted) >= s.per_task:
-                        break
-                    found = bank.check(text)
-                    if found:
-                        rejected[found.reason] += 1
-                        continue
-                    bank.add(text)
-                    _append(self.staging / ACCEPTED_FILE, {
-                        "task_id": task.id, "instruction": bank.accepted[-1], "model": s.model,
-                        "prompt_version": self.prompts.version, "created_at": _now()})
-                    self.on_accept(task.id, len(bank.accepted))
-                bank.rejected.update(rejected)
-            else:
-                self.result.failures[failure] += 1
-                log.warning("instructions: %s: %s (attempt %d/%d), retrying in %.1fs", task.id, failure,
-                            attempt + 1, s.max_attempts, delay)
             _append(self.staging / REQUESTS_FILE, {"task_id": task.id, "tokens": tokens, "failure": failure,
-                                                   "rejected": dict(rejected), "temperature": temperature,
-                                                   "at": _now()})
+                                                   "temperature": temperature, "at": _now()})
             if failure is None:
+                self._accept(task, texts)
                 return
+            self.result.failures[failure] += 1
+            log.warning("instructions: %s: %s (attempt %d/%d), retrying in %.1fs", task.id, failure,
+                        attempt + 1, s.max_attempts, delay)
             self.sleep(delay)
+
+    def _accept(self, task: Task, texts: Sequence[str]) -> None:
+        """Validate a reply's candidates; each accepted one is on disk before the next is looked at."""
+        bank, rejected = self.result.banks[task.id], Counter[str]()
+        for text in texts:
+            if len(bank.accepted) >= self.settings.per_task:
+                break
+            found = bank.check(text)
+            if found:
+                rejected[found.reason] += 1
+                continue
+            bank.add(text)
+            _append(self.staging / ACCEPTED_FILE, {
+                "task_id": task.id, "instruction": bank.accepted[-1], "model": self.settings.model,
+                "prompt_version": self.prompts.version, "created_at": _now()})
+            self.on_accept(task.id, len(bank.accepted))
+        bank.rejected.update(rejected)
+        if rejected:
+            _append(self.staging / REQUESTS_FILE, {"task_id": task.id, "kind": "rejections", "rejected": dict(rejected)})
 
     def _clean(self, exc: Exception) -> str:
         return redact(str(exc), self._secrets)
