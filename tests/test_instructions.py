@@ -16,10 +16,17 @@ from typer.testing import CliRunner
 
 from kositp.catalog import TASKS, get_task
 from kositp.cli import app
-from kositp.instructions.generate import (ACCEPTED_FILE, ApiSettings, ApiUnavailable, InstructionGenerator,
-                                          MalformedReply, parse_reply)
+from kositp.instructions.generate import (
+    ACCEPTED_FILE,
+    ApiSettings,
+    ApiUnavailable,
+    InstructionGenerator,
+    MalformedReply,
+    parse_reply,
+)
 from kositp.instructions.offline import load_offline
-from kositp.instructions.stage import InstructionsConfig, run as run_stage
+from kositp.instructions.stage import InstructionsConfig
+from kositp.instructions.stage import run as run_stage
 from kositp.instructions.validate import UNANSWERABLE_REPLY, TaskBank, check_text, rouge_l, tokens
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext, registry
@@ -121,8 +128,8 @@ def server():
 
 
 def settings(base_url: str, **overrides) -> ApiSettings:
-    values = dict(base_url=base_url, model="scripted-model", per_task=10, batch_size=5, max_requests=50,
-                  timeout_s=5.0, max_attempts=4, backoff_s=0.01, max_backoff_s=0.05)
+    values = {"base_url": base_url, "model": "scripted-model", "per_task": 10, "batch_size": 5, "max_requests": 50,
+                  "timeout_s": 5.0, "max_attempts": 4, "backoff_s": 0.01, "max_backoff_s": 0.05}
     return ApiSettings(**(values | overrides))
 
 

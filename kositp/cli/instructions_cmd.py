@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from kositp.cli import app, configure_logging
 from kositp.instructions.generate import ApiUnavailable
-from kositp.instructions.stage import InstructionsConfig, run as run_stage
+from kositp.instructions.stage import InstructionsConfig
+from kositp.instructions.stage import run as run_stage
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
 

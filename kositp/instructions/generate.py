@@ -27,8 +27,13 @@ import yaml
 
 from kositp.catalog import Task
 from kositp.config import REPO_ROOT
-from kositp.instructions.validate import (ANSWERABILITY_TASK, CHOICE_TASKS, EXPLANATION_TASKS, YES_NO_TASKS,
-                                          TaskBank)
+from kositp.instructions.validate import (
+    ANSWERABILITY_TASK,
+    CHOICE_TASKS,
+    EXPLANATION_TASKS,
+    YES_NO_TASKS,
+    TaskBank,
+)
 from kositp.secrets import redact
 
 log = logging.getLogger("kositp.instructions")
@@ -108,7 +113,7 @@ def build_messages(prompts: GenerationPrompts, task: Task, examples: Sequence[st
 def parse_reply(text: str) -> list[str]:
     """Instructions from a reply: the JSON object asked for (also inside a code fence) or a numbered list."""
     stripped = text.strip()
-    fenced = re.search(r"```(?:json)?\s*(.+?)```", stripped, re.S)
+    fenced = re.search(r"```(?:json)?\s*(.+?)```", stripped, re.DOTALL)
     candidate = fenced.group(1) if fenced else stripped
     start, end = candidate.find("{"), candidate.rfind("}")
     if start != -1 and end > start:

@@ -19,8 +19,14 @@ from pydantic import Field
 
 from kositp.catalog import TASKS, get_task
 from kositp.config import StageConfig
-from kositp.instructions.generate import (ACCEPTED_FILE, PROMPTS_PATH, ApiSettings,
-                                          GenerationPrompts, InstructionGenerator, read_jsonl)
+from kositp.instructions.generate import (
+    ACCEPTED_FILE,
+    PROMPTS_PATH,
+    ApiSettings,
+    GenerationPrompts,
+    InstructionGenerator,
+    read_jsonl,
+)
 from kositp.instructions.offline import load_offline, offline_digest
 from kositp.instructions.validate import TaskBank
 from kositp.secrets import get_secret

@@ -22,7 +22,7 @@ UNANSWERABLE_REPLY = "참고 텍스트에 나와 있지 않아 답변할 수 없
 _HANGUL = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 _LETTER = re.compile(r"[^\W\d_]")
 _NUMBERING = re.compile(r"^\s*(\(?\d+[.)\]:]|[-*•·▪●○]|[①-⑳]|[가-하][.)]\s)")
-_LEFTOVER = re.compile(r"[{}<>\[\]#`]|instruction|지시문\s*:|예시\s*\d|\.\.\.|…|TODO|\$\w", re.I)
+_LEFTOVER = re.compile(r"[{}<>\[\]#`]|instruction|지시문\s*:|예시\s*\d|\.\.\.|…|TODO|\$\w", re.IGNORECASE)
 _QUOTES = "\"'“”‘’「」『』«»"
 
 YES_NO_TASKS = frozenset({"task008_extractive_qa_yes_no", "task020_abstractive_qa_yes_no",
