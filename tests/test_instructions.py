@@ -4,7 +4,11 @@ loopback HTTP server with scripted replies (good, duplicates, malformed, 429, 50
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,6 +51,7 @@ class ScriptedServer:
         self.auth_headers: list[str] = []
         self.pools = {t.id: deque(load_offline(t.id)) for t in TASKS}
         self.lock = threading.Lock()
+        self.blocked = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -78,7 +83,11 @@ class ScriptedServer:
             _, code, headers = action
             self.send(handler, code, {"error": {"message": "scripted failure", "type": "server_error"}}, headers)
             return
-        if kind == "slow":
+        if kind == "block":
+            self.blocked.set()
+            action[1].wait(60)
+            content = "{}"
+        elif kind == "slow":
             threading.Event().wait(action[1])
             content = json.dumps({"instructions": self.take(task_id, count)}, ensure_ascii=False)
         elif kind == "raw":
@@ -270,6 +279,29 @@ def test_kill_mid_run_resumes_without_repeating_accepted_work(server, tmp_path):
     assert result.requests == 3
     lines = (tmp_path / ACCEPTED_FILE).read_text(encoding="utf-8").splitlines()
     assert len(lines) == len({json.loads(line)["instruction"] for line in lines}) == 10
+
+
+def test_sigkill_of_the_cli_resumes_without_re_requesting_accepted_work(server, tmp_path):
+    release = threading.Event()
+    srv = server([("good",), ("block", release)])
+    out = tmp_path / "bank"
+    command = [sys.executable, "-m", "kositp", "instructions", "--out", str(out), "--base-url", srv.base_url,
+               "--model", "m", "--per-task", "5", "--json"]
+    env = os.environ | {"OPENAI_API_KEY": API_KEY, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert srv.blocked.wait(120), "the second request never arrived"
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    finally:
+        release.set()
+    assert srv.requests == Counter({TASKS[0].id: 1, TASKS[1].id: 1})
+    second = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    final = json.loads(second.stdout.strip().splitlines()[-1])
+    assert set(final["per_task"].values()) == {5}
+    assert srv.requests[TASKS[0].id] == 1  # the task filled before the kill was never asked again
+    assert sum(srv.requests.values()) == 23 and final["requests"] == 22  # the killed request was never logged
 
 
 def test_budget_stops_the_run_without_crashing(server, tmp_path):
