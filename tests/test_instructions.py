@@ -223,6 +223,7 @@ def test_parse_reply_accepts_json_fenced_json_and_numbered_lists():
     assert parse_reply('{"instructions": ["가", "나"]}') == ["가", "나"]
     assert parse_reply('여기 있습니다.\n```json\n{"instructions": ["가"]}\n```') == ["가"]
     assert parse_reply("1. 첫째 지시문\n2) 둘째 지시문\n설명 문장") == ["첫째 지시문", "둘째 지시문"]
+    assert parse_reply('1. "따옴표 친 지시문"') == ["따옴표 친 지시문"]
     with pytest.raises(MalformedReply):
         parse_reply('{"instructions": [')
 

@@ -111,7 +111,11 @@ def build_messages(prompts: GenerationPrompts, task: Task, examples: Sequence[st
 
 
 def parse_reply(text: str) -> list[str]:
-    """Instructions from a reply: the JSON object asked for (also inside a code fence) or a numbered list."""
+    """Instructions from a reply: the JSON object asked for (also inside a code fence) or a numbered list.
+
+    Quotes around numbered items are list formatting, so they are removed; inside JSON they are kept
+    (and rejected by validation), since there they were written as part of the instruction.
+    """
     stripped = text.strip()
     fenced = re.search(r"```(?:json)?\s*(.+?)```", stripped, re.DOTALL)
     candidate = fenced.group(1) if fenced else stripped
@@ -123,7 +127,7 @@ def parse_reply(text: str) -> list[str]:
             data = None
         if isinstance(data, dict) and isinstance(data.get("instructions"), list):
             return [s.strip() for s in data["instructions"] if isinstance(s, str) and s.strip()]
-    items = [m.group(1) for line in stripped.splitlines() if (m := _NUMBERED.match(line))]
+    items = [m.group(1).strip("\"'“”") for line in stripped.splitlines() if (m := _NUMBERED.match(line))]
     if items:
         return items
     raise MalformedReply(f"neither a JSON object with 'instructions' nor a numbered list: {stripped[:80]!r}")
