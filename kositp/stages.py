@@ -63,7 +63,10 @@ class Stage:
 
 PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", "evaluate")
 
-_STAGE_MODULES: tuple[str, ...] = ()
+_STAGE_MODULES: tuple[str, ...] = (
+    "kositp.train.dpo_stage",
+    "kositp.train.export_stage",
+)
 
 
 def registry() -> dict[str, Stage]:

@@ -151,3 +151,12 @@ def examples(pairs: Sequence[PreferencePair], count: int = 3, width: int = 200) 
         {key: (value[:width] if isinstance(value, str) else value) for key, value in asdict(p).items()}
         for p in picked
     ]
+
+
+def read_pairs(path: Path) -> list[PreferencePair]:
+    """Pairs written by :func:`write_pairs` (a resumed DPO run reuses them)."""
+    frame = pd.read_parquet(path)
+    return [
+        PreferencePair(r.prompt, r.chosen, r.rejected, r.source, None if pd.isna(r.similarity) else float(r.similarity))
+        for r in frame.itertuples(index=False)
+    ]
