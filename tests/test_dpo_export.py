@@ -84,7 +84,7 @@ def _dpo_config(user_file: Path) -> DpoConfig:
     return DpoConfig(
         device="cpu",
         pairs=PairsConfig(user_file=str(user_file), on_policy_samples=4, similarity_threshold=0.99,
-                          max_new_tokens=8, generation_batch_size=4),
+                          max_answer_length=8, generation_batch_size=4),
         max_steps=4, save_steps=2, train_batch_size=2, logging_steps=1, learning_rate=1e-3, max_length=128,
     )
 
@@ -180,7 +180,7 @@ def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     store = ArtifactStore(dpo_artifact[0].path.parent.parent)
-    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", dtype="float32", check_max_new_tokens=12),
+    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", check_answer_length=12),
                     {"sft": "sft000000000001", "dpo": "dpo000000000001"}, "export000000001")
     artifact = store.open("export", execute(item, store, "test", ConsoleReporter(show_progress=False)).version)
 
@@ -222,7 +222,7 @@ def test_export_fails_when_the_merged_model_answers_differently(dpo_artifact, ti
         return info
 
     monkeypatch.setattr(export, "save_merged", save_base_instead)
-    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", dtype="float32", check_max_new_tokens=12),
+    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", dtype="float32", check_answer_length=12, check_logprob_tolerance=0.0),
                     {"sft": "sft000000000001", "dpo": "dpo000000000001"}, "export000000002")
     with pytest.raises(export.ExportError, match="answers differently"):
         execute(item, store, "test", ConsoleReporter(show_progress=False))

@@ -33,7 +33,7 @@ class PairsConfig(StageConfig):
     on_policy: bool = True
     on_policy_samples: int = Field(64, ge=1)
     similarity_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    max_new_tokens: int = Field(128, ge=1)
+    max_answer_length: int = Field(128, ge=1)  # new tokens per answer ("token" in a key name is redacted)
     generation_batch_size: int = Field(8, ge=1)
 
 
@@ -146,7 +146,7 @@ def build_pairs(
         samples = preferences.sample_training_prompts(ctx.inputs["reformat"].path, config.pairs.on_policy_samples, config.seed)
         with ctx.reporter.progress("on-policy answers", len(samples)) as advance:
             answers = preferences.generate_answers(
-                model, tokenizer, list(samples["prompt"]), config.pairs.max_new_tokens,
+                model, tokenizer, list(samples["prompt"]), config.pairs.max_answer_length,
                 config.pairs.generation_batch_size, advance,
             )
         policy_pairs, counts = preferences.on_policy_pairs(samples, answers, config.pairs.similarity_threshold)
