@@ -68,8 +68,8 @@ def run(ctx: StageContext) -> StageOutcome:
     pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
     if not pairs:
         raise preferences.PreferenceError(
-            "no preference pairs: the user file had no valid line and no on-policy answer differed from its reference "
-            f"(similarity_threshold={config.pairs.similarity_threshold})"
+            f"no preference pairs to train on (counts: {json.dumps({k: v for k, v in pair_report.items() if isinstance(v, int)})}); "
+            "enable dpo.pairs.on_policy, fix dpo.pairs.user_file, or raise dpo.pairs.similarity_threshold"
         )
     dataset = to_dataset(pairs, tokenizer.eos_token)
 
@@ -78,7 +78,7 @@ def run(ctx: StageContext) -> StageOutcome:
     if checkpoint:
         ctx.reporter.info(f"dpo: resuming from {checkpoint.name}")
         restore_policy_adapter(trainer.model, checkpoint)
-    with ctx.reporter.progress("dpo steps", None) as advance:
+    with ctx.reporter.progress("dpo steps", config.max_steps if config.max_steps > 0 else None) as advance:
         trainer.add_callback(step_progress(advance))
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 

@@ -95,12 +95,25 @@ def generate_answers(
     batch_size: int,
     advance: Callable[[int], None] = lambda n: None,
 ) -> list[str]:
-    """Greedy answers in the seed format, cut at the stop marker (what a server would return)."""
+    """Greedy answers in the seed format, cut at the stop marker (what a server would return).
+
+    Batches are left-padded for generation; the tokenizer's own padding side is restored after.
+    """
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    model.eval()
+    try:
+        return _generate_batches(model, tokenizer, prompts, max_new_tokens, batch_size, advance)
+    finally:
+        tokenizer.padding_side = padding_side
+
+
+def _generate_batches(
+    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int,
+    advance: Callable[[int], None],
+) -> list[str]:
     import torch
 
-    tokenizer.padding_side = "left"
     answers: list[str] = []
-    model.eval()
     for start in range(0, len(prompts), batch_size):
         batch = [format_prompt(p) for p in prompts[start : start + batch_size]]
         encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
