@@ -234,3 +234,20 @@ def test_export_takes_sft_when_the_profile_has_no_dpo(store_with_sft):
     assert export.training_artifact({"sft": sft}) is sft
     with pytest.raises(export.ExportError, match="neither"):
         export.training_artifact({})
+
+
+def test_hub_push_needs_both_a_repo_id_and_a_token(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    reporter = ConsoleReporter(show_progress=False)
+    assert export.push_to_hub(tmp_path, ExportConfig(), reporter) is None
+    assert export.push_to_hub(tmp_path, ExportConfig(hub_repo_id="kositp/demo"), reporter) is None
+    assert "HF_TOKEN is not" in caplog.text
+
+
+def test_dpo_with_unsloth_fails_at_once_without_a_gpu(store_with_sft, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = _dpo_config(_user_file(tmp_path)).model_copy(update={"backend": "unsloth", "device": None})
+    item = _planned(DPO_STAGE, config, {"sft": "sft000000000001", "reformat": "reformat0000001"}, "dpo000000000099")
+    with pytest.raises(Exception, match="(?i)unsloth"):
+        execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
