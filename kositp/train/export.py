@@ -96,6 +96,7 @@ def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, An
     The generation config carries no ``stop_strings``: transformers then refuses ``generate``
     without a tokenizer argument, which breaks plain reloads. The stop marker goes into the EOS
     ids when it is one token, and always into ``kositp_export.json`` for servers to pass as ``stop``.
+    The merge itself runs in float32 on the CPU and is rounded to ``dtype`` once, at the end.
     """
     import torch
     from peft import PeftModel
