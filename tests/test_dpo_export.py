@@ -170,7 +170,8 @@ def test_dpo_resumes_after_a_crash_and_publishes_the_adapter(dpo_artifact):
     assert report["examples"]
     assert not (artifact.path / dpo.CHECKPOINTS).exists()
     assert (artifact.path / "adapter" / "adapter_model.safetensors").is_file()
-    assert not (artifact.path / "adapter" / "ref").exists()  # TRL's frozen reference copy is not published
+    assert not (artifact.path / "adapter" / "ref").exists()
+    assert (artifact.path / "loss.png").stat().st_size > 0  # TRL's frozen reference copy is not published
     steps = [json.loads(line).get("step") for line in (artifact.path / "training_log.jsonl").read_text().splitlines()]
     assert {1, 2, 3, 4} <= set(steps)
     assert len(pd.read_parquet(artifact.path / "pairs.parquet")) == artifact.rows["pairs"]
