@@ -33,7 +33,7 @@ class PairsConfig(StageConfig):
     on_policy: bool = True
     on_policy_samples: int = Field(64, ge=1)
     similarity_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    max_answer_length: int = Field(128, ge=1)  # new tokens per answer ("token" in a key name is redacted)
+    max_answer_length: int = Field(128, ge=1)  # new tokens per answer
     generation_batch_size: int = Field(8, ge=1)
 
 
