@@ -11,7 +11,7 @@ import pytest
 from kositp.artifacts import ArtifactStore
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
-from kositp.train import dpo, export, preferences
+from kositp.train import common, dpo, export, preferences
 from kositp.train.dpo import DpoConfig, PairsConfig
 from kositp.train.dpo_stage import STAGE as DPO_STAGE
 from kositp.train.export import ExportConfig
@@ -132,7 +132,7 @@ def dpo_artifact(store_with_sft, tmp_path_factory):
         execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
     monkeypatch.undo()
     staging = store_with_sft.staging_path("dpo", "dpo000000000001")
-    checkpoints_after_crash = sorted(p.name for p in (staging / dpo.CHECKPOINTS).iterdir() if p.is_dir())
+    checkpoints_after_crash = sorted(p.name for p in (staging / common.CHECKPOINT_DIR).iterdir() if p.is_dir())
 
     _with_callback(monkeypatch, FirstStep)
     result = execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
@@ -168,7 +168,7 @@ def test_dpo_resumes_after_a_crash_and_publishes_the_adapter(dpo_artifact):
     assert report["user_pairs"] == 2 and report["user_bad_lines"] == 2
     assert report["on_policy_sampled"] == 4 and report["pairs"] == artifact.rows["pairs"]
     assert report["examples"]
-    assert not (artifact.path / dpo.CHECKPOINTS).exists()
+    assert not (artifact.path / common.CHECKPOINT_DIR).exists()
     assert (artifact.path / "adapter" / "adapter_model.safetensors").is_file()
     assert not (artifact.path / "adapter" / "ref").exists()
     assert (artifact.path / "loss.png").stat().st_size > 0  # TRL's frozen reference copy is not published
@@ -248,7 +248,7 @@ def test_hub_push_needs_both_a_repo_id_and_a_token(tmp_path, monkeypatch, caplog
 def test_dpo_with_unsloth_fails_at_once_without_a_gpu(store_with_sft, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    config = _dpo_config(_user_file(tmp_path)).model_copy(update={"backend": "unsloth", "device": None})
+    config = _dpo_config(_user_file(tmp_path)).model_copy(update={"backend": "unsloth", "device": "auto"})
     item = _planned(DPO_STAGE, config, {"sft": "sft000000000001", "reformat": "reformat0000001"}, "dpo000000000099")
     with pytest.raises(Exception, match="(?i)unsloth"):
         execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))

@@ -21,9 +21,7 @@ from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, preferences
 from kositp.train.preferences import PreferencePair
 
-CHECKPOINTS = "checkpoints"
 PAIRS_FILE = "pairs.parquet"
-LOG_FILE = "training_log.jsonl"
 
 
 class PairsConfig(StageConfig):
@@ -39,7 +37,8 @@ class PairsConfig(StageConfig):
 
 class DpoConfig(StageConfig):
     backend: Literal["auto", "hf", "unsloth"] = "auto"
-    device: str | None = None
+    device: str = "auto"
+    load_in_4bit: bool = False
     pairs: PairsConfig = PairsConfig()
     beta: float = 0.1
     loss_type: list[str] = ["sigmoid"]
@@ -60,10 +59,11 @@ class DpoConfig(StageConfig):
 
 def run(ctx: StageContext) -> StageOutcome:
     config: DpoConfig = ctx.config  # type: ignore[assignment]
-    device = common.select_device(config.device, ctx.reporter)
-    backend = common.resolve_backend(config.backend, device, ctx.reporter)
-    sft_adapter = ctx.inputs["sft"].path / "adapter"
-    model, tokenizer = load_policy(sft_adapter, backend, device, config)
+    device = common.resolve_device(config.device)
+    backend = common.resolve_backend(config.backend, device)
+    ctx.reporter.info(f"dpo: device {device}; {backend.reason}")
+    sft_adapter = ctx.inputs["sft"].path / common.ADAPTER_DIR
+    model, tokenizer = load_policy(sft_adapter, backend.name, device, config)
 
     pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
     if not pairs:
@@ -73,8 +73,9 @@ def run(ctx: StageContext) -> StageOutcome:
         )
     dataset = to_dataset(pairs, tokenizer.eos_token)
 
-    trainer = make_trainer(model, tokenizer, dataset, config, ctx.out_dir / CHECKPOINTS, device)
-    checkpoint = common.last_checkpoint(ctx.out_dir / CHECKPOINTS)
+    trainer = make_trainer(model, tokenizer, dataset, config, ctx.out_dir / common.CHECKPOINT_DIR, device)
+    trainer.add_callback(common.make_log_callback(ctx.out_dir / common.TRAINING_LOG, ctx.reporter))
+    checkpoint = common.last_checkpoint(ctx.out_dir)
     if checkpoint:
         ctx.reporter.info(f"dpo: resuming from {checkpoint.name}")
         restore_policy_adapter(trainer.model, checkpoint)
@@ -82,15 +83,17 @@ def run(ctx: StageContext) -> StageOutcome:
         trainer.add_callback(step_progress(advance))
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    trainer.model.save_pretrained(ctx.out_dir / "adapter", selected_adapters=["default"])
-    tokenizer.save_pretrained(ctx.out_dir / "adapter")
-    write_log(trainer.state.log_history, ctx.out_dir / LOG_FILE)
-    plot = common.plot_loss(ctx.out_dir / LOG_FILE, ctx.out_dir / "loss.png", title="DPO loss")
-    ctx.reporter.image("dpo-loss", plot, "DPO loss and learning rate per step")
+    trainer.model.save_pretrained(ctx.out_dir / common.ADAPTER_DIR, selected_adapters=["default"])
+    tokenizer.save_pretrained(ctx.out_dir / common.ADAPTER_DIR)
+    rows = common.read_training_log(ctx.out_dir / common.TRAINING_LOG)
+    plot = common.plot_loss(rows, ctx.out_dir / common.LOSS_PLOT, title="DPO")
+    if plot:
+        ctx.reporter.image("dpo-loss", plot, "DPO loss and learning rate per step")
 
     report = {
         **pair_report,
-        "backend": backend,
+        "backend": backend.name,
+        "backend_reason": backend.reason,
         "device": device,
         "reference": "frozen copy of the SFT adapter on the same base (TRL 'ref' adapter)",
         "resumed_from": checkpoint.name if checkpoint else None,
@@ -100,29 +103,28 @@ def run(ctx: StageContext) -> StageOutcome:
     return StageOutcome(
         rows={"pairs": len(pairs), "steps": trainer.state.global_step},
         report=report,
-        exclude=(CHECKPOINTS,),
+        exclude=(common.CHECKPOINT_DIR,),
     )
 
 
 def load_policy(adapter_dir: Path, backend: str, device: str, config: DpoConfig) -> tuple[Any, Any]:
-    """Base model + the SFT adapter, trainable; Unsloth's patched DPO path on a GPU."""
+    """Base model + the SFT adapter, trainable; Unsloth's patched DPO path on a GPU.
+
+    The tokenizer is the one saved with the adapter (SFT may have set its padding token).
+    """
     if backend == "unsloth":
-        return _load_policy_unsloth(adapter_dir, config)
+        from unsloth import PatchDPOTrainer
+
+        PatchDPOTrainer()
+        return common.load_unsloth_model(str(adapter_dir), config.max_length, config.load_in_4bit)
     from peft import PeftModel
+    from transformers import AutoTokenizer
 
-    base, tokenizer = common.load_model_and_tokenizer(common.adapter_base_model(adapter_dir), device, tokenizer_path=adapter_dir)
+    base, _ = common.load_hf_model(
+        common.adapter_base_model(adapter_dir), device, config.load_in_4bit, config.use_gradient_checkpointing
+    )
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
-    return model, tokenizer
-
-
-def _load_policy_unsloth(adapter_dir: Path, config: DpoConfig) -> tuple[Any, Any]:
-    try:
-        from unsloth import FastLanguageModel, PatchDPOTrainer
-    except ImportError as exc:
-        raise RuntimeError("backend 'unsloth' needs the 'gpu' extra (pip install 'kositp[gpu]') on a CUDA machine") from exc
-    PatchDPOTrainer()
-    model, tokenizer = FastLanguageModel.from_pretrained(str(adapter_dir), max_seq_length=config.max_length)
-    return model, tokenizer
+    return model, AutoTokenizer.from_pretrained(str(adapter_dir))
 
 
 def build_pairs(
@@ -183,6 +185,7 @@ def make_trainer(model: Any, tokenizer: Any, dataset: Any, config: DpoConfig, ou
 
     ensure_logprob_kernel()
     on_cpu = device == "cpu"
+    bf16 = not on_cpu and _bf16_supported()
     args = DPOConfig(
         output_dir=str(output_dir),
         beta=config.beta,
@@ -203,7 +206,7 @@ def make_trainer(model: Any, tokenizer: Any, dataset: Any, config: DpoConfig, ou
         seed=config.seed,
         report_to=[],
         use_cpu=on_cpu,
-        bf16=not on_cpu and common.cuda_bf16_supported(),
+        bf16=bf16,
         dataloader_num_workers=0,
     )
     return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer)
@@ -237,7 +240,8 @@ def step_progress(advance: Any) -> Any:
     return StepProgress()
 
 
-def write_log(history: list[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for entry in history:
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+def _bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_bf16_supported()

@@ -38,7 +38,7 @@ class ExportError(RuntimeError):
 
 
 class ExportConfig(StageConfig):
-    device: str | None = None
+    device: str = "auto"
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     check_prompts: list[str] = Field(default_factory=lambda: list(DEFAULT_CHECK_PROMPTS), min_length=1)
     check_answer_length: int = Field(32, ge=1)  # new tokens per check answer
@@ -51,8 +51,9 @@ class ExportConfig(StageConfig):
 def run(ctx: StageContext) -> StageOutcome:
     config: ExportConfig = ctx.config  # type: ignore[assignment]
     trained = training_artifact(ctx.inputs)
-    adapter_dir = trained.path / "adapter"
-    device = common.select_device(config.device, ctx.reporter)
+    adapter_dir = trained.path / common.ADAPTER_DIR
+    device = common.resolve_device(config.device)
+    ctx.reporter.info(f"export: device {device}")
     merged_dir, adapter_out = ctx.out_dir / "merged", ctx.out_dir / "adapter"
 
     ctx.reporter.info(f"export: merging {trained.stage}/{trained.version} into its base ({config.dtype})")
@@ -100,9 +101,10 @@ def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, An
     """
     import torch
     from peft import PeftModel
-    from transformers import GenerationConfig
+    from transformers import AutoTokenizer, GenerationConfig
 
-    base, tokenizer = common.load_model_and_tokenizer(common.adapter_base_model(adapter_dir), "cpu", tokenizer_path=adapter_dir)
+    base, _ = common.load_hf_model(common.adapter_base_model(adapter_dir), "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
     stop_ids = stop_token_ids(tokenizer)
@@ -155,14 +157,14 @@ def check_merged_matches_adapter(
     """
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = getattr(torch, config.dtype)
-    base, tokenizer = common.load_model_and_tokenizer(
-        common.adapter_base_model(adapter_dir), device, tokenizer_path=adapter_dir, dtype=dtype
-    )
-    with_adapter = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
-    merged = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=dtype).to(device).eval()
+    def load(path: str) -> Any:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, config.dtype)).to(device)
+
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
+    with_adapter = PeftModel.from_pretrained(load(common.adapter_base_model(adapter_dir)), str(adapter_dir)).eval()
+    merged = load(str(merged_dir)).eval()
     rows = []
     with reporter.progress("merged vs adapter check", len(config.check_prompts)) as advance:
         for prompt in config.check_prompts:
