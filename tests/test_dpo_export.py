@@ -24,19 +24,28 @@ TRAIN_ROWS = [
     ("다음 문장의 감정을 분류하세요: 배우들의 연기가 훌륭했다.", "긍정"),
     ("다음 문장의 감정을 분류하세요: 시간이 아까운 영화였다.", "부정"),
     ("두 문장이 같은 뜻인지 답하세요. 문장1: 비가 온다. 문장2: 비가 내린다.", "같은 뜻입니다."),
-    ("다음 글을 한 문장으로 요약하세요: 서울시는 내년부터 버스 요금을 인상한다고 밝혔다.", "서울 버스 요금이 내년에 오른다."),
+    (
+        "다음 글을 한 문장으로 요약하세요: 서울시는 내년부터 버스 요금을 인상한다고 밝혔다.",
+        "서울 버스 요금이 내년에 오른다.",
+    ),
     ("대한민국의 수도는 어디인가요?", "대한민국의 수도는 서울입니다."),
     ("다음 문장에서 혐오 표현이 있는지 판단하세요: 오늘 점심은 맛있었다.", "혐오 표현이 없습니다."),
 ]
 USER_PAIRS = [
-    {"prompt": "한국의 전통 음식을 하나 알려주세요.", "chosen": "김치는 한국의 대표적인 전통 음식입니다.", "rejected": "잘 모르겠습니다."},
+    {
+        "prompt": "한국의 전통 음식을 하나 알려주세요.",
+        "chosen": "김치는 한국의 대표적인 전통 음식입니다.",
+        "rejected": "잘 모르겠습니다.",
+    },
     "이 줄은 JSON이 아닙니다",
     {"prompt": "부산은 어느 도시인가요?", "chosen": "부산은 한국 제2의 도시입니다."},
     {"prompt": "봄에 피는 꽃은?", "chosen": "진달래와 개나리가 핍니다.", "rejected": "눈이 옵니다."},
 ]
 
 
-def _publish(store: ArtifactStore, stage: str, version: str, fill, inputs: dict[str, str] | None = None) -> str:
+def _publish(
+    store: ArtifactStore, stage: str, version: str, fill, inputs: dict[str, str] | None = None
+) -> str:
     with store.build(stage, version) as staging:
         fill(staging.path)
         store.publish(staging, inputs=inputs or {}, params={"fake": True}, code_version="test")
@@ -49,8 +58,13 @@ def _fake_sft(base_dir: Path):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         torch.manual_seed(0)
-        lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM",
-                          init_lora_weights=False)
+        lora = LoraConfig(
+            r=4,
+            lora_alpha=16,
+            target_modules=["q_proj", "v_proj", "o_proj"],
+            task_type="CAUSAL_LM",
+            init_lora_weights=False,
+        )
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base_dir)), lora)
         model.save_pretrained(out / "adapter")
         AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(out / "adapter")
@@ -76,16 +90,28 @@ def _user_file(folder: Path) -> Path:
 def store_with_sft(tiny_model_dir, tmp_path_factory) -> ArtifactStore:
     store = ArtifactStore(tmp_path_factory.mktemp("artifacts"))
     _publish(store, "reformat", "reformat0000001", _fake_reformat)
-    _publish(store, "sft", "sft000000000001", _fake_sft(tiny_model_dir), inputs={"reformat": "reformat0000001"})
+    _publish(
+        store, "sft", "sft000000000001", _fake_sft(tiny_model_dir), inputs={"reformat": "reformat0000001"}
+    )
     return store
 
 
 def _dpo_config(user_file: Path) -> DpoConfig:
     return DpoConfig(
         device="cpu",
-        pairs=PairsConfig(user_file=str(user_file), on_policy_samples=4, similarity_threshold=0.99,
-                          max_answer_length=8, generation_batch_size=4),
-        max_steps=4, save_steps=2, train_batch_size=2, logging_steps=1, learning_rate=1e-3, max_length=128,
+        pairs=PairsConfig(
+            user_file=str(user_file),
+            on_policy_samples=4,
+            similarity_threshold=0.99,
+            max_answer_length=8,
+            generation_batch_size=4,
+        ),
+        max_steps=4,
+        save_steps=2,
+        train_batch_size=2,
+        logging_steps=1,
+        learning_rate=1e-3,
+        max_length=128,
     )
 
 
@@ -112,8 +138,12 @@ def dpo_artifact(store_with_sft, tmp_path_factory):
 
     monkeypatch = pytest.MonkeyPatch()
     user_file = _user_file(tmp_path_factory.mktemp("user"))
-    item = _planned(DPO_STAGE, _dpo_config(user_file), {"sft": "sft000000000001", "reformat": "reformat0000001"},
-                    "dpo000000000001")
+    item = _planned(
+        DPO_STAGE,
+        _dpo_config(user_file),
+        {"sft": "sft000000000001", "reformat": "reformat0000001"},
+        "dpo000000000001",
+    )
 
     class Crash(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
@@ -132,7 +162,9 @@ def dpo_artifact(store_with_sft, tmp_path_factory):
         execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
     monkeypatch.undo()
     staging = store_with_sft.staging_path("dpo", "dpo000000000001")
-    checkpoints_after_crash = sorted(p.name for p in (staging / common.CHECKPOINT_DIR).iterdir() if p.is_dir())
+    checkpoints_after_crash = sorted(
+        p.name for p in (staging / common.CHECKPOINT_DIR).iterdir() if p.is_dir()
+    )
 
     _with_callback(monkeypatch, FirstStep)
     result = execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
@@ -172,7 +204,10 @@ def test_dpo_resumes_after_a_crash_and_publishes_the_adapter(dpo_artifact):
     assert (artifact.path / "adapter" / "adapter_model.safetensors").is_file()
     assert not (artifact.path / "adapter" / "ref").exists()
     assert (artifact.path / "loss.png").stat().st_size > 0  # TRL's frozen reference copy is not published
-    steps = [json.loads(line).get("step") for line in (artifact.path / "training_log.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line).get("step")
+        for line in (artifact.path / "training_log.jsonl").read_text().splitlines()
+    ]
     assert {1, 2, 3, 4} <= set(steps)
     assert len(pd.read_parquet(artifact.path / "pairs.parquet")) == artifact.rows["pairs"]
 
@@ -181,9 +216,15 @@ def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     store = ArtifactStore(dpo_artifact[0].path.parent.parent)
-    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", check_answer_length=12),
-                    {"sft": "sft000000000001", "dpo": "dpo000000000001"}, "export000000001")
-    artifact = store.open("export", execute(item, store, "test", ConsoleReporter(show_progress=False)).version)
+    item = _planned(
+        EXPORT_STAGE,
+        ExportConfig(device="cpu", check_answer_length=12),
+        {"sft": "sft000000000001", "dpo": "dpo000000000001"},
+        "export000000001",
+    )
+    artifact = store.open(
+        "export", execute(item, store, "test", ConsoleReporter(show_progress=False)).version
+    )
 
     check = artifact.report["check"]
     assert check["all_equal"] and len(check["prompts"]) == 3
@@ -197,8 +238,9 @@ def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
     assert (artifact.path / "adapter" / "adapter_model.safetensors").is_file()
 
     tokenizer = AutoTokenizer.from_pretrained(str(merged))
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "안녕하세요"}], tokenize=False,
-                                             add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "안녕하세요"}], tokenize=False, add_generation_prompt=True
+    )
     assert rendered == "###입력:안녕하세요\n\n###출력:"
     model = AutoModelForCausalLM.from_pretrained(str(merged))
     encoded = tokenizer(rendered, return_tensors="pt", add_special_tokens=False)
@@ -206,7 +248,11 @@ def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
     assert generated.shape[1] > encoded["input_ids"].shape[1]
 
     card = (artifact.path / "README.md").read_text(encoding="utf-8")
-    for stage, version in (("reformat", "reformat0000001"), ("sft", "sft000000000001"), ("dpo", "dpo000000000001")):
+    for stage, version in (
+        ("reformat", "reformat0000001"),
+        ("sft", "sft000000000001"),
+        ("dpo", "dpo000000000001"),
+    ):
         assert f"| {stage} | `{version}` |" in card
     assert "Results are added by the evaluate stage" in card
 
@@ -223,8 +269,12 @@ def test_export_fails_when_the_merged_model_answers_differently(dpo_artifact, ti
         return info
 
     monkeypatch.setattr(export, "save_merged", save_base_instead)
-    item = _planned(EXPORT_STAGE, ExportConfig(device="cpu", dtype="float32", check_answer_length=12, check_logprob_tolerance=0.0),
-                    {"sft": "sft000000000001", "dpo": "dpo000000000001"}, "export000000002")
+    item = _planned(
+        EXPORT_STAGE,
+        ExportConfig(device="cpu", dtype="float32", check_answer_length=12, check_logprob_tolerance=0.0),
+        {"sft": "sft000000000001", "dpo": "dpo000000000001"},
+        "export000000002",
+    )
     with pytest.raises(export.ExportError, match="answers differently"):
         execute(item, store, "test", ConsoleReporter(show_progress=False))
     assert not store.exists("export", "export000000002")
@@ -249,6 +299,8 @@ def test_dpo_with_unsloth_fails_at_once_without_a_gpu(store_with_sft, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     config = _dpo_config(_user_file(tmp_path)).model_copy(update={"backend": "unsloth", "device": "auto"})
-    item = _planned(DPO_STAGE, config, {"sft": "sft000000000001", "reformat": "reformat0000001"}, "dpo000000000099")
+    item = _planned(
+        DPO_STAGE, config, {"sft": "sft000000000001", "reformat": "reformat0000001"}, "dpo000000000099"
+    )
     with pytest.raises(Exception, match="(?i)unsloth"):
         execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))

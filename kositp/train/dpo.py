@@ -41,7 +41,7 @@ class DpoConfig(StageConfig):
     load_in_4bit: bool = False
     pairs: PairsConfig = PairsConfig()
     beta: float = 0.1
-    loss_type: list[str] = ["sigmoid"]
+    loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1)
     max_length: int = 1024
     learning_rate: float = 5e-6
     num_train_epochs: float = 1.0
@@ -145,13 +145,21 @@ def build_pairs(
         pairs += user_pairs
         report.update(user_pairs=len(user_pairs), user_bad_lines=len(problems), user_problems=problems[:20])
     if config.pairs.on_policy:
-        samples = preferences.sample_training_prompts(ctx.inputs["reformat"].path, config.pairs.on_policy_samples, config.seed)
+        samples = preferences.sample_training_prompts(
+            ctx.inputs["reformat"].path, config.pairs.on_policy_samples, config.seed
+        )
         with ctx.reporter.progress("on-policy answers", len(samples)) as advance:
             answers = preferences.generate_answers(
-                model, tokenizer, list(samples["prompt"]), config.pairs.max_answer_length,
-                config.pairs.generation_batch_size, advance,
+                model,
+                tokenizer,
+                list(samples["prompt"]),
+                config.pairs.max_answer_length,
+                config.pairs.generation_batch_size,
+                advance,
             )
-        policy_pairs, counts = preferences.on_policy_pairs(samples, answers, config.pairs.similarity_threshold)
+        policy_pairs, counts = preferences.on_policy_pairs(
+            samples, answers, config.pairs.similarity_threshold
+        )
         pairs += policy_pairs
         report.update(counts)
     report["pairs"] = len(pairs)
@@ -178,7 +186,9 @@ def to_dataset(pairs: list[PreferencePair], eos_token: str) -> Any:
     )
 
 
-def make_trainer(model: Any, tokenizer: Any, dataset: Any, config: DpoConfig, output_dir: Path, device: str) -> Any:
+def make_trainer(
+    model: Any, tokenizer: Any, dataset: Any, config: DpoConfig, output_dir: Path, device: str
+) -> Any:
     from trl import DPOConfig, DPOTrainer
 
     from kositp.train.trl_compat import ensure_logprob_kernel
@@ -209,7 +219,9 @@ def make_trainer(model: Any, tokenizer: Any, dataset: Any, config: DpoConfig, ou
         bf16=bf16,
         dataloader_num_workers=0,
     )
-    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer)
+    return DPOTrainer(
+        model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
 
 
 def restore_policy_adapter(model: Any, checkpoint: Path) -> None:
@@ -226,7 +238,9 @@ def restore_policy_adapter(model: Any, checkpoint: Path) -> None:
     weights = load_file(str(checkpoint / "adapter_model.safetensors"))
     result = set_peft_model_state_dict(model, weights, adapter_name="default")
     if result.unexpected_keys:
-        raise RuntimeError(f"{checkpoint}: adapter weights do not fit the policy ({result.unexpected_keys[:3]} ...)")
+        raise RuntimeError(
+            f"{checkpoint}: adapter weights do not fit the policy ({result.unexpected_keys[:3]} ...)"
+        )
 
 
 def step_progress(advance: Any) -> Any:
@@ -238,7 +252,6 @@ def step_progress(advance: Any) -> Any:
             advance(1)
 
     return StepProgress()
-
 
 
 def _bf16_supported() -> bool:

@@ -77,8 +77,14 @@ def run(ctx: StageContext) -> StageOutcome:
     ctx.reporter.markdown("export-model-card", card)
     pushed = push_to_hub(merged_dir, config, ctx.reporter)
 
-    report = {"exported": f"{trained.stage}/{trained.version}", "lineage": lineage, "check": check, "gguf": gguf,
-              "export_info": info, "pushed_to": pushed}
+    report = {
+        "exported": f"{trained.stage}/{trained.version}",
+        "lineage": lineage,
+        "check": check,
+        "gguf": gguf,
+        "export_info": info,
+        "pushed_to": pushed,
+    }
     files = sum(1 for p in ctx.out_dir.rglob("*") if p.is_file())
     return StageOutcome(rows={"files": files, "check_prompts": len(check["prompts"])}, report=report)
 
@@ -163,7 +169,9 @@ def check_merged_matches_adapter(
         return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, config.dtype)).to(device)
 
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    with_adapter = PeftModel.from_pretrained(load(common.adapter_base_model(adapter_dir)), str(adapter_dir)).eval()
+    with_adapter = PeftModel.from_pretrained(
+        load(common.adapter_base_model(adapter_dir)), str(adapter_dir)
+    ).eval()
     merged = load(str(merged_dir)).eval()
     rows = []
     with reporter.progress("merged vs adapter check", len(config.check_prompts)) as advance:
@@ -171,16 +179,23 @@ def check_merged_matches_adapter(
             expected = greedy_ids(with_adapter, tokenizer, prompt, config.check_answer_length)
             actual = greedy_ids(merged, tokenizer, prompt, config.check_answer_length)
             gap = 0.0 if expected == actual else logprob_gap(merged, tokenizer, prompt, expected)
-            rows.append({
-                "prompt": prompt[:60],
-                "identical": expected == actual,
-                "max_logprob_gap": round(gap, 5),
-                "same": gap <= config.check_logprob_tolerance,
-                "merged_output": cut_at_stop(tokenizer.decode(actual, skip_special_tokens=True))[0][:80],
-            })
+            rows.append(
+                {
+                    "prompt": prompt[:60],
+                    "identical": expected == actual,
+                    "max_logprob_gap": round(gap, 5),
+                    "same": gap <= config.check_logprob_tolerance,
+                    "merged_output": cut_at_stop(tokenizer.decode(actual, skip_special_tokens=True))[0][:80],
+                }
+            )
             advance(1)
     differing = sum(not r["same"] for r in rows)
-    return {"all_equal": differing == 0, "differing": differing, "tolerance": config.check_logprob_tolerance, "prompts": rows}
+    return {
+        "all_equal": differing == 0,
+        "differing": differing,
+        "tolerance": config.check_logprob_tolerance,
+        "prompts": rows,
+    }
 
 
 def logprob_gap(model: Any, tokenizer: Any, prompt: str, answer_ids: list[int]) -> float:
@@ -202,7 +217,10 @@ def greedy_ids(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> 
     encoded = tokenizer(format_prompt(prompt), return_tensors="pt", add_special_tokens=False).to(model.device)
     with torch.no_grad():
         output = model.generate(
-            **encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+            **encoded,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
     return output[0, encoded["input_ids"].shape[1] :].tolist()
@@ -220,7 +238,11 @@ def export_gguf(adapter_dir: Path, out_dir: Path, config: ExportConfig, device: 
         return {"skipped": True, "reason": "unsloth is not installed (pip install 'kositp[gpu]')"}
     model, tokenizer = FastLanguageModel.from_pretrained(str(adapter_dir))
     model.save_pretrained_gguf(str(out_dir), tokenizer, quantization_method=config.gguf_quantization)
-    return {"skipped": False, "quantization": config.gguf_quantization, "files": sorted(p.name for p in out_dir.glob("*.gguf"))}
+    return {
+        "skipped": False,
+        "quantization": config.gguf_quantization,
+        "files": sorted(p.name for p in out_dir.glob("*.gguf")),
+    }
 
 
 def lineage_versions(artifact: Artifact) -> dict[str, str]:
@@ -238,14 +260,18 @@ def lineage_versions(artifact: Artifact) -> dict[str, str]:
     return found
 
 
-def model_card(trained: Artifact, lineage: dict[str, str], info: dict[str, Any], check: dict[str, Any]) -> str:
+def model_card(
+    trained: Artifact, lineage: dict[str, str], info: dict[str, Any], check: dict[str, Any]
+) -> str:
     store = ArtifactStore(trained.path.parent.parent)
     lineage_rows = "\n".join(f"| {stage} | `{version}` |" for stage, version in sorted(lineage.items()))
     params = []
     for stage in ("sft", "dpo"):
         if stage in lineage and store.exists(stage, lineage[stage]):
             manifest = store.open(stage, lineage[stage], verify=False).manifest
-            params.append(f"### {stage}\n\n```json\n{json.dumps(manifest.get('params', {}), ensure_ascii=False, indent=2)}\n```")
+            params.append(
+                f"### {stage}\n\n```json\n{json.dumps(manifest.get('params', {}), ensure_ascii=False, indent=2)}\n```"
+            )
     check_line = (
         f"Greedy output of the merged model equals base + adapter on all {len(check['prompts'])} check prompts."
         if check["all_equal"]
@@ -253,14 +279,14 @@ def model_card(trained: Artifact, lineage: dict[str, str], info: dict[str, Any],
     )
     return f"""# KOSITP Korean instruction-tuned model
 
-Base model: `{info['base_model']}`, LoRA-tuned by the KOSITP pipeline and merged to {info['dtype']}.
+Base model: `{info["base_model"]}`, LoRA-tuned by the KOSITP pipeline and merged to {info["dtype"]}.
 Exported from `{trained.stage}/{trained.version}`.
 
 ## Prompt format
 
 `###입력:{{prompt}}\\n\\n###출력:` — the model answers and ends with the stop marker `{STOP_MARKER}`
 then EOS. The tokenizer's chat template produces this format; stop generation at `{STOP_MARKER}`
-(see `{EXPORT_INFO}`; token ids {info['eos_token_ids']} are the generation config's EOS).
+(see `{EXPORT_INFO}`; token ids {info["eos_token_ids"]} are the generation config's EOS).
 
 ## Lineage
 
@@ -270,7 +296,7 @@ then EOS. The tokenizer's chat template produces this format; stop generation at
 
 ## Hyper-parameters
 
-{chr(10).join(params) or '_(training manifests not found in the artifact store)_'}
+{chr(10).join(params) or "_(training manifests not found in the artifact store)_"}
 
 ## Export check
 
@@ -288,7 +314,9 @@ def push_to_hub(merged_dir: Path, config: ExportConfig, reporter: Any) -> str | 
     if not config.hub_repo_id:
         return None
     if not token:
-        reporter.warning(f"export: hub_repo_id {config.hub_repo_id!r} is set but HF_TOKEN is not; not pushing")
+        reporter.warning(
+            f"export: hub_repo_id {config.hub_repo_id!r} is set but HF_TOKEN is not; not pushing"
+        )
         return None
     from huggingface_hub import HfApi
 

@@ -108,7 +108,11 @@ def generate_answers(
 
 
 def _generate_batches(
-    model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int, batch_size: int,
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int,
     advance: Callable[[int], None],
 ) -> list[str]:
     import torch
@@ -116,7 +120,9 @@ def _generate_batches(
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
         batch = [format_prompt(p) for p in prompts[start : start + batch_size]]
-        encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
+            model.device
+        )
         with torch.no_grad():
             generated = model.generate(
                 **encoded,
@@ -126,7 +132,9 @@ def _generate_batches(
                 eos_token_id=tokenizer.eos_token_id,
             )
         new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        answers += [cut_at_stop(text)[0] for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        answers += [
+            cut_at_stop(text)[0] for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        ]
         advance(len(batch))
     return answers
 
@@ -147,8 +155,14 @@ def on_policy_pairs(
         if score >= threshold:
             close += 1
             continue
-        pairs.append(PreferencePair(prompt, reference, answer, source="on_policy", similarity=round(score, 4)))
-    return pairs, {"on_policy_sampled": len(answers), "on_policy_close_to_reference": close, "on_policy_pairs": len(pairs)}
+        pairs.append(
+            PreferencePair(prompt, reference, answer, source="on_policy", similarity=round(score, 4))
+        )
+    return pairs, {
+        "on_policy_sampled": len(answers),
+        "on_policy_close_to_reference": close,
+        "on_policy_pairs": len(pairs),
+    }
 
 
 def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> None:
@@ -170,6 +184,8 @@ def read_pairs(path: Path) -> list[PreferencePair]:
     """Pairs written by :func:`write_pairs` (a resumed DPO run reuses them)."""
     frame = pd.read_parquet(path)
     return [
-        PreferencePair(r.prompt, r.chosen, r.rejected, r.source, None if pd.isna(r.similarity) else float(r.similarity))
+        PreferencePair(
+            r.prompt, r.chosen, r.rejected, r.source, None if pd.isna(r.similarity) else float(r.similarity)
+        )
         for r in frame.itertuples(index=False)
     ]

@@ -30,7 +30,9 @@ class TorchChunkedLogProbs:
     ) -> tuple[Any, Any, Any, Any, Any]:
         import torch
 
-        logits = torch.nn.functional.linear(hidden.float(), weight.float(), None if bias is None else bias.float())
+        logits = torch.nn.functional.linear(
+            hidden.float(), weight.float(), None if bias is None else bias.float()
+        )
         logits = logits * logit_scale
         if final_logit_softcapping is not None:
             logits = final_logit_softcapping * torch.tanh(logits / final_logit_softcapping)
