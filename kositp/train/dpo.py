@@ -67,9 +67,10 @@ def run(ctx: StageContext) -> StageOutcome:
 
     pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
     if not pairs:
+        counts = {k: v for k, v in pair_report.items() if isinstance(v, int)}
         raise preferences.PreferenceError(
-            f"no preference pairs to train on (counts: {json.dumps({k: v for k, v in pair_report.items() if isinstance(v, int)})}); "
-            "enable dpo.pairs.on_policy, fix dpo.pairs.user_file, or raise dpo.pairs.similarity_threshold"
+            f"no preference pairs to train on (counts: {counts}); enable dpo.pairs.on_policy, "
+            "fix dpo.pairs.user_file, or raise dpo.pairs.similarity_threshold"
         )
     dataset = to_dataset(pairs, tokenizer.eos_token)
 
