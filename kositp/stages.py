@@ -65,6 +65,8 @@ PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", 
 
 _STAGE_MODULES: tuple[str, ...] = (
     "kositp.instructions.stage",
+    "kositp.train.dpo_stage",
+    "kositp.train.export_stage",
 )
 
 

@@ -1,0 +1,262 @@
+"""Pieces every training stage shares: device and backend choice, loading the base model,
+resuming from checkpoints, the training log and its loss curve.
+
+SFT and DPO differ in their data and trainer; everything around the trainer (which card, which
+backend, where checkpoints live, what gets logged) must behave identically, so it lives here.
+Heavy libraries (torch, transformers, peft, unsloth) are imported inside the functions that need
+them: importing this module costs nothing and never touches a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kositp")
+
+CHECKPOINT_DIR = "checkpoints"
+TRAINING_LOG = "training_log.jsonl"
+LOSS_PLOT = "loss.png"
+ADAPTER_DIR = "adapter"
+BACKENDS = ("auto", "unsloth", "hf")
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+class BackendError(RuntimeError):
+    """The requested training backend cannot run on this machine."""
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    name: str
+    reason: str
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def unsloth_importable() -> bool:
+    """Whether the package is installed, checked without importing it (importing patches torch)."""
+    import importlib.util
+
+    return importlib.util.find_spec("unsloth") is not None
+
+
+def resolve_device(requested: str = "auto") -> str:
+    """``auto|cpu|cuda|cuda:N`` -> a torch device string.
+
+    ``auto`` takes the worker's environment as it is: the first visible CUDA device (whatever
+    ``CUDA_VISIBLE_DEVICES`` the worker was started with) or the CPU. Nothing here sets
+    ``CUDA_VISIBLE_DEVICES``; pinning a card is the worker's (or the profile's) decision.
+    """
+    requested = (requested or "auto").strip().lower()
+    if requested == "auto":
+        return "cuda:0" if cuda_available() else "cpu"
+    if requested == "cpu":
+        return "cpu"
+    if requested == "cuda" or re.fullmatch(r"cuda:\d+", requested):
+        if not cuda_available():
+            raise BackendError(f"device {requested!r} requested but no CUDA GPU is visible to this worker")
+        import torch
+
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise BackendError(f"device {requested!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+        return f"cuda:{index}"
+    raise BackendError(f"unknown device {requested!r}; use auto, cpu, cuda or cuda:N")
+
+
+def resolve_backend(requested: str, device: str) -> BackendChoice:
+    """Pick the training backend; ``auto`` says why it chose what it chose."""
+    if requested not in BACKENDS:
+        raise BackendError(f"unknown backend {requested!r}; use one of {', '.join(BACKENDS)}")
+    on_gpu = device.startswith("cuda")
+    if requested == "hf":
+        return BackendChoice("hf", "backend forced to hf by the profile")
+    if requested == "unsloth":
+        if not on_gpu:
+            raise BackendError(
+                f"backend 'unsloth' needs a CUDA GPU but the device is {device!r}"
+                " (no GPU visible, or device: cpu in the profile); use backend: hf or auto"
+            )
+        if not unsloth_importable():
+            raise BackendError("backend 'unsloth' requested but the unsloth package is not installed (pip install unsloth)")
+        return BackendChoice("unsloth", "backend forced to unsloth by the profile")
+    if not on_gpu:
+        return BackendChoice("hf", f"auto picked hf: no CUDA GPU on device {device!r}")
+    if not unsloth_importable():
+        return BackendChoice("hf", "auto picked hf: a CUDA GPU is present but unsloth is not installed")
+    return BackendChoice("unsloth", "auto picked unsloth: a CUDA GPU is present and unsloth is installed")
+
+
+def load_hf_model(model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False):
+    """Base causal LM + tokenizer through transformers; 4-bit only on a GPU (bitsandbytes)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs: dict[str, Any] = {}
+    if device.startswith("cuda"):
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+            )
+        kwargs["device_map"] = {"": device}
+    else:
+        if load_in_4bit:
+            log.info("load_in_4bit ignored on %s (4-bit loading needs a CUDA GPU)", device)
+        kwargs["dtype"] = torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if load_in_4bit and device.startswith("cuda"):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if gradient_checkpointing:
+        model.config.use_cache = False
+    return model, tokenizer
+
+
+def load_unsloth_model(model_path: str, max_seq_length: int, load_in_4bit: bool):
+    """Base model + tokenizer through Unsloth (GPU only; imported here, never at module import)."""
+    try:
+        from unsloth import FastLanguageModel
+    except ImportError as exc:
+        raise BackendError("backend 'unsloth' needs the unsloth package (pip install unsloth)") from exc
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=model_path, max_seq_length=max_seq_length, dtype=None, load_in_4bit=load_in_4bit
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def last_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete ``checkpoints/checkpoint-N`` in a (resumed) staging folder."""
+    folder = out_dir / CHECKPOINT_DIR
+    if not folder.is_dir():
+        return None
+    found = []
+    for child in folder.iterdir():
+        match = _CHECKPOINT_RE.match(child.name)
+        if match and child.is_dir() and (child / "trainer_state.json").is_file():
+            found.append((int(match.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0))
+
+
+def read_training_log(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not a JSON line ({exc})") from exc
+    return rows
+
+
+def make_log_callback(log_path: Path, reporter: Any | None = None, total_steps: int | None = None):
+    """A ``TrainerCallback`` appending every ``on_log`` record (step, loss, lr, tokens/s) as JSON.
+
+    The file is appended to, so a resumed run continues the same curve; tokens/s is measured
+    from the trainer's ``num_input_tokens_seen`` between consecutive log calls.
+    """
+    from transformers import TrainerCallback
+
+    class TrainingLogCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self._last: tuple[float, int] | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._last = (time.perf_counter(), int(getattr(state, "num_input_tokens_seen", 0) or 0))
+            if reporter is not None:
+                reporter.info(f"training from step {state.global_step} of {state.max_steps}")
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs:
+                return
+            now, tokens = time.perf_counter(), int(getattr(state, "num_input_tokens_seen", 0) or 0)
+            row: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
+            row.update({k: v for k, v in logs.items() if isinstance(v, (int, float, str))})
+            if self._last is not None and now > self._last[0] and tokens > self._last[1]:
+                row["tokens_per_s"] = (tokens - self._last[1]) / (now - self._last[0])
+            row["tokens_seen"] = tokens
+            self._last = (now, tokens)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    return TrainingLogCallback()
+
+
+def plot_loss(rows: list[dict[str, Any]], path: Path, title: str = "training") -> Path | None:
+    """Loss (train and eval) and learning rate against step, as a PNG; None when nothing was logged."""
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    evals = [(r["step"], r["eval_loss"]) for r in rows if "eval_loss" in r]
+    rates = [(r["step"], r["learning_rate"]) for r in rows if "learning_rate" in r]
+    if not (train or evals):
+        return None
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, loss_axis = plt.subplots(figsize=(7, 4))
+    if train:
+        loss_axis.plot(*zip(*train), label="train loss", color="tab:blue")
+    if evals:
+        loss_axis.plot(*zip(*evals), label="eval loss", color="tab:orange", marker="o")
+    loss_axis.set_xlabel("step")
+    loss_axis.set_ylabel("loss")
+    if rates:
+        lr_axis = loss_axis.twinx()
+        lr_axis.plot(*zip(*rates), label="learning rate", color="tab:gray", linestyle="--")
+        lr_axis.set_ylabel("learning rate")
+    loss_axis.legend(loc="upper right")
+    loss_axis.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def base_model_fingerprint(ref: str) -> dict[str, Any]:
+    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder by content."""
+    path = Path(ref)
+    if not path.is_dir():
+        return {"base_model": ref}
+    config = path / "config.json"
+    return {
+        "base_model": str(path.resolve()),
+        "config": json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None,
+        "files": {p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.is_file()},
+    }
+
+
+def adapter_base_model(adapter_dir: Path) -> str:
+    """The base model a saved PEFT adapter was trained on (its ``adapter_config.json`` names it)."""
+    config_path = adapter_dir / "adapter_config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json; is this a PEFT adapter folder?")
+    return json.loads(config_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
