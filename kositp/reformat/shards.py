@@ -1,0 +1,192 @@
+"""Streaming records into per-task parquet shards.
+
+Records are read in batches (pyarrow), each record is routed only to the builders that accept
+its kind, and instance rows are flushed to one parquet writer per task and split, so memory
+stays flat however large the corpus is. The split is a seeded hash of the source document:
+every instance of one document, in every task, lands on the same side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kositp.catalog import get_task
+from kositp.reformat.builders import BUILDERS
+from kositp.reformat.decontaminate import EvalIndex
+from kositp.reformat.placement import Instruction, join_input, pick_instruction, place, stable_hash
+from kositp.reporting import Reporter
+
+SHARD_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in (
+        "id", "task", "category", "definition", "instruction_id", "instruction_position", "input",
+        "prompt", "output", "source", "source_id", "doc_id", "split",
+    )]
+)
+SPLITS = ("train", "validation")
+BATCH_ROWS = 4096
+_RECORD_COLUMNS = (
+    "record_id", "source_dataset", "doc_id", "kind", "qa_type", "title", "text", "sentences", "question",
+    "answers", "options", "clue", "is_impossible", "summary", "keywords", "table_html",
+)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    seed: int
+    validation_ratio: float
+    per_task_max: int | None
+
+
+@dataclass
+class LengthStats:
+    count: int = 0
+    total: int = 0
+    longest: int = 0
+
+    def add(self, n: int) -> None:
+        self.count += 1
+        self.total += n
+        self.longest = max(self.longest, n)
+
+    @property
+    def mean(self) -> float:
+        return round(self.total / self.count, 1) if self.count else 0.0
+
+
+@dataclass
+class TaskStats:
+    task: str
+    built: int = 0
+    capped: int = 0
+    contaminated: int = 0
+    train: int = 0
+    validation: int = 0
+    moved_to_train: int = 0
+    prompt_chars: LengthStats = field(default_factory=LengthStats)
+    output_chars: LengthStats = field(default_factory=LengthStats)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> TaskStats:
+        data = dict(data)
+        lengths = {k: LengthStats(**data.pop(k)) for k in ("prompt_chars", "output_chars")}
+        return cls(**data, **lengths)
+
+
+def split_of(doc_id: str, params: SplitParams) -> str:
+    return "validation" if stable_hash("split", str(params.seed), doc_id) % 10_000 < params.validation_ratio * 10_000 else "train"
+
+
+class _ShardWriter:
+    """Buffered rows for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.buffers: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, row: dict) -> None:
+        buffer = self.buffers[row["split"]]
+        buffer.append(row)
+        if len(buffer) >= BATCH_ROWS:
+            self.flush(row["split"])
+
+    def flush(self, split: str) -> None:
+        rows = self.buffers[split]
+        if not rows:
+            return
+        if split not in self.writers:
+            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
+        self.writers[split].write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA))
+        rows.clear()
+
+    def close(self) -> None:
+        for split in SPLITS:
+            self.flush(split)
+            if split in self.writers:
+                self.writers.pop(split).close()
+            else:
+                pq.write_table(SHARD_SCHEMA.empty_table(), self.folder / f"{split}.parquet")
+
+
+def _move_validation_to_train(folder: Path) -> int:
+    """A tiny task whose every document hashed to validation: train on it rather than on nothing."""
+    table = pq.read_table(folder / "validation.parquet")
+    table = table.set_column(table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string()))
+    pq.write_table(table, folder / "train.parquet")
+    pq.write_table(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
+    return table.num_rows
+
+
+def build_shards(
+    records_path: Path,
+    task_ids: Collection[str],
+    bank: Mapping[str, Sequence[Instruction]],
+    params: SplitParams,
+    folders: Mapping[str, Path],
+    reporter: Reporter,
+    eval_index: EvalIndex | None = None,
+) -> dict[str, TaskStats]:
+    """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``."""
+    routes: dict[str, list] = defaultdict(list)
+    for task_id in task_ids:
+        builder = BUILDERS[task_id]
+        for kind in builder.kinds:
+            routes[kind].append(builder)
+    stats = {t: TaskStats(t) for t in task_ids}
+    writers = {t: _ShardWriter(folders[t]) for t in task_ids}
+    categories = {t: get_task(t).category for t in task_ids}
+    source = pq.ParquetFile(records_path)
+    columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
+    with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            for record in batch.to_pylist():
+                for builder in routes.get(record["kind"], ()):
+                    if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
+                        continue
+                    built = builder.build(record)
+                    if built is None:
+                        continue
+                    task_stats = stats[builder.task_id]
+                    task_stats.built += 1
+                    if params.per_task_max is not None and task_stats.train + task_stats.validation >= params.per_task_max:
+                        task_stats.capped += 1
+                        continue
+                    doc_id = record.get("doc_id") or record["record_id"]
+                    split = split_of(doc_id, params)
+                    instance_id = f"{builder.task_id}-{record['record_id']}"
+                    instruction = pick_instruction(bank[builder.task_id], instance_id, params.seed)
+                    prompt = place(instruction.text, built, builder.position)
+                    if split == "train" and eval_index is not None and eval_index.overlaps(prompt + built.output):
+                        task_stats.contaminated += 1
+                        continue
+                    setattr(task_stats, split, getattr(task_stats, split) + 1)
+                    task_stats.prompt_chars.add(len(prompt))
+                    task_stats.output_chars.add(len(built.output))
+                    writers[builder.task_id].add({
+                        "id": instance_id, "task": builder.task_id, "category": categories[builder.task_id],
+                        "definition": instruction.text, "instruction_id": instruction.instruction_id,
+                        "instruction_position": builder.position, "input": join_input(built), "prompt": prompt,
+                        "output": built.output, "source": record.get("source_dataset") or "",
+                        "source_id": record["record_id"], "doc_id": doc_id, "split": split,
+                    })
+            advance(batch.num_rows)
+    for task_id, writer in writers.items():
+        writer.close()
+        task_stats = stats[task_id]
+        if task_stats.train == 0 and task_stats.validation > 0:
+            task_stats.moved_to_train = _move_validation_to_train(folders[task_id])
+            task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
+            reporter.warning(f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead")
+        (folders[task_id] / "stats.json").write_text(json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8")
+    return stats
