@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kositp.artifacts import canonical_json, file_sha256
 from kositp.catalog import TASKS
-from kositp.config import StageConfig
+from kositp.config import REPO_ROOT, StageConfig
 from kositp.reformat.builders import BUILDERS
 from kositp.reformat.decontaminate import EvalIndex, eval_fingerprint
 from kositp.reformat.metadata import composition_plot, count_rows, data_card, superni_task, write_seed_export
@@ -59,15 +59,28 @@ class ReformatError(ValueError):
 
 
 def supplementary_files(source: SupplementarySource) -> list[Path]:
+    """Files matching the glob, relative to the working directory or else to the repository."""
     files = sorted(Path(p) for p in glob.glob(source.path))
+    if not files and not Path(source.path).is_absolute():
+        files = sorted(Path(p) for p in glob.glob(str(REPO_ROOT / source.path)))
     if not files:
         raise ReformatError(f"supplementary {source.name!r}: no file matches {source.path!r}")
     return files
 
 
+def eval_folder(config: ReformatConfig) -> Path | None:
+    """The eval folder, relative to the working directory or else to the repository."""
+    if not config.decontaminate_against:
+        return None
+    folder = Path(config.decontaminate_against)
+    if not folder.is_absolute() and not folder.exists() and (REPO_ROOT / folder).is_dir():
+        return REPO_ROOT / folder
+    return folder
+
+
 def fingerprint(config: ReformatConfig) -> dict[str, str]:
     """External inputs named in the parameters: supplementary files and the eval folder."""
-    eval_dir = Path(config.decontaminate_against) if config.decontaminate_against else None
+    eval_dir = eval_folder(config)
     return {
         "supplementary": canonical_json({s.name: [file_sha256(p) for p in supplementary_files(s)] for s in config.supplementary}),
         "eval": eval_fingerprint(eval_dir),
@@ -149,7 +162,7 @@ def _check_minimum(stats: dict[str, TaskStats], config: ReformatConfig, ctx: Sta
 def run(ctx: StageContext) -> StageOutcome:
     config: ReformatConfig = ctx.config  # type: ignore[assignment]
     bank = load_bank(ctx.inputs["instructions"].path / "bank.parquet")
-    eval_dir = Path(config.decontaminate_against) if config.decontaminate_against else None
+    eval_dir = eval_folder(config)
     eval_fp = eval_fingerprint(eval_dir)
     params = SplitParams(config.seed, config.validation_ratio, config.per_task_max)
     task_ids = [t.id for t in TASKS]
