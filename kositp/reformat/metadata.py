@@ -21,6 +21,13 @@ def _head(path: Path, n: int) -> list[dict]:
     return table.slice(0, n).to_pylist()
 
 
+def sources(path: Path) -> list[str]:
+    seen: set[str] = set()
+    for batch in pq.ParquetFile(path).iter_batches(columns=["source"]):
+        seen.update(batch.column(0).unique().to_pylist())
+    return sorted(seen)
+
+
 def superni_task(task_id: str, instructions: Sequence[Instruction], shard: Path, stats: TaskStats) -> dict:
     """SuperNI's task layout. The negative example pairs an input with another instance's output."""
     task = get_task(task_id)
@@ -39,7 +46,7 @@ def superni_task(task_id: str, instructions: Sequence[Instruction], shard: Path,
         "Output_language": ["Korean"],
         "Instruction_language": ["Korean"],
         "Categories": [task.category],
-        "Source": sorted({s for s in pq.read_table(shard / "train.parquet", columns=["source"]).column("source").to_pylist()}),
+        "Source": sources(shard / "train.parquet"),
         "Instances": stats.train + stats.validation,
         "Instances_train": stats.train,
         "Instances_validation": stats.validation,

@@ -31,6 +31,7 @@ SHARD_SCHEMA = pa.schema(
 )
 SPLITS = ("train", "validation")
 BATCH_ROWS = 4096
+WRITE_ROWS = 8192
 _RECORD_COLUMNS = (
     "record_id", "source_dataset", "doc_id", "kind", "qa_type", "title", "text", "sentences", "question",
     "answers", "options", "clue", "is_impossible", "summary", "keywords", "table_html",
@@ -53,7 +54,8 @@ class LengthStats:
     def add(self, n: int) -> None:
         self.count += 1
         self.total += n
-        self.longest = max(self.longest, n)
+        if n > self.longest:
+            self.longest = n
 
     @property
     def mean(self) -> float:
@@ -72,6 +74,14 @@ class TaskStats:
     prompt_chars: LengthStats = field(default_factory=LengthStats)
     output_chars: LengthStats = field(default_factory=LengthStats)
 
+    def count(self, split: str, prompt_chars: int, output_chars: int) -> None:
+        if split == "train":
+            self.train += 1
+        else:
+            self.validation += 1
+        self.prompt_chars.add(prompt_chars)
+        self.output_chars.add(output_chars)
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -87,28 +97,30 @@ def split_of(doc_id: str, params: SplitParams) -> str:
 
 
 class _ShardWriter:
-    """Buffered rows for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
+    """Column buffers for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.buffers: dict[str, list[dict]] = {s: [] for s in SPLITS}
+        self.buffers: dict[str, tuple[list[str], ...]] = {s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS}
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def add(self, row: dict) -> None:
-        buffer = self.buffers[row["split"]]
-        buffer.append(row)
-        if len(buffer) >= BATCH_ROWS:
-            self.flush(row["split"])
+    def add(self, split: str, values: tuple[str, ...]) -> None:
+        columns = self.buffers[split]
+        for column, value in zip(columns, values):
+            column.append(value)
+        if len(columns[0]) >= WRITE_ROWS:
+            self.flush(split)
 
     def flush(self, split: str) -> None:
-        rows = self.buffers[split]
-        if not rows:
+        columns = self.buffers[split]
+        if not columns[0]:
             return
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
-        self.writers[split].write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA))
-        rows.clear()
+        self.writers[split].write_table(pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA))
+        for column in columns:
+            column.clear()
 
     def close(self) -> None:
         for split in SPLITS:
@@ -151,35 +163,33 @@ def build_shards(
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
         for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns):
             for record in batch.to_pylist():
+                doc_id = record.get("doc_id") or record["record_id"]
+                split = None
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
                     built = builder.build(record)
                     if built is None:
                         continue
-                    task_stats = stats[builder.task_id]
+                    task_id = builder.task_id
+                    task_stats = stats[task_id]
                     task_stats.built += 1
                     if params.per_task_max is not None and task_stats.train + task_stats.validation >= params.per_task_max:
                         task_stats.capped += 1
                         continue
-                    doc_id = record.get("doc_id") or record["record_id"]
-                    split = split_of(doc_id, params)
-                    instance_id = f"{builder.task_id}-{record['record_id']}"
-                    instruction = pick_instruction(bank[builder.task_id], instance_id, params.seed)
+                    split = split or split_of(doc_id, params)
+                    instance_id = f"{task_id}-{record['record_id']}"
+                    instruction = pick_instruction(bank[task_id], instance_id, params.seed)
                     prompt = place(instruction.text, built, builder.position)
                     if split == "train" and eval_index is not None and eval_index.overlaps(prompt + built.output):
                         task_stats.contaminated += 1
                         continue
-                    setattr(task_stats, split, getattr(task_stats, split) + 1)
-                    task_stats.prompt_chars.add(len(prompt))
-                    task_stats.output_chars.add(len(built.output))
-                    writers[builder.task_id].add({
-                        "id": instance_id, "task": builder.task_id, "category": categories[builder.task_id],
-                        "definition": instruction.text, "instruction_id": instruction.instruction_id,
-                        "instruction_position": builder.position, "input": join_input(built), "prompt": prompt,
-                        "output": built.output, "source": record.get("source_dataset") or "",
-                        "source_id": record["record_id"], "doc_id": doc_id, "split": split,
-                    })
+                    task_stats.count(split, len(prompt), len(built.output))
+                    writers[task_id].add(split, (
+                        instance_id, task_id, categories[task_id], instruction.text, instruction.instruction_id,
+                        builder.position, join_input(built), prompt, built.output, record.get("source_dataset") or "",
+                        record["record_id"], doc_id, split,
+                    ))
             advance(batch.num_rows)
     for task_id, writer in writers.items():
         writer.close()
