@@ -17,8 +17,9 @@ POSITIVE_EXAMPLES = 3
 
 
 def _head(path: Path, n: int) -> list[dict]:
-    table = pq.read_table(path, columns=["prompt", "output"])
-    return table.slice(0, n).to_pylist()
+    """The first ``n`` rows without reading the whole shard."""
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=n, columns=["prompt", "output"]), None)
+    return batch.to_pylist() if batch is not None else []
 
 
 def sources(path: Path) -> list[str]:
