@@ -32,6 +32,7 @@ SHARD_SCHEMA = pa.schema(
 SPLITS = ("train", "validation")
 BATCH_ROWS = 4096
 WRITE_ROWS = 8192
+WRITE_CHARS = 400_000  # per buffer: the 44 buffers stay under ~100 MB however large the corpus
 _RECORD_COLUMNS = (
     "record_id", "source_dataset", "doc_id", "kind", "qa_type", "title", "text", "sentences", "question",
     "answers", "options", "clue", "is_impossible", "summary", "keywords", "table_html",
@@ -103,13 +104,15 @@ class _ShardWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.buffers: dict[str, tuple[list[str], ...]] = {s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS}
+        self.chars: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def add(self, split: str, values: tuple[str, ...]) -> None:
+    def add(self, split: str, values: tuple[str, ...], chars: int) -> None:
         columns = self.buffers[split]
         for column, value in zip(columns, values):
             column.append(value)
-        if len(columns[0]) >= WRITE_ROWS:
+        self.chars[split] += chars
+        if len(columns[0]) >= WRITE_ROWS or self.chars[split] >= WRITE_CHARS:
             self.flush(split)
 
     def flush(self, split: str) -> None:
@@ -121,6 +124,7 @@ class _ShardWriter:
         self.writers[split].write_table(pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA))
         for column in columns:
             column.clear()
+        self.chars[split] = 0
 
     def close(self) -> None:
         for split in SPLITS:
@@ -161,7 +165,7 @@ def build_shards(
     source = pq.ParquetFile(records_path)
     columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
-        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
             for record in batch.to_pylist():
                 doc_id = record.get("doc_id") or record["record_id"]
                 split = None
@@ -184,12 +188,13 @@ def build_shards(
                     if split == "train" and eval_index is not None and eval_index.overlaps(prompt + built.output):
                         task_stats.contaminated += 1
                         continue
-                    task_stats.count(split, len(prompt), len(built.output))
+                    chars = (len(prompt), len(built.output))
+                    task_stats.count(split, *chars)
                     writers[task_id].add(split, (
                         instance_id, task_id, categories[task_id], instruction.text, instruction.instruction_id,
                         builder.position, join_input(built), prompt, built.output, record.get("source_dataset") or "",
                         record["record_id"], doc_id, split,
-                    ))
+                    ), 2 * chars[0] + chars[1])
             advance(batch.num_rows)
     for task_id, writer in writers.items():
         writer.close()
