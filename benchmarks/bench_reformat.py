@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from kositp.records import RECORD_SCHEMA  # noqa: E402
-from reformat_data import sample_records, write_bank  # noqa: E402
+from reformat_data import sample_records, write_bank
+
+from kositp.records import RECORD_SCHEMA
 
 CHUNK = 20_000
 
@@ -65,8 +66,11 @@ def measure(root: Path) -> dict:
     started = time.perf_counter()
     result = execute(item, store, "bench", ConsoleReporter(show_progress=False))
     seconds = time.perf_counter() - started
-    return {"seconds": round(seconds, 2), "instances": result.rows.get("train", 0) + result.rows.get("validation", 0),
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "seconds": round(seconds, 2),
+        "instances": result.rows.get("train", 0) + result.rows.get("validation", 0),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def prepare(root: Path, n: int) -> None:
@@ -85,8 +89,12 @@ def run_scale(n: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-reformat-") as tmp:
         root = Path(tmp)
         subprocess.run([sys.executable, __file__, "--prepare", str(n), "--root", str(root)], check=True)
-        out = subprocess.run([sys.executable, __file__, "--measure", "--root", str(root)], check=True,
-                             capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--measure", "--root", str(root)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         figures = json.loads(out.stdout.strip().splitlines()[-1])
     figures["records"] = n
     figures["records_per_s"] = round(n / figures["seconds"])
@@ -106,12 +114,16 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.root)))
         return
-    print(f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} cpus, "
-          f"{psutil.virtual_memory().total / 2**30:.1f} GiB, pyarrow {pa.__version__}")
+    print(
+        f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} cpus, "
+        f"{psutil.virtual_memory().total / 2**30:.1f} GiB, pyarrow {pa.__version__}"
+    )
     results = [run_scale(n) for n in ([150_000, 1_500_000] if args.large else [150_000])]
     for r in results:
-        print(f"{r['records']:>9,} records -> {r['instances']:>9,} instances in {r['seconds']:7.1f} s: "
-              f"{r['records_per_s']:>7,} records/s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+        print(
+            f"{r['records']:>9,} records -> {r['instances']:>9,} instances in {r['seconds']:7.1f} s: "
+            f"{r['records_per_s']:>7,} records/s, peak RSS {r['peak_rss_mib']:.0f} MiB"
+        )
     if len(results) == 2:
         print(f"peak RSS ratio 1.5M / 150k: {results[1]['peak_rss_mib'] / results[0]['peak_rss_mib']:.2f}")
 

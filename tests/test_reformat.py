@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from reformat_data import LAW_TEXT, sample_records, write_bank, write_records
 
 from kositp.artifacts import ArtifactStore, compute_version
 from kositp.catalog import TASKS
@@ -16,10 +17,21 @@ from kositp.reformat.placement import Instruction, pick_instruction, place
 from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reporting import ConsoleReporter
-from reformat_data import LAW_TEXT, record, sample_records, write_bank, write_records
 
-SHARD_COLUMNS = {"id", "task", "category", "definition", "instruction_id", "instruction_position", "input", "prompt",
-                 "output", "source", "source_id", "split"}
+SHARD_COLUMNS = {
+    "id",
+    "task",
+    "category",
+    "definition",
+    "instruction_id",
+    "instruction_position",
+    "input",
+    "prompt",
+    "output",
+    "source",
+    "source_id",
+    "split",
+}
 
 
 def built(task_id: str, records: list[dict]) -> list:
@@ -54,7 +66,10 @@ def test_extractive_multiple_choice_keeps_the_passage_and_explanation_adds_the_c
     (plain,) = built("task007_extractive_qa_objective", [by_id("mrc-mc")])
     (explained,) = built("task021_extractive_qa_objective_explanation", [by_id("mrc-mc")])
     assert plain.context.startswith("보호수용제도는")
-    assert explained.output == "보호감호제도\n보호수용제도는 구 사회보호법상 보호감호제도와 유사한 성격의 것이다."
+    assert (
+        explained.output
+        == "보호감호제도\n보호수용제도는 구 사회보호법상 보호감호제도와 유사한 성격의 것이다."
+    )
 
 
 def test_yes_no_tasks_answer_ye_or_aniyo_and_need_a_clue_for_explanation():
@@ -75,7 +90,9 @@ def test_abstractive_qa_leaves_the_passage_out():
 def test_summary_family_follows_the_seed_length_rules():
     law = by_id("sum-law")
     assert built("task002_summarization", [law])[0].output == law["summary"]
-    assert built("task002_summarization", [{**law, "summary": "강도상해죄 요건."}]) == [], "below a third of the text"
+    assert built("task002_summarization", [{**law, "summary": "강도상해죄 요건."}]) == [], (
+        "below a third of the text"
+    )
     simplified = built("task013_text_simplification", sample_records())
     assert simplified and all(len(s.output) <= 50 for s in simplified)
     (expansion,) = built("task016_summary_expansion", [law])
@@ -92,7 +109,7 @@ def test_completion_and_composition_split_whole_sentences():
     lines = composition.context.split("\n")
     assert lines[0].startswith("문장1 : 형법 제337조") and len(lines) == 4
     blank = next(line for line in lines if line.endswith(": "))
-    assert composition.output.startswith(blank) and composition.output[len(blank):] in law["sentences"]
+    assert composition.output.startswith(blank) and composition.output[len(blank) :] in law["sentences"]
 
 
 def test_keywords_and_tables():
@@ -125,7 +142,10 @@ def publish(store: ArtifactStore, stage: str, version: str, write) -> None:
 
 def run_stage(root: Path, records: list[dict], bank_overrides: dict | None = None, **params):
     store = ArtifactStore(root)
-    ingest_v = "ingest-" + compute_version("ingest", "t", {"n": len(records), "first": records[0]["record_id"]}, {})[:8]
+    ingest_v = (
+        "ingest-"
+        + compute_version("ingest", "t", {"n": len(records), "first": records[0]["record_id"]}, {})[:8]
+    )
     bank_v = "bank-" + compute_version("instructions", "t", {"o": bank_overrides or {}}, {})[:8]
     if not store.exists("ingest", ingest_v):
         publish(store, "ingest", ingest_v, lambda p: write_records(p / "records.parquet", records))
@@ -134,7 +154,9 @@ def run_stage(root: Path, records: list[dict], bank_overrides: dict | None = Non
     config = ReformatConfig(**params)
     inputs = {"ingest": ingest_v, "instructions": bank_v}
     plan_params = config.model_dump(mode="json")
-    version = compute_version("reformat", STAGE.code_version, plan_params, inputs, dict(STAGE.fingerprint(config)))
+    version = compute_version(
+        "reformat", STAGE.code_version, plan_params, inputs, dict(STAGE.fingerprint(config))
+    )
     item = PlannedStage(STAGE, config, plan_params, inputs, version)
     result = execute(item, store, "test", ConsoleReporter(show_progress=False))
     return result, store.open("reformat", version)
@@ -149,7 +171,9 @@ def shard(path: Path, task: str, split: str):
 
 
 def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
-    result, artifact = run_stage(tmp_path / "a", sample_records(), validation_ratio=0.0, seed_jsonl_export=True)
+    result, artifact = run_stage(
+        tmp_path / "a", sample_records(), validation_ratio=0.0, seed_jsonl_export=True
+    )
     assert result.status == "ran"
     for task in TASKS:
         train = shard(artifact.path, task.id, "train")
@@ -161,7 +185,10 @@ def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
         meta = json.loads((artifact.path / "tasks" / f"{task.id}.json").read_text(encoding="utf-8"))
         assert meta["Instances"] == train.num_rows and meta["Categories"] == [task.category]
         assert meta["Positive Examples"] and len(meta["Definition"]) == 3
-    export = [json.loads(line) for line in (artifact.path / "seed_format.jsonl").read_text(encoding="utf-8").splitlines()]
+    export = [
+        json.loads(line)
+        for line in (artifact.path / "seed_format.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert {e["Task_name"] for e in export} == {t.seed_name for t in TASKS}
     card = (artifact.path / "data_card.md").read_text(encoding="utf-8")
     assert "task022_extractive_qa_yes_no_explanation" in card and "decontamination: skipped" in card
@@ -200,9 +227,16 @@ def test_decontamination_drops_a_planted_overlap(tmp_path):
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()
     planted = "피해자가 입은 상처가 경미하더라도 상해로 볼 수 있다"
-    (eval_dir / "nsmc.jsonl").write_text(json.dumps({"document": planted, "label": 1}, ensure_ascii=False) + "\n", encoding="utf-8")
-    _, artifact = run_stage(tmp_path / "art", sample_records(), validation_ratio=0.0, below_min="warn",
-                           decontaminate_against=str(eval_dir))
+    (eval_dir / "nsmc.jsonl").write_text(
+        json.dumps({"document": planted, "label": 1}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    _, artifact = run_stage(
+        tmp_path / "art",
+        sample_records(),
+        validation_ratio=0.0,
+        below_min="warn",
+        decontaminate_against=str(eval_dir),
+    )
     assert artifact.rows["contaminated"] > 0
     assert artifact.report["tasks"]["task002_summarization"]["contaminated"] >= 1
     for task in TASKS:
@@ -220,7 +254,9 @@ def test_unchanged_rerun_is_cached_and_one_task_change_rebuilds_one_shard(tmp_pa
     third, b = run_stage(tmp_path, records, bank_overrides=changed, validation_ratio=0.0)
     assert third.status == "ran" and b.version != a.version
     assert b.report["rebuilt"] == ["task013_text_simplification"] and len(b.report["reused"]) == 21
-    assert set(shard(b.path, "task013_text_simplification", "train").column("definition").to_pylist()) == set(changed["task013_text_simplification"])
+    assert set(shard(b.path, "task013_text_simplification", "train").column("definition").to_pylist()) == set(
+        changed["task013_text_simplification"]
+    )
     for task in TASKS[:3]:
         name = f"shards/{task.id}/train.parquet"
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
@@ -228,10 +264,17 @@ def test_unchanged_rerun_is_cached_and_one_task_change_rebuilds_one_shard(tmp_pa
 
 def test_supplementary_rows_are_mixed_at_the_ratio(tmp_path):
     alpaca = tmp_path / "kor_alpaca.jsonl"
-    rows = [{"instruction": f"{n}의 제곱을 구하시오.", "input": "", "output": f"{n}의 제곱은 {n * n}입니다."} for n in range(1, 41)]
+    rows = [
+        {"instruction": f"{n}의 제곱을 구하시오.", "input": "", "output": f"{n}의 제곱은 {n * n}입니다."}
+        for n in range(1, 41)
+    ]
     alpaca.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
-    _, artifact = run_stage(tmp_path / "art", many_records(2), validation_ratio=0.0,
-                            supplementary=[{"path": str(alpaca), "name": "kor_alpaca", "ratio": 0.25}])
+    _, artifact = run_stage(
+        tmp_path / "art",
+        many_records(2),
+        validation_ratio=0.0,
+        supplementary=[{"path": str(alpaca), "name": "kor_alpaca", "ratio": 0.25}],
+    )
     task_train = sum(shard(artifact.path, t.id, "train").num_rows for t in TASKS)
     supplementary = shard(artifact.path, "supplementary_kor_alpaca", "train")
     assert supplementary.num_rows == min(40, round(0.25 * task_train))
@@ -241,6 +284,8 @@ def test_supplementary_rows_are_mixed_at_the_ratio(tmp_path):
 
 def test_a_bad_supplementary_line_names_the_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"instruction": "인사하시오.", "output": "안녕하세요."}\n{"instruction": 3}\n', encoding="utf-8")
+    bad.write_text(
+        '{"instruction": "인사하시오.", "output": "안녕하세요."}\n{"instruction": 3}\n', encoding="utf-8"
+    )
     with pytest.raises(SupplementaryError, match="bad.jsonl:2"):
         list(read_alpaca(bad))

@@ -72,7 +72,10 @@ def _stable_int(*parts: str) -> int:
 
 
 def _choice_answer(record: Record) -> tuple[str, list[str]] | None:
-    answer, options = _first_answer(record), [o.strip() for o in record.get("options") or [] if o and o.strip()]
+    answer, options = (
+        _first_answer(record),
+        [o.strip() for o in record.get("options") or [] if o and o.strip()],
+    )
     if not record.get("question") or not answer or answer not in options:
         return None
     return answer, options
@@ -239,10 +242,20 @@ _BUILDERS = (
     Builder("task018_paraphrasing", ("summary",), None, "after", paraphrasing),
     Builder("task019_table_to_title", ("table_qa",), None, "after", table_to_title),
     Builder("task020_abstractive_qa_yes_no", _MRC, ("yes_no",), "before", abstractive_yes_no),
-    Builder("task021_extractive_qa_objective_explanation", _MRC, ("multiple_choice",), "before",
-            lambda r: _with_clue(extractive_objective(r), r)),
-    Builder("task022_extractive_qa_yes_no_explanation", _MRC, ("yes_no",), "after",
-            lambda r: _with_clue(yes_no(r), r)),
+    Builder(
+        "task021_extractive_qa_objective_explanation",
+        _MRC,
+        ("multiple_choice",),
+        "before",
+        lambda r: _with_clue(extractive_objective(r), r),
+    ),
+    Builder(
+        "task022_extractive_qa_yes_no_explanation",
+        _MRC,
+        ("yes_no",),
+        "after",
+        lambda r: _with_clue(yes_no(r), r),
+    ),
 )
 BUILDERS: dict[str, Builder] = {b.task_id: b for b in _BUILDERS}
 assert tuple(BUILDERS) == tuple(t.id for t in TASKS), "one builder per catalog task, in catalog order"

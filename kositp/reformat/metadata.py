@@ -33,12 +33,23 @@ def superni_task(task_id: str, instructions: Sequence[Instruction], shard: Path,
     """SuperNI's task layout. The negative example pairs an input with another instance's output."""
     task = get_task(task_id)
     examples = _head(shard / "train.parquet", POSITIVE_EXAMPLES + 1)
-    positives = [{"input": e["prompt"], "output": e["output"], "explanation": f"{task.name_ko} 과제의 올바른 출력입니다."}
-                 for e in examples[:POSITIVE_EXAMPLES]]
+    positives = [
+        {
+            "input": e["prompt"],
+            "output": e["output"],
+            "explanation": f"{task.name_ko} 과제의 올바른 출력입니다.",
+        }
+        for e in examples[:POSITIVE_EXAMPLES]
+    ]
     negatives = []
     if len(examples) >= 2 and examples[0]["output"] != examples[1]["output"]:
-        negatives.append({"input": examples[0]["prompt"], "output": examples[1]["output"],
-                          "explanation": "다른 입력에 대한 출력이라 주어진 입력과 맞지 않습니다."})
+        negatives.append(
+            {
+                "input": examples[0]["prompt"],
+                "output": examples[1]["output"],
+                "explanation": "다른 입력에 대한 출력이라 주어진 입력과 맞지 않습니다.",
+            }
+        )
     return {
         "Definition": [i.text for i in instructions],
         "Positive Examples": positives,
@@ -61,18 +72,35 @@ def write_seed_export(shards_dir: Path, task_ids: Sequence[str], path: Path) -> 
         for task_id in task_ids:
             name = get_task(task_id).seed_name
             for split in ("train", "validation"):
-                for batch in pq.ParquetFile(shards_dir / task_id / f"{split}.parquet").iter_batches(columns=["prompt", "output"]):
+                for batch in pq.ParquetFile(shards_dir / task_id / f"{split}.parquet").iter_batches(
+                    columns=["prompt", "output"]
+                ):
                     for row in batch.to_pylist():
-                        fh.write(json.dumps({"input": row["prompt"], "output": row["output"], "Task_name": name}, ensure_ascii=False) + "\n")
+                        fh.write(
+                            json.dumps(
+                                {"input": row["prompt"], "output": row["output"], "Task_name": name},
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
                         written += 1
     return written
 
 
 def count_rows(stats: Mapping[str, TaskStats]) -> list[dict]:
     return [
-        {"task": t, "built": s.built, "train": s.train, "validation": s.validation, "capped": s.capped,
-         "contaminated": s.contaminated, "prompt_chars_mean": s.prompt_chars.mean, "prompt_chars_max": s.prompt_chars.longest,
-         "output_chars_mean": s.output_chars.mean, "output_chars_max": s.output_chars.longest}
+        {
+            "task": t,
+            "built": s.built,
+            "train": s.train,
+            "validation": s.validation,
+            "capped": s.capped,
+            "contaminated": s.contaminated,
+            "prompt_chars_mean": s.prompt_chars.mean,
+            "prompt_chars_max": s.prompt_chars.longest,
+            "output_chars_mean": s.output_chars.mean,
+            "output_chars_max": s.output_chars.longest,
+        }
         for t, s in stats.items()
     ]
 
@@ -96,20 +124,24 @@ def composition_plot(rows: Sequence[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def data_card(rows: Sequence[dict], rebuilt: Sequence[str], reused: Sequence[str], decontamination: str) -> str:
+def data_card(
+    rows: Sequence[dict], rebuilt: Sequence[str], reused: Sequence[str], decontamination: str
+) -> str:
     train = sum(r["train"] for r in rows)
     validation = sum(r["validation"] for r in rows)
-    return "\n".join([
-        "# Reformat data card",
-        "",
-        f"- instances: {train + validation} ({train} train, {validation} validation) in {len(rows)} shards",
-        f"- tasks rebuilt: {len(rebuilt)}, reused from cache: {len(reused)}",
-        f"- decontamination: {decontamination}",
-        "- split: grouped by source document (no document on both sides)",
-        "- lengths are in characters; `prompt` is the instruction placed with the input",
-        "",
-        "![composition](composition.png)",
-        "",
-        markdown_table(rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Reformat data card",
+            "",
+            f"- instances: {train + validation} ({train} train, {validation} validation) in {len(rows)} shards",
+            f"- tasks rebuilt: {len(rebuilt)}, reused from cache: {len(reused)}",
+            f"- decontamination: {decontamination}",
+            "- split: grouped by source document (no document on both sides)",
+            "- lengths are in characters; `prompt` is the instruction placed with the input",
+            "",
+            "![composition](composition.png)",
+            "",
+            markdown_table(rows),
+            "",
+        ]
+    )

@@ -24,18 +24,46 @@ from kositp.reformat.placement import Instruction, join_input, pick_instruction,
 from kositp.reporting import Reporter
 
 SHARD_SCHEMA = pa.schema(
-    [(name, pa.string()) for name in (
-        "id", "task", "category", "definition", "instruction_id", "instruction_position", "input",
-        "prompt", "output", "source", "source_id", "doc_id", "split",
-    )]
+    [
+        (name, pa.string())
+        for name in (
+            "id",
+            "task",
+            "category",
+            "definition",
+            "instruction_id",
+            "instruction_position",
+            "input",
+            "prompt",
+            "output",
+            "source",
+            "source_id",
+            "doc_id",
+            "split",
+        )
+    ]
 )
 SPLITS = ("train", "validation")
 BATCH_ROWS = 4096
 WRITE_ROWS = 8192
 WRITE_CHARS = 400_000  # per buffer: the 44 buffers stay under ~100 MB however large the corpus
 _RECORD_COLUMNS = (
-    "record_id", "source_dataset", "doc_id", "kind", "qa_type", "title", "text", "sentences", "question",
-    "answers", "options", "clue", "is_impossible", "summary", "keywords", "table_html",
+    "record_id",
+    "source_dataset",
+    "doc_id",
+    "kind",
+    "qa_type",
+    "title",
+    "text",
+    "sentences",
+    "question",
+    "answers",
+    "options",
+    "clue",
+    "is_impossible",
+    "summary",
+    "keywords",
+    "table_html",
 )
 
 
@@ -55,8 +83,7 @@ class LengthStats:
     def add(self, n: int) -> None:
         self.count += 1
         self.total += n
-        if n > self.longest:
-            self.longest = n
+        self.longest = max(self.longest, n)
 
     @property
     def mean(self) -> float:
@@ -94,7 +121,11 @@ class TaskStats:
 
 
 def split_of(doc_id: str, params: SplitParams) -> str:
-    return "validation" if stable_hash("split", str(params.seed), doc_id) % 10_000 < params.validation_ratio * 10_000 else "train"
+    return (
+        "validation"
+        if stable_hash("split", str(params.seed), doc_id) % 10_000 < params.validation_ratio * 10_000
+        else "train"
+    )
 
 
 class _ShardWriter:
@@ -103,7 +134,9 @@ class _ShardWriter:
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.buffers: dict[str, tuple[list[str], ...]] = {s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS}
+        self.buffers: dict[str, tuple[list[str], ...]] = {
+            s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS
+        }
         self.chars: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self.writers: dict[str, pq.ParquetWriter] = {}
 
@@ -121,7 +154,9 @@ class _ShardWriter:
             return
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
-        self.writers[split].write_table(pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA))
+        self.writers[split].write_table(
+            pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA)
+        )
         for column in columns:
             column.clear()
         self.chars[split] = 0
@@ -138,7 +173,9 @@ class _ShardWriter:
 def _move_validation_to_train(folder: Path) -> int:
     """A tiny task whose every document hashed to validation: train on it rather than on nothing."""
     table = pq.read_table(folder / "validation.parquet")
-    table = table.set_column(table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string())
+    )
     pq.write_table(table, folder / "train.parquet")
     pq.write_table(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
     return table.num_rows
@@ -178,23 +215,44 @@ def build_shards(
                     task_id = builder.task_id
                     task_stats = stats[task_id]
                     task_stats.built += 1
-                    if params.per_task_max is not None and task_stats.train + task_stats.validation >= params.per_task_max:
+                    if (
+                        params.per_task_max is not None
+                        and task_stats.train + task_stats.validation >= params.per_task_max
+                    ):
                         task_stats.capped += 1
                         continue
                     split = split or split_of(doc_id, params)
                     instance_id = f"{task_id}-{record['record_id']}"
                     instruction = pick_instruction(bank[task_id], instance_id, params.seed)
                     prompt = place(instruction.text, built, builder.position)
-                    if split == "train" and eval_index is not None and eval_index.overlaps(prompt + built.output):
+                    if (
+                        split == "train"
+                        and eval_index is not None
+                        and eval_index.overlaps(prompt + built.output)
+                    ):
                         task_stats.contaminated += 1
                         continue
                     chars = (len(prompt), len(built.output))
                     task_stats.count(split, *chars)
-                    writers[task_id].add(split, (
-                        instance_id, task_id, categories[task_id], instruction.text, instruction.instruction_id,
-                        builder.position, join_input(built), prompt, built.output, record.get("source_dataset") or "",
-                        record["record_id"], doc_id, split,
-                    ), 2 * chars[0] + chars[1])
+                    writers[task_id].add(
+                        split,
+                        (
+                            instance_id,
+                            task_id,
+                            categories[task_id],
+                            instruction.text,
+                            instruction.instruction_id,
+                            builder.position,
+                            join_input(built),
+                            prompt,
+                            built.output,
+                            record.get("source_dataset") or "",
+                            record["record_id"],
+                            doc_id,
+                            split,
+                        ),
+                        2 * chars[0] + chars[1],
+                    )
             advance(batch.num_rows)
     for task_id, writer in writers.items():
         writer.close()
@@ -202,6 +260,10 @@ def build_shards(
         if task_stats.train == 0 and task_stats.validation > 0:
             task_stats.moved_to_train = _move_validation_to_train(folders[task_id])
             task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
-            reporter.warning(f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead")
-        (folders[task_id] / "stats.json").write_text(json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8")
+            reporter.warning(
+                f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead"
+            )
+        (folders[task_id] / "stats.json").write_text(
+            json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8"
+        )
     return stats

@@ -48,7 +48,7 @@ class ReformatConfig(StageConfig):
     per_task_max: int | None = Field(None, ge=1)
     per_task_min: int = Field(1, ge=0)
     below_min: Literal["fail", "warn"] = "fail"
-    supplementary: list[SupplementarySource] = []
+    supplementary: list[SupplementarySource] = Field(default_factory=list)
     decontaminate_against: str | None = None
     ngram: int = Field(13, ge=4)
     seed_jsonl_export: bool = False
@@ -82,7 +82,9 @@ def fingerprint(config: ReformatConfig) -> dict[str, str]:
     """External inputs named in the parameters: supplementary files and the eval folder."""
     eval_dir = eval_folder(config)
     return {
-        "supplementary": canonical_json({s.name: [file_sha256(p) for p in supplementary_files(s)] for s in config.supplementary}),
+        "supplementary": canonical_json(
+            {s.name: [file_sha256(p) for p in supplementary_files(s)] for s in config.supplementary}
+        ),
         "eval": eval_fingerprint(eval_dir),
     }
 
@@ -105,7 +107,9 @@ def builder_code(task_id: str) -> str:
     return f"{builder.version}:{builder.kinds}:{builder.qa_types}:{builder.position}:{inspect.getsource(builder.build)}"
 
 
-def task_subversion(task_id: str, instructions: list[Instruction], records_version: str, config: ReformatConfig, eval_fp: str) -> str:
+def task_subversion(
+    task_id: str, instructions: list[Instruction], records_version: str, config: ReformatConfig, eval_fp: str
+) -> str:
     shaping = {
         "task": task_id,
         "builder": builder_code(task_id),
@@ -127,7 +131,9 @@ def _copy_shard(source: Path, target: Path) -> None:
         shutil.copyfile(source / f"{split}.parquet", target / f"{split}.parquet")
 
 
-def _build_tasks(ctx: StageContext, tasks: list[str], subversions: dict[str, str], bank, params, eval_index) -> None:
+def _build_tasks(
+    ctx: StageContext, tasks: list[str], subversions: dict[str, str], bank, params, eval_index
+) -> None:
     """Build into the cache (atomic rename per task) when there is one, else straight into the artifact."""
     records = ctx.inputs["ingest"].path / "records.parquet"
     if ctx.cache_dir is None:
@@ -151,9 +157,11 @@ def _check_minimum(stats: dict[str, TaskStats], config: ReformatConfig, ctx: Sta
     short = {t: s.train for t, s in stats.items() if s.train < config.per_task_min}
     if not short:
         return
-    message = (f"{len(short)} task(s) below per_task_min={config.per_task_min} training instances: "
-               + ", ".join(f"{t} ({n})" for t, n in short.items())
-               + "; ingest more records of their kinds or lower reformat.per_task_min")
+    message = (
+        f"{len(short)} task(s) below per_task_min={config.per_task_min} training instances: "
+        + ", ".join(f"{t} ({n})" for t, n in short.items())
+        + "; ingest more records of their kinds or lower reformat.per_task_min"
+    )
     if config.below_min == "fail":
         raise ReformatError(message)
     ctx.reporter.warning(message)
@@ -166,20 +174,27 @@ def run(ctx: StageContext) -> StageOutcome:
     eval_fp = eval_fingerprint(eval_dir)
     params = SplitParams(config.seed, config.validation_ratio, config.per_task_max)
     task_ids = [t.id for t in TASKS]
-    subversions = {t: task_subversion(t, bank[t], ctx.inputs["ingest"].version, config, eval_fp) for t in task_ids}
+    subversions = {
+        t: task_subversion(t, bank[t], ctx.inputs["ingest"].version, config, eval_fp) for t in task_ids
+    }
     cache = ctx.cache_dir / "reformat" if ctx.cache_dir else None
     reused = [t for t in task_ids if cache is not None and _cached(cache / subversions[t])]
     rebuilt = [t for t in task_ids if t not in reused]
     eval_index = EvalIndex(eval_dir, config.ngram) if eval_dir else None
     if eval_index is not None:
-        ctx.reporter.info(f"reformat: decontaminating against {len(eval_index.files)} eval file(s), "
-                          f"{len(eval_index.ngrams)} character {config.ngram}-grams")
+        ctx.reporter.info(
+            f"reformat: decontaminating against {len(eval_index.files)} eval file(s), "
+            f"{len(eval_index.ngrams)} character {config.ngram}-grams"
+        )
     if rebuilt:
         _build_tasks(ctx, rebuilt, subversions, bank, params, eval_index)
     for task_id in reused:
         _copy_shard(cache / subversions[task_id], ctx.out_dir / "shards" / task_id)
     stats_dir = {t: (cache / subversions[t]) if cache else ctx.out_dir / "shards" / t for t in task_ids}
-    stats = {t: TaskStats.from_json(json.loads((stats_dir[t] / "stats.json").read_text(encoding="utf-8"))) for t in task_ids}
+    stats = {
+        t: TaskStats.from_json(json.loads((stats_dir[t] / "stats.json").read_text(encoding="utf-8")))
+        for t in task_ids
+    }
     if cache is None:
         for t in task_ids:
             (stats_dir[t] / "stats.json").unlink()
@@ -189,21 +204,45 @@ def run(ctx: StageContext) -> StageOutcome:
     rows = count_rows(stats)
     task_train = sum(s.train for s in stats.values())
     for source in config.supplementary:
-        counts = mix_supplementary(source.name, supplementary_files(source), source.ratio, task_train, params,
-                                   ctx.out_dir / "shards" / f"supplementary_{source.name}", eval_index)
-        rows.append({"task": f"supplementary_{source.name}", "built": counts["available"], "train": counts["train"],
-                     "validation": counts["validation"], "capped": 0, "contaminated": counts["contaminated"]})
+        counts = mix_supplementary(
+            source.name,
+            supplementary_files(source),
+            source.ratio,
+            task_train,
+            params,
+            ctx.out_dir / "shards" / f"supplementary_{source.name}",
+            eval_index,
+        )
+        rows.append(
+            {
+                "task": f"supplementary_{source.name}",
+                "built": counts["available"],
+                "train": counts["train"],
+                "validation": counts["validation"],
+                "capped": 0,
+                "contaminated": counts["contaminated"],
+            }
+        )
 
     tasks_dir = ctx.out_dir / "tasks"
     tasks_dir.mkdir()
     for task_id in task_ids:
         meta = superni_task(task_id, bank[task_id], ctx.out_dir / "shards" / task_id, stats[task_id])
-        (tasks_dir / f"{task_id}.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    exported = write_seed_export(ctx.out_dir / "shards", task_ids, ctx.out_dir / "seed_format.jsonl") if config.seed_jsonl_export else 0
+        (tasks_dir / f"{task_id}.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+    exported = (
+        write_seed_export(ctx.out_dir / "shards", task_ids, ctx.out_dir / "seed_format.jsonl")
+        if config.seed_jsonl_export
+        else 0
+    )
 
     contaminated = sum(r["contaminated"] for r in rows)
-    decontamination = (f"{contaminated} training instances dropped (character {config.ngram}-grams shared with {eval_dir})"
-                       if eval_dir else "skipped (no decontaminate_against configured)")
+    decontamination = (
+        f"{contaminated} training instances dropped (character {config.ngram}-grams shared with {eval_dir})"
+        if eval_dir
+        else "skipped (no decontaminate_against configured)"
+    )
     composition_plot(rows, ctx.out_dir / "composition.png")
     card = data_card(rows, rebuilt, reused, decontamination)
     (ctx.out_dir / "data_card.md").write_text(card, encoding="utf-8")
@@ -212,10 +251,20 @@ def run(ctx: StageContext) -> StageOutcome:
     ctx.reporter.image("reformat-composition", ctx.out_dir / "composition.png", "instances per task")
     train, validation = sum(r["train"] for r in rows), sum(r["validation"] for r in rows)
     return StageOutcome(
-        rows={"train": train, "validation": validation, "contaminated": contaminated, "shards": len(rows),
-              "seed_export": exported},
-        report={"rebuilt": rebuilt, "reused": reused, "decontamination": decontamination,
-                "subversions": subversions, "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in rows}},
+        rows={
+            "train": train,
+            "validation": validation,
+            "contaminated": contaminated,
+            "shards": len(rows),
+            "seed_export": exported,
+        },
+        report={
+            "rebuilt": rebuilt,
+            "reused": reused,
+            "decontamination": decontamination,
+            "subversions": subversions,
+            "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in rows},
+        },
     )
 
 

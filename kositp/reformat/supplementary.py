@@ -34,7 +34,11 @@ def read_alpaca(path: Path) -> Iterator[dict[str, str]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SupplementaryError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not isinstance(row.get("output"), str):
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("instruction"), str)
+                or not isinstance(row.get("output"), str)
+            ):
                 raise SupplementaryError(f"{path}:{lineno}: needs string fields 'instruction' and 'output'")
             yield {
                 "instruction": unicodedata.normalize("NFC", row["instruction"].strip()),
@@ -70,12 +74,23 @@ def mix_supplementary(
             counts["contaminated"] += 1
             continue
         counts[split] += 1
-        out[split].append({
-            "id": row_id, "task": task, "category": "Supplementary", "definition": row["instruction"],
-            "instruction_id": "", "instruction_position": "before", "input": row["input"], "prompt": prompt,
-            "output": row["output"], "source": source, "source_id": f"{source}:{row['line']}", "doc_id": row_id,
-            "split": split,
-        })
+        out[split].append(
+            {
+                "id": row_id,
+                "task": task,
+                "category": "Supplementary",
+                "definition": row["instruction"],
+                "instruction_id": "",
+                "instruction_position": "before",
+                "input": row["input"],
+                "prompt": prompt,
+                "output": row["output"],
+                "source": source,
+                "source_id": f"{source}:{row['line']}",
+                "doc_id": row_id,
+                "split": split,
+            }
+        )
     folder.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
         pq.write_table(pa.Table.from_pylist(out[split], schema=SHARD_SCHEMA), folder / f"{split}.parquet")
