@@ -56,6 +56,7 @@ def sample_records(doc_prefix: str = "") -> list[dict[str, Any]]:
             question="보호수용의 집행을 유예할 수 있는 경우는 언제야",
             answers=["보호수용 필요성이 없는 경우"],
         ),
+        record(f"{d}passage", "text", f"{d}doc-mrc", title="보호수용제도", text=MRC_TEXT),
         record(
             f"{d}mrc-none",
             "mrc",

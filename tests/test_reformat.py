@@ -112,6 +112,11 @@ def test_completion_and_composition_split_whole_sentences():
     assert composition.output.startswith(blank) and composition.output[len(blank) :] in law["sentences"]
 
 
+def test_completion_reads_passages_not_one_copy_per_question():
+    sources = [r["record_id"] for r in sample_records() if BUILDERS["task011_text_completion"].accepts(r)]
+    assert "passage" in sources and not any(s.startswith("mrc-") for s in sources)
+
+
 def test_keywords_and_tables():
     assert built("task014_keyword_tagging", sample_records())[0].output == "에지 보정, 골격선 추출, 융기 영상"
     (qa,) = built("task017_table_qa_short_answer", sample_records())

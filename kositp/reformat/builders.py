@@ -5,7 +5,8 @@ instance *without* its instruction: ``context`` is what the instruction is place
 ``query`` is what follows it (a question, the 보기 line). :mod:`kositp.reformat.placement` puts the
 instruction before the context or between context and query, as the seed row of that task shows.
 A builder names the record kinds and qa_types it consumes so the stage can route records
-without calling every builder on every record. Bump ``BUILDER_VERSION`` of a task whenever its
+without calling every builder on every record. Text completion reads MRC passages as ``text``
+records (one per paragraph) rather than ``mrc`` records, which repeat the passage per question. Bump ``BUILDER_VERSION`` of a task whenever its
 output for the same record changes: it is part of that task's sub-version (incremental rebuilds).
 """
 
@@ -232,7 +233,7 @@ _BUILDERS = (
     Builder("task008_extractive_qa_yes_no", _MRC, ("yes_no",), "before", yes_no),
     Builder("task009_extractive_qa_short_answer", _MRC, ("span",), "after", extractive),
     Builder("task010_extractive_qa_long_answer", _MRC, ("long",), "before", extractive),
-    Builder("task011_text_completion", ("summary", "paper", "mrc"), None, "before", text_completion),
+    Builder("task011_text_completion", ("summary", "paper", "text"), None, "before", text_completion),
     Builder("task012_title_to_contents", ("summary",), None, "before", title_to_contents),
     Builder("task013_text_simplification", ("summary",), None, "before", simplification),
     Builder("task014_keyword_tagging", ("paper",), None, "after", keyword_tagging),

@@ -91,6 +91,7 @@ def count_rows(stats: Mapping[str, TaskStats]) -> list[dict]:
     return [
         {
             "task": t,
+            "routed": s.routed,
             "built": s.built,
             "train": s.train,
             "validation": s.validation,

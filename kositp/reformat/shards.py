@@ -93,6 +93,7 @@ class LengthStats:
 @dataclass
 class TaskStats:
     task: str
+    routed: int = 0  # records of the builder's kinds; routed - built did not fit the task's shape
     built: int = 0
     capped: int = 0
     contaminated: int = 0
@@ -209,11 +210,12 @@ def build_shards(
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
+                    task_stats = stats[builder.task_id]
+                    task_stats.routed += 1
                     built = builder.build(record)
                     if built is None:
                         continue
                     task_id = builder.task_id
-                    task_stats = stats[task_id]
                     task_stats.built += 1
                     if (
                         params.per_task_max is not None

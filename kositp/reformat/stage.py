@@ -216,6 +216,7 @@ def run(ctx: StageContext) -> StageOutcome:
         rows.append(
             {
                 "task": f"supplementary_{source.name}",
+                "routed": counts["available"],
                 "built": counts["available"],
                 "train": counts["train"],
                 "validation": counts["validation"],
