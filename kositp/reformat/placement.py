@@ -8,7 +8,7 @@ instructions can be resampled later without rebuilding the inputs.
 
 from __future__ import annotations
 
-import hashlib
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +22,8 @@ class Instruction:
 
 
 def stable_hash(*parts: str) -> int:
-    return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest(), "big")
+    """CRC-32: the same on every machine and run (unlike ``hash``), and cheap enough per instance."""
+    return zlib.crc32("\x1f".join(parts).encode())
 
 
 def pick_instruction(instructions: Sequence[Instruction], instance_id: str, seed: int) -> Instruction:
