@@ -294,3 +294,29 @@ def test_a_bad_supplementary_line_names_the_file_and_line(tmp_path):
     )
     with pytest.raises(SupplementaryError, match="bad.jsonl:2"):
         list(read_alpaca(bad))
+
+
+def test_a_task_with_only_validation_documents_trains_on_them_after_decontamination(tmp_path):
+    from kositp.reformat.decontaminate import EvalIndex
+    from kositp.reformat.shards import SplitParams, build_shards
+
+    records = write_records(tmp_path / "records.parquet", sample_records())
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "hate.txt").write_text(
+        "보호수용제도와 성격이 유사한 제도는 뭐지\n", encoding="utf-8"
+    )
+    tasks = ["task004_abstractive_qa_objective", "task020_abstractive_qa_yes_no"]
+    bank = {t: [Instruction("i0", "보기에서 알맞은 답을 고르시오.")] for t in tasks}
+    folders = {t: tmp_path / t for t in tasks}
+    stats = build_shards(
+        records,
+        tasks,
+        bank,
+        SplitParams(1, 0.9999, None),
+        folders,
+        ConsoleReporter(show_progress=False),
+        EvalIndex(tmp_path / "eval", 13),
+    )
+    assert (stats[tasks[0]].train, stats[tasks[0]].contaminated) == (0, 1)
+    assert (stats[tasks[1]].train, stats[tasks[1]].validation, stats[tasks[1]].moved_to_train) == (1, 0, 1)
+    assert pq.read_table(folders[tasks[1]] / "train.parquet").column("split").to_pylist() == ["train"]

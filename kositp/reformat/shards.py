@@ -171,15 +171,25 @@ class _ShardWriter:
                 pq.write_table(SHARD_SCHEMA.empty_table(), self.folder / f"{split}.parquet")
 
 
-def _move_validation_to_train(folder: Path) -> int:
-    """A tiny task whose every document hashed to validation: train on it rather than on nothing."""
+def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tuple[int, int]:
+    """A tiny task whose every document hashed to validation: train on it rather than on nothing.
+
+    The rows become training rows, so they are decontaminated now. Returns (moved, contaminated).
+    """
     table = pq.read_table(folder / "validation.parquet")
+    before = table.num_rows
+    if eval_index is not None:
+        keep = [
+            not eval_index.overlaps(p + o)
+            for p, o in zip(table["prompt"].to_pylist(), table["output"].to_pylist())
+        ]
+        table = table.filter(pa.array(keep, pa.bool_()))
     table = table.set_column(
         table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string())
     )
     pq.write_table(table, folder / "train.parquet")
     pq.write_table(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
-    return table.num_rows
+    return table.num_rows, before - table.num_rows
 
 
 def build_shards(
@@ -260,7 +270,8 @@ def build_shards(
         writer.close()
         task_stats = stats[task_id]
         if task_stats.train == 0 and task_stats.validation > 0:
-            task_stats.moved_to_train = _move_validation_to_train(folders[task_id])
+            task_stats.moved_to_train, dropped = _move_validation_to_train(folders[task_id], eval_index)
+            task_stats.contaminated += dropped
             task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
             reporter.warning(
                 f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead"
