@@ -67,6 +67,7 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.instructions.stage",
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
+    "kositp.reformat.stage",
 )
 
 

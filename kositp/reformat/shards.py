@@ -1,0 +1,282 @@
+"""Streaming records into per-task parquet shards.
+
+Records are read in batches (pyarrow), each record is routed only to the builders that accept
+its kind, and instance rows are flushed to one parquet writer per task and split, so memory
+stays flat however large the corpus is. The split is a seeded hash of the source document:
+every instance of one document, in every task, lands on the same side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kositp.catalog import get_task
+from kositp.reformat.builders import BUILDERS
+from kositp.reformat.decontaminate import EvalIndex
+from kositp.reformat.placement import Instruction, join_input, pick_instruction, place, stable_hash
+from kositp.reporting import Reporter
+
+SHARD_SCHEMA = pa.schema(
+    [
+        (name, pa.string())
+        for name in (
+            "id",
+            "task",
+            "category",
+            "definition",
+            "instruction_id",
+            "instruction_position",
+            "input",
+            "prompt",
+            "output",
+            "source",
+            "source_id",
+            "doc_id",
+            "split",
+        )
+    ]
+)
+SPLITS = ("train", "validation")
+BATCH_ROWS = 4096
+WRITE_ROWS = 8192
+WRITE_CHARS = 400_000  # per buffer: the 44 buffers stay under ~100 MB however large the corpus
+_RECORD_COLUMNS = (
+    "record_id",
+    "source_dataset",
+    "doc_id",
+    "kind",
+    "qa_type",
+    "title",
+    "text",
+    "sentences",
+    "question",
+    "answers",
+    "options",
+    "clue",
+    "is_impossible",
+    "summary",
+    "keywords",
+    "table_html",
+)
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    seed: int
+    validation_ratio: float
+    per_task_max: int | None
+
+
+@dataclass
+class LengthStats:
+    count: int = 0
+    total: int = 0
+    longest: int = 0
+
+    def add(self, n: int) -> None:
+        self.count += 1
+        self.total += n
+        self.longest = max(self.longest, n)
+
+    @property
+    def mean(self) -> float:
+        return round(self.total / self.count, 1) if self.count else 0.0
+
+
+@dataclass
+class TaskStats:
+    task: str
+    routed: int = 0  # records of the builder's kinds; routed - built did not fit the task's shape
+    built: int = 0
+    capped: int = 0
+    contaminated: int = 0
+    train: int = 0
+    validation: int = 0
+    moved_to_train: int = 0
+    prompt_chars: LengthStats = field(default_factory=LengthStats)
+    output_chars: LengthStats = field(default_factory=LengthStats)
+
+    def count(self, split: str, prompt_chars: int, output_chars: int) -> None:
+        if split == "train":
+            self.train += 1
+        else:
+            self.validation += 1
+        self.prompt_chars.add(prompt_chars)
+        self.output_chars.add(output_chars)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> TaskStats:
+        data = dict(data)
+        lengths = {k: LengthStats(**data.pop(k)) for k in ("prompt_chars", "output_chars")}
+        return cls(**data, **lengths)
+
+
+def split_of(doc_id: str, params: SplitParams) -> str:
+    return (
+        "validation"
+        if stable_hash("split", str(params.seed), doc_id) % 10_000 < params.validation_ratio * 10_000
+        else "train"
+    )
+
+
+class _ShardWriter:
+    """Column buffers for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.buffers: dict[str, tuple[list[str], ...]] = {
+            s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS
+        }
+        self.chars: dict[str, int] = dict.fromkeys(SPLITS, 0)
+        self.writers: dict[str, pq.ParquetWriter] = {}
+
+    def add(self, split: str, values: tuple[str, ...], chars: int) -> None:
+        columns = self.buffers[split]
+        for column, value in zip(columns, values):
+            column.append(value)
+        self.chars[split] += chars
+        if len(columns[0]) >= WRITE_ROWS or self.chars[split] >= WRITE_CHARS:
+            self.flush(split)
+
+    def flush(self, split: str) -> None:
+        columns = self.buffers[split]
+        if not columns[0]:
+            return
+        if split not in self.writers:
+            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
+        self.writers[split].write_table(
+            pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA)
+        )
+        for column in columns:
+            column.clear()
+        self.chars[split] = 0
+
+    def close(self) -> None:
+        for split in SPLITS:
+            self.flush(split)
+            if split in self.writers:
+                self.writers.pop(split).close()
+            else:
+                pq.write_table(SHARD_SCHEMA.empty_table(), self.folder / f"{split}.parquet")
+
+
+def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tuple[int, int]:
+    """A tiny task whose every document hashed to validation: train on it rather than on nothing.
+
+    The rows become training rows, so they are decontaminated now. Returns (moved, contaminated).
+    """
+    table = pq.read_table(folder / "validation.parquet")
+    before = table.num_rows
+    if eval_index is not None:
+        keep = [
+            not eval_index.overlaps(p + o)
+            for p, o in zip(table["prompt"].to_pylist(), table["output"].to_pylist())
+        ]
+        table = table.filter(pa.array(keep, pa.bool_()))
+    table = table.set_column(
+        table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string())
+    )
+    pq.write_table(table, folder / "train.parquet")
+    pq.write_table(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
+    return table.num_rows, before - table.num_rows
+
+
+def build_shards(
+    records_path: Path,
+    task_ids: Collection[str],
+    bank: Mapping[str, Sequence[Instruction]],
+    params: SplitParams,
+    folders: Mapping[str, Path],
+    reporter: Reporter,
+    eval_index: EvalIndex | None = None,
+) -> dict[str, TaskStats]:
+    """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``."""
+    routes: dict[str, list] = defaultdict(list)
+    for task_id in task_ids:
+        builder = BUILDERS[task_id]
+        for kind in builder.kinds:
+            routes[kind].append(builder)
+    stats = {t: TaskStats(t) for t in task_ids}
+    writers = {t: _ShardWriter(folders[t]) for t in task_ids}
+    categories = {t: get_task(t).category for t in task_ids}
+    source = pq.ParquetFile(records_path)
+    columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
+    with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+            for record in batch.to_pylist():
+                doc_id = record.get("doc_id") or record["record_id"]
+                split = None
+                for builder in routes.get(record["kind"], ()):
+                    if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
+                        continue
+                    task_stats = stats[builder.task_id]
+                    task_stats.routed += 1
+                    built = builder.build(record)
+                    if built is None:
+                        continue
+                    task_id = builder.task_id
+                    task_stats.built += 1
+                    if (
+                        params.per_task_max is not None
+                        and task_stats.train + task_stats.validation >= params.per_task_max
+                    ):
+                        task_stats.capped += 1
+                        continue
+                    split = split or split_of(doc_id, params)
+                    instance_id = f"{task_id}-{record['record_id']}"
+                    instruction = pick_instruction(bank[task_id], instance_id, params.seed)
+                    prompt = place(instruction.text, built, builder.position)
+                    if (
+                        split == "train"
+                        and eval_index is not None
+                        and eval_index.overlaps(prompt + built.output)
+                    ):
+                        task_stats.contaminated += 1
+                        continue
+                    chars = (len(prompt), len(built.output))
+                    task_stats.count(split, *chars)
+                    writers[task_id].add(
+                        split,
+                        (
+                            instance_id,
+                            task_id,
+                            categories[task_id],
+                            instruction.text,
+                            instruction.instruction_id,
+                            builder.position,
+                            join_input(built),
+                            prompt,
+                            built.output,
+                            record.get("source_dataset") or "",
+                            record["record_id"],
+                            doc_id,
+                            split,
+                        ),
+                        2 * chars[0] + chars[1],
+                    )
+            advance(batch.num_rows)
+    for task_id, writer in writers.items():
+        writer.close()
+        task_stats = stats[task_id]
+        if task_stats.train == 0 and task_stats.validation > 0:
+            task_stats.moved_to_train, dropped = _move_validation_to_train(folders[task_id], eval_index)
+            task_stats.contaminated += dropped
+            task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
+            reporter.warning(
+                f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead"
+            )
+        (folders[task_id] / "stats.json").write_text(
+            json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8"
+        )
+    return stats

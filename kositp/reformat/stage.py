@@ -1,0 +1,280 @@
+"""The ``reformat`` stage: records + instruction bank -> 22 task shards, metadata and a data card.
+
+Incremental inside the stage: every task has a sub-version (its builder's code, its
+instructions, the records' version, the parameters that shape it). Built task shards are kept
+in ``<cache>/reformat/<sub-version>/``; a rerun where one task's instructions or builder changed
+rebuilds that task only and copies the others from the cache.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import inspect
+import json
+import shutil
+import unicodedata
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from kositp.artifacts import canonical_json, file_sha256
+from kositp.catalog import TASKS
+from kositp.config import REPO_ROOT, StageConfig
+from kositp.reformat.builders import BUILDERS
+from kositp.reformat.decontaminate import EvalIndex, eval_fingerprint
+from kositp.reformat.metadata import composition_plot, count_rows, data_card, superni_task, write_seed_export
+from kositp.reformat.placement import Instruction
+from kositp.reformat.shards import SPLITS, SplitParams, TaskStats, build_shards
+from kositp.reformat.supplementary import mix_supplementary
+from kositp.stages import Stage, StageContext, StageOutcome
+
+
+class SupplementarySource(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str  # a file or a glob of Alpaca-style JSONL files
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    ratio: float = Field(0.1, ge=0)
+
+
+class ReformatConfig(StageConfig):
+    seed: int = 42
+    validation_ratio: float = Field(0.1, ge=0, lt=1)
+    per_task_max: int | None = Field(None, ge=1)
+    per_task_min: int = Field(1, ge=0)
+    below_min: Literal["fail", "warn"] = "fail"
+    supplementary: list[SupplementarySource] = Field(default_factory=list)
+    decontaminate_against: str | None = None
+    ngram: int = Field(13, ge=4)
+    seed_jsonl_export: bool = False
+
+
+class ReformatError(ValueError):
+    pass
+
+
+def supplementary_files(source: SupplementarySource) -> list[Path]:
+    """Files matching the glob, relative to the working directory or else to the repository."""
+    files = sorted(Path(p) for p in glob.glob(source.path))
+    if not files and not Path(source.path).is_absolute():
+        files = sorted(Path(p) for p in glob.glob(str(REPO_ROOT / source.path)))
+    if not files:
+        raise ReformatError(f"supplementary {source.name!r}: no file matches {source.path!r}")
+    return files
+
+
+def eval_folder(config: ReformatConfig) -> Path | None:
+    """The eval folder, relative to the working directory or else to the repository."""
+    if not config.decontaminate_against:
+        return None
+    folder = Path(config.decontaminate_against)
+    if not folder.is_absolute() and not folder.exists() and (REPO_ROOT / folder).is_dir():
+        return REPO_ROOT / folder
+    return folder
+
+
+def fingerprint(config: ReformatConfig) -> dict[str, str]:
+    """External inputs named in the parameters: supplementary files and the eval folder."""
+    eval_dir = eval_folder(config)
+    return {
+        "supplementary": canonical_json(
+            {s.name: [file_sha256(p) for p in supplementary_files(s)] for s in config.supplementary}
+        ),
+        "eval": eval_fingerprint(eval_dir),
+    }
+
+
+def load_bank(path: Path) -> dict[str, list[Instruction]]:
+    table = pq.read_table(path, columns=["task_id", "instruction_id", "instruction"])
+    bank: dict[str, list[Instruction]] = defaultdict(list)
+    for row in table.to_pylist():
+        text = unicodedata.normalize("NFC", (row["instruction"] or "").strip())
+        if row["task_id"] in BUILDERS and text:
+            bank[row["task_id"]].append(Instruction(row["instruction_id"], text))
+    missing = [t.id for t in TASKS if not bank.get(t.id)]
+    if missing:
+        raise ReformatError(f"{path}: no instructions for {len(missing)} task(s): {', '.join(missing)}")
+    return {t: sorted(v, key=lambda i: i.instruction_id) for t, v in bank.items()}
+
+
+def builder_code(task_id: str) -> str:
+    builder = BUILDERS[task_id]
+    return f"{builder.version}:{builder.kinds}:{builder.qa_types}:{builder.position}:{inspect.getsource(builder.build)}"
+
+
+def task_subversion(
+    task_id: str, instructions: list[Instruction], records_version: str, config: ReformatConfig, eval_fp: str
+) -> str:
+    shaping = {
+        "task": task_id,
+        "builder": builder_code(task_id),
+        "instructions": [(i.instruction_id, i.text) for i in instructions],
+        "records": records_version,
+        "params": {k: getattr(config, k) for k in ("seed", "validation_ratio", "per_task_max", "ngram")},
+        "eval": eval_fp,
+    }
+    return f"{task_id}-{hashlib.sha256(canonical_json(shaping).encode()).hexdigest()[:16]}"
+
+
+def _cached(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in ("train.parquet", "validation.parquet", "stats.json"))
+
+
+def _copy_shard(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        shutil.copyfile(source / f"{split}.parquet", target / f"{split}.parquet")
+
+
+def _build_tasks(
+    ctx: StageContext, tasks: list[str], subversions: dict[str, str], bank, params, eval_index
+) -> None:
+    """Build into the cache (atomic rename per task) when there is one, else straight into the artifact."""
+    records = ctx.inputs["ingest"].path / "records.parquet"
+    if ctx.cache_dir is None:
+        folders = {t: ctx.out_dir / "shards" / t for t in tasks}
+        build_shards(records, tasks, bank, params, folders, ctx.reporter, eval_index)
+        return
+    cache = ctx.cache_dir / "reformat"
+    cache.mkdir(parents=True, exist_ok=True)
+    staging = {t: cache / f".tmp-{subversions[t]}-{uuid.uuid4().hex[:8]}" for t in tasks}
+    build_shards(records, tasks, bank, params, staging, ctx.reporter, eval_index)
+    for task_id, folder in staging.items():
+        final = cache / subversions[task_id]
+        try:
+            folder.rename(final)
+        except OSError:
+            shutil.rmtree(folder)  # a concurrent run published the same sub-version first
+        _copy_shard(final, ctx.out_dir / "shards" / task_id)
+
+
+def _check_minimum(stats: dict[str, TaskStats], config: ReformatConfig, ctx: StageContext) -> None:
+    short = {t: s.train for t, s in stats.items() if s.train < config.per_task_min}
+    if not short:
+        return
+    message = (
+        f"{len(short)} task(s) below per_task_min={config.per_task_min} training instances: "
+        + ", ".join(f"{t} ({n})" for t, n in short.items())
+        + "; ingest more records of their kinds or lower reformat.per_task_min"
+    )
+    if config.below_min == "fail":
+        raise ReformatError(message)
+    ctx.reporter.warning(message)
+
+
+def run(ctx: StageContext) -> StageOutcome:
+    config: ReformatConfig = ctx.config  # type: ignore[assignment]
+    bank = load_bank(ctx.inputs["instructions"].path / "bank.parquet")
+    eval_dir = eval_folder(config)
+    eval_fp = eval_fingerprint(eval_dir)
+    params = SplitParams(config.seed, config.validation_ratio, config.per_task_max)
+    task_ids = [t.id for t in TASKS]
+    subversions = {
+        t: task_subversion(t, bank[t], ctx.inputs["ingest"].version, config, eval_fp) for t in task_ids
+    }
+    cache = ctx.cache_dir / "reformat" if ctx.cache_dir else None
+    reused = [t for t in task_ids if cache is not None and _cached(cache / subversions[t])]
+    rebuilt = [t for t in task_ids if t not in reused]
+    eval_index = EvalIndex(eval_dir, config.ngram) if eval_dir else None
+    if eval_index is not None:
+        ctx.reporter.info(
+            f"reformat: decontaminating against {len(eval_index.files)} eval file(s), "
+            f"{len(eval_index.ngrams)} character {config.ngram}-grams"
+        )
+    if rebuilt:
+        _build_tasks(ctx, rebuilt, subversions, bank, params, eval_index)
+    for task_id in reused:
+        _copy_shard(cache / subversions[task_id], ctx.out_dir / "shards" / task_id)
+    stats_dir = {t: (cache / subversions[t]) if cache else ctx.out_dir / "shards" / t for t in task_ids}
+    stats = {
+        t: TaskStats.from_json(json.loads((stats_dir[t] / "stats.json").read_text(encoding="utf-8")))
+        for t in task_ids
+    }
+    if cache is None:
+        for t in task_ids:
+            (stats_dir[t] / "stats.json").unlink()
+    ctx.reporter.info(f"reformat: rebuilt {len(rebuilt)} task(s), reused {len(reused)} from cache")
+    _check_minimum(stats, config, ctx)
+
+    rows = count_rows(stats)
+    task_train = sum(s.train for s in stats.values())
+    for source in config.supplementary:
+        counts = mix_supplementary(
+            source.name,
+            supplementary_files(source),
+            source.ratio,
+            task_train,
+            params,
+            ctx.out_dir / "shards" / f"supplementary_{source.name}",
+            eval_index,
+        )
+        rows.append(
+            {
+                "task": f"supplementary_{source.name}",
+                "routed": counts["available"],
+                "built": counts["available"],
+                "train": counts["train"],
+                "validation": counts["validation"],
+                "capped": 0,
+                "contaminated": counts["contaminated"],
+            }
+        )
+
+    tasks_dir = ctx.out_dir / "tasks"
+    tasks_dir.mkdir()
+    for task_id in task_ids:
+        meta = superni_task(task_id, bank[task_id], ctx.out_dir / "shards" / task_id, stats[task_id])
+        (tasks_dir / f"{task_id}.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+    exported = (
+        write_seed_export(ctx.out_dir / "shards", task_ids, ctx.out_dir / "seed_format.jsonl")
+        if config.seed_jsonl_export
+        else 0
+    )
+
+    contaminated = sum(r["contaminated"] for r in rows)
+    decontamination = (
+        f"{contaminated} training instances dropped (character {config.ngram}-grams shared with {eval_dir})"
+        if eval_dir
+        else "skipped (no decontaminate_against configured)"
+    )
+    composition_plot(rows, ctx.out_dir / "composition.png")
+    card = data_card(rows, rebuilt, reused, decontamination)
+    (ctx.out_dir / "data_card.md").write_text(card, encoding="utf-8")
+    ctx.reporter.table("reformat-counts", rows, "instances per task and split")
+    ctx.reporter.markdown("reformat-data-card", card, "reformat data card")
+    ctx.reporter.image("reformat-composition", ctx.out_dir / "composition.png", "instances per task")
+    train, validation = sum(r["train"] for r in rows), sum(r["validation"] for r in rows)
+    return StageOutcome(
+        rows={
+            "train": train,
+            "validation": validation,
+            "contaminated": contaminated,
+            "shards": len(rows),
+            "seed_export": exported,
+        },
+        report={
+            "rebuilt": rebuilt,
+            "reused": reused,
+            "decontamination": decontamination,
+            "subversions": subversions,
+            "tasks": {r["task"]: {k: v for k, v in r.items() if k != "task"} for r in rows},
+        },
+    )
+
+
+STAGE = Stage(
+    name="reformat",
+    code_version="1",
+    config=ReformatConfig,
+    run=run,
+    inputs=("ingest", "instructions"),
+    fingerprint=fingerprint,
+    description="22 SuperNI-style task shards (train/validation) from records and the instruction bank",
+)

@@ -1,0 +1,322 @@
+"""Reformat: builders on real-shaped records, placement, splits, decontamination, caching, the stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from reformat_data import LAW_TEXT, sample_records, write_bank, write_records
+
+from kositp.artifacts import ArtifactStore, compute_version
+from kositp.catalog import TASKS
+from kositp.pipeline import PlannedStage, execute
+from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
+from kositp.reformat.placement import Instruction, pick_instruction, place
+from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
+from kositp.reformat.supplementary import SupplementaryError, read_alpaca
+from kositp.reporting import ConsoleReporter
+
+SHARD_COLUMNS = {
+    "id",
+    "task",
+    "category",
+    "definition",
+    "instruction_id",
+    "instruction_position",
+    "input",
+    "prompt",
+    "output",
+    "source",
+    "source_id",
+    "split",
+}
+
+
+def built(task_id: str, records: list[dict]) -> list:
+    builder = BUILDERS[task_id]
+    return [b for b in (builder.build(r) for r in records if builder.accepts(r)) if b is not None]
+
+
+def by_id(record_id: str) -> dict:
+    return next(r for r in sample_records() if r["record_id"] == record_id)
+
+
+def test_every_task_has_a_builder_that_yields_from_real_shaped_records():
+    records = sample_records()
+    for task in TASKS:
+        assert built(task.id, records), f"{task.id} built nothing"
+
+
+def test_answerability_uses_the_seed_sentence_for_unanswerable_questions():
+    outputs = {b.output for b in built("task001_answerability_classification", sample_records())}
+    assert outputs == {UNANSWERABLE, "보호수용 필요성이 없는 경우"}
+
+
+def test_multiple_choice_lists_options_like_the_seed():
+    (instance,) = built("task004_abstractive_qa_objective", [by_id("mrc-mc")])
+    assert instance.query == "보기 : 보호감호제도, 집행유예제도, 가석방제도, 보호관찰제도,"
+    assert instance.context == "보호수용제도와 성격이 유사한 제도는 뭐지"
+    assert instance.output == "보호감호제도"
+    assert options_line(["예", "아니요"]) == "보기 : 예, 아니요,"
+
+
+def test_extractive_multiple_choice_keeps_the_passage_and_explanation_adds_the_clue():
+    (plain,) = built("task007_extractive_qa_objective", [by_id("mrc-mc")])
+    (explained,) = built("task021_extractive_qa_objective_explanation", [by_id("mrc-mc")])
+    assert plain.context.startswith("보호수용제도는")
+    assert (
+        explained.output
+        == "보호감호제도\n보호수용제도는 구 사회보호법상 보호감호제도와 유사한 성격의 것이다."
+    )
+
+
+def test_yes_no_tasks_answer_ye_or_aniyo_and_need_a_clue_for_explanation():
+    yn = by_id("mrc-yn")
+    assert [b.output for b in built("task008_extractive_qa_yes_no", [yn])] == ["예"]
+    assert built("task020_abstractive_qa_yes_no", [yn])[0].context == yn["question"]
+    assert built("task022_extractive_qa_yes_no_explanation", [yn])[0].output.split("\n") == ["예", yn["clue"]]
+    assert built("task022_extractive_qa_yes_no_explanation", [{**yn, "clue": None}]) == []
+    assert built("task008_extractive_qa_yes_no", [{**yn, "answers": ["모름"]}]) == []
+
+
+def test_abstractive_qa_leaves_the_passage_out():
+    for task_id in ("task005_abstractive_qa_short_answer", "task006_abstractive_qa_long_answer"):
+        for instance in built(task_id, sample_records()):
+            assert "보호수용제도는 구 사회보호법" not in instance.context + instance.query
+
+
+def test_summary_family_follows_the_seed_length_rules():
+    law = by_id("sum-law")
+    assert built("task002_summarization", [law])[0].output == law["summary"]
+    assert built("task002_summarization", [{**law, "summary": "강도상해죄 요건."}]) == [], (
+        "below a third of the text"
+    )
+    simplified = built("task013_text_simplification", sample_records())
+    assert simplified and all(len(s.output) <= 50 for s in simplified)
+    (expansion,) = built("task016_summary_expansion", [law])
+    assert (expansion.context, expansion.output) == (law["summary"], law["text"])
+    (contents,) = built("task012_title_to_contents", [law])
+    assert (contents.context, contents.output) == ("강도상해죄의 성립 요건", law["text"])
+
+
+def test_completion_and_composition_split_whole_sentences():
+    law = by_id("sum-law")
+    (completion,) = built("task011_text_completion", [law])
+    assert f"{completion.context} {completion.output}" == LAW_TEXT
+    (composition,) = built("task015_text_composition", [law])
+    lines = composition.context.split("\n")
+    assert lines[0].startswith("문장1 : 형법 제337조") and len(lines) == 4
+    blank = next(line for line in lines if line.endswith(": "))
+    assert composition.output.startswith(blank) and composition.output[len(blank) :] in law["sentences"]
+
+
+def test_completion_reads_passages_not_one_copy_per_question():
+    sources = [r["record_id"] for r in sample_records() if BUILDERS["task011_text_completion"].accepts(r)]
+    assert "passage" in sources and not any(s.startswith("mrc-") for s in sources)
+
+
+def test_keywords_and_tables():
+    assert built("task014_keyword_tagging", sample_records())[0].output == "에지 보정, 골격선 추출, 융기 영상"
+    (qa,) = built("task017_table_qa_short_answer", sample_records())
+    assert "<table>" in qa.context and qa.output == "14,587"
+    assert qa.context.count("<table>") == 1, "a table already inside the text is not repeated"
+    assert built("task019_table_to_title", sample_records())[0].output == "연도별 시간당 임금"
+
+
+def test_instruction_choice_is_stable_and_spread_and_placement_matches_the_seed():
+    bank = [Instruction(f"i{n}", f"지시문 {n}") for n in range(5)]
+    picks = [pick_instruction(bank, f"task-{n}", seed=7).instruction_id for n in range(50)]
+    assert picks == [pick_instruction(bank, f"task-{n}", seed=7).instruction_id for n in range(50)]
+    assert len(set(picks)) > 1
+    (mc,) = built("task007_extractive_qa_objective", [by_id("mrc-mc")])
+    after = place("지시문", mc, "after")
+    assert after.startswith(mc.context + "\n\n지시문\n\n보호수용제도와 성격이")
+    assert place("지시문", mc, "before").startswith("지시문\n\n" + mc.context)
+
+
+# --- the stage through the pipeline runner ---------------------------------------------------
+
+
+def publish(store: ArtifactStore, stage: str, version: str, write) -> None:
+    with store.build(stage, version) as staging:
+        write(staging.path)
+        store.publish(staging, inputs={}, params={}, code_version="test")
+
+
+def run_stage(root: Path, records: list[dict], bank_overrides: dict | None = None, **params):
+    store = ArtifactStore(root)
+    ingest_v = (
+        "ingest-"
+        + compute_version("ingest", "t", {"n": len(records), "first": records[0]["record_id"]}, {})[:8]
+    )
+    bank_v = "bank-" + compute_version("instructions", "t", {"o": bank_overrides or {}}, {})[:8]
+    if not store.exists("ingest", ingest_v):
+        publish(store, "ingest", ingest_v, lambda p: write_records(p / "records.parquet", records))
+    if not store.exists("instructions", bank_v):
+        publish(store, "instructions", bank_v, lambda p: write_bank(p / "bank.parquet", bank_overrides))
+    config = ReformatConfig(**params)
+    inputs = {"ingest": ingest_v, "instructions": bank_v}
+    plan_params = config.model_dump(mode="json")
+    version = compute_version(
+        "reformat", STAGE.code_version, plan_params, inputs, dict(STAGE.fingerprint(config))
+    )
+    item = PlannedStage(STAGE, config, plan_params, inputs, version)
+    result = execute(item, store, "test", ConsoleReporter(show_progress=False))
+    return result, store.open("reformat", version)
+
+
+def many_records(n_docs: int) -> list[dict]:
+    return [r for i in range(n_docs) for r in sample_records(doc_prefix=f"d{i:03d}-")]
+
+
+def shard(path: Path, task: str, split: str):
+    return pq.read_table(path / "shards" / task / f"{split}.parquet")
+
+
+def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
+    result, artifact = run_stage(
+        tmp_path / "a", sample_records(), validation_ratio=0.0, seed_jsonl_export=True
+    )
+    assert result.status == "ran"
+    for task in TASKS:
+        train = shard(artifact.path, task.id, "train")
+        assert train.num_rows > 0, task.id
+        assert SHARD_COLUMNS <= set(train.column_names)
+        row = train.slice(0, 1).to_pylist()[0]
+        assert row["definition"] in row["prompt"] and row["input"] not in ("", None)
+        assert row["definition"] not in row["input"]
+        meta = json.loads((artifact.path / "tasks" / f"{task.id}.json").read_text(encoding="utf-8"))
+        assert meta["Instances"] == train.num_rows and meta["Categories"] == [task.category]
+        assert meta["Positive Examples"] and len(meta["Definition"]) == 3
+    export = [
+        json.loads(line)
+        for line in (artifact.path / "seed_format.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert {e["Task_name"] for e in export} == {t.seed_name for t in TASKS}
+    card = (artifact.path / "data_card.md").read_text(encoding="utf-8")
+    assert "task022_extractive_qa_yes_no_explanation" in card and "decontamination: skipped" in card
+    assert (artifact.path / "composition.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path):
+    records = many_records(5)
+    _, first = run_stage(tmp_path / "a", records, validation_ratio=0.3)
+    _, second = run_stage(tmp_path / "b", records, validation_ratio=0.3)
+    for task in TASKS:
+        for split in ("train", "validation"):
+            name = f"shards/{task.id}/{split}.parquet"
+            assert (first.path / name).read_bytes() == (second.path / name).read_bytes(), name
+
+
+def test_documents_never_straddle_the_split(tmp_path):
+    _, artifact = run_stage(tmp_path, many_records(30), validation_ratio=0.3)
+    train_docs, validation_docs = set(), set()
+    for task in TASKS:
+        train_docs |= set(shard(artifact.path, task.id, "train").column("doc_id").to_pylist())
+        validation_docs |= set(shard(artifact.path, task.id, "validation").column("doc_id").to_pylist())
+    assert train_docs and validation_docs
+    assert not train_docs & validation_docs
+
+
+def test_per_task_cap_and_minimum(tmp_path):
+    _, artifact = run_stage(tmp_path / "cap", many_records(6), validation_ratio=0.0, per_task_max=4)
+    assert all(shard(artifact.path, t.id, "train").num_rows <= 4 for t in TASKS)
+    assert artifact.report["tasks"]["task011_text_completion"]["capped"] > 0
+    with pytest.raises(ReformatError, match="task013_text_simplification \\(1\\)"):
+        run_stage(tmp_path / "min", sample_records(), validation_ratio=0.0, per_task_min=2)
+
+
+def test_decontamination_drops_a_planted_overlap(tmp_path):
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    planted = "피해자가 입은 상처가 경미하더라도 상해로 볼 수 있다"
+    (eval_dir / "nsmc.jsonl").write_text(
+        json.dumps({"document": planted, "label": 1}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    _, artifact = run_stage(
+        tmp_path / "art",
+        sample_records(),
+        validation_ratio=0.0,
+        below_min="warn",
+        decontaminate_against=str(eval_dir),
+    )
+    assert artifact.rows["contaminated"] > 0
+    assert artifact.report["tasks"]["task002_summarization"]["contaminated"] >= 1
+    for task in TASKS:
+        for row in shard(artifact.path, task.id, "train").to_pylist():
+            assert "상처가 경미하더라도" not in (row["prompt"] + row["output"]), task.id
+    assert "dropped" in artifact.report["decontamination"]
+
+
+def test_unchanged_rerun_is_cached_and_one_task_change_rebuilds_one_shard(tmp_path):
+    records = many_records(3)
+    first, a = run_stage(tmp_path, records, validation_ratio=0.0)
+    again, _ = run_stage(tmp_path, records, validation_ratio=0.0)
+    assert (first.status, again.status) == ("ran", "cached")
+    changed = {"task013_text_simplification": ["텍스트를 50자 이내의 한 문장으로 단순하게 바꾸시오."]}
+    third, b = run_stage(tmp_path, records, bank_overrides=changed, validation_ratio=0.0)
+    assert third.status == "ran" and b.version != a.version
+    assert b.report["rebuilt"] == ["task013_text_simplification"] and len(b.report["reused"]) == 21
+    assert set(shard(b.path, "task013_text_simplification", "train").column("definition").to_pylist()) == set(
+        changed["task013_text_simplification"]
+    )
+    for task in TASKS[:3]:
+        name = f"shards/{task.id}/train.parquet"
+        assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
+
+
+def test_supplementary_rows_are_mixed_at_the_ratio(tmp_path):
+    alpaca = tmp_path / "kor_alpaca.jsonl"
+    rows = [
+        {"instruction": f"{n}의 제곱을 구하시오.", "input": "", "output": f"{n}의 제곱은 {n * n}입니다."}
+        for n in range(1, 41)
+    ]
+    alpaca.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    _, artifact = run_stage(
+        tmp_path / "art",
+        many_records(2),
+        validation_ratio=0.0,
+        supplementary=[{"path": str(alpaca), "name": "kor_alpaca", "ratio": 0.25}],
+    )
+    task_train = sum(shard(artifact.path, t.id, "train").num_rows for t in TASKS)
+    supplementary = shard(artifact.path, "supplementary_kor_alpaca", "train")
+    assert supplementary.num_rows == min(40, round(0.25 * task_train))
+    row = supplementary.slice(0, 1).to_pylist()[0]
+    assert row["prompt"] == row["definition"] and row["output"].endswith("입니다.")
+
+
+def test_a_bad_supplementary_line_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"instruction": "인사하시오.", "output": "안녕하세요."}\n{"instruction": 3}\n', encoding="utf-8"
+    )
+    with pytest.raises(SupplementaryError, match="bad.jsonl:2"):
+        list(read_alpaca(bad))
+
+
+def test_a_task_with_only_validation_documents_trains_on_them_after_decontamination(tmp_path):
+    from kositp.reformat.decontaminate import EvalIndex
+    from kositp.reformat.shards import SplitParams, build_shards
+
+    records = write_records(tmp_path / "records.parquet", sample_records())
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "hate.txt").write_text(
+        "보호수용제도와 성격이 유사한 제도는 뭐지\n", encoding="utf-8"
+    )
+    tasks = ["task004_abstractive_qa_objective", "task020_abstractive_qa_yes_no"]
+    bank = {t: [Instruction("i0", "보기에서 알맞은 답을 고르시오.")] for t in tasks}
+    folders = {t: tmp_path / t for t in tasks}
+    stats = build_shards(
+        records,
+        tasks,
+        bank,
+        SplitParams(1, 0.9999, None),
+        folders,
+        ConsoleReporter(show_progress=False),
+        EvalIndex(tmp_path / "eval", 13),
+    )
+    assert (stats[tasks[0]].train, stats[tasks[0]].contaminated) == (0, 1)
+    assert (stats[tasks[1]].train, stats[tasks[1]].validation, stats[tasks[1]].moved_to_train) == (1, 0, 1)
+    assert pq.read_table(folders[tasks[1]] / "train.parquet").column("split").to_pylist() == ["train"]
