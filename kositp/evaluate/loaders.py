@@ -10,6 +10,7 @@ naming the file and line.
 from __future__ import annotations
 
 import csv
+import io
 import random
 import unicodedata
 from collections.abc import Callable
@@ -48,15 +49,18 @@ def _read_rows(path: Path, delimiter: str, required: tuple[str, ...]) -> list[tu
     if not path.is_file():
         raise EvalDataError(f"{path}: file not found")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")  # not read_text: it turns a bare "\r" into a line break
     except UnicodeDecodeError as exc:
         raise EvalDataError(f"{path}: not UTF-8 ({exc})") from exc
-    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-    reader = csv.reader(text.splitlines(), delimiter=delimiter, quoting=quoting)
+    if delimiter == ",":
+        reader = csv.reader(io.StringIO(text, newline=""))
+    else:  # TSVs are unquoted and some documents hold a bare carriage return: only "\n" ends a line
+        reader = iter([line.removesuffix("\r").split("\t") for line in text.split("\n")])
     header = next(reader, None)
     if header is None:
         raise EvalDataError(f"{path}: empty file")
     header = [h.strip() for h in header]
+    width = len(header)  # a trailing comma in the header makes an unnamed column; its cells are ignored
     while header and header[-1] == "":
         header.pop()
     missing = [c for c in required if c not in header]
@@ -66,9 +70,9 @@ def _read_rows(path: Path, delimiter: str, required: tuple[str, ...]) -> list[tu
     for line_no, cells in enumerate(reader, start=2):
         if not cells or all(not c.strip() for c in cells):
             continue
-        while len(cells) > len(header) and cells[-1] == "":
+        while len(cells) > width and cells[-1] == "":
             cells = cells[:-1]
-        if len(cells) != len(header):
+        if not len(header) <= len(cells) <= width:
             raise EvalDataError(f"{path}:{line_no}: expected {len(header)} fields, got {len(cells)}")
         rows.append((line_no, dict(zip(header, cells))))
     return rows
