@@ -366,3 +366,37 @@ def test_real_shared_files_load_with_their_row_counts(shared_dir: Path):
     # both files end without a final newline)
     assert counts == {"kornli": 5010, "question_pair": 688 + 6888, "hate_speech": 7896 + 471, "nsmc": 10000}
     assert len(load_set("nsmc", data, _labels("nsmc"), nsmc_sample=True)) == 2000
+
+
+def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(tiny_model_dir: Path, eval_dir: Path, tmp_path: Path):
+    """The demo profile's evaluate section, run by the pipeline runner on a stand-in export artifact."""
+    from kositp.artifacts import ArtifactStore
+    from kositp.config import StageConfig, load_profile
+    from kositp.evaluate.stage import STAGE
+    from kositp.pipeline import execute, plan
+    from kositp.stages import Stage, StageOutcome, registry
+
+    assert registry()["evaluate"] is STAGE
+
+    def export_run(ctx):
+        shutil.copytree(tiny_model_dir, ctx.out_dir / "merged")
+        return StageOutcome()
+
+    stages = {"export": Stage(name="export", code_version="1", config=StageConfig, run=export_run), "evaluate": STAGE}
+    store = ArtifactStore(tmp_path / "artifacts")
+    quiet = ConsoleReporter(show_progress=False)
+    reports = []
+    for limit in (3, 4):
+        profile = load_profile("demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}"], root=store.root)
+        planned = plan(profile, stages)
+        results = [execute(item, store, profile.name, quiet) for item in planned]
+        assert [r.status for r in results][-1] == "ran"
+        artifact = store.open("evaluate", results[-1].version)
+        reports.append(artifact.file("report.md").read_text(encoding="utf-8"))
+        metrics = json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))["sets"]
+        assert set(metrics) == {"kornli", "question_pair", "hate_speech", "nsmc"}
+        assert all(m["coverage"] == 1.0 and m["n"] == limit for m in metrics.values())
+        assert artifact.rows["nsmc_examples"] == limit
+        assert (artifact.path / "f1.png").stat().st_size > 0
+    assert "No previously evaluated model" in reports[0]
+    assert "| previous |" in reports[1] and "SOLAR 10.7B TaskInstruct" in reports[1]
