@@ -386,7 +386,7 @@ def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(tin
     store = ArtifactStore(tmp_path / "artifacts")
     quiet = ConsoleReporter(show_progress=False)
     reports = []
-    for limit in (3, 4):
+    for limit in (2, 3):
         profile = load_profile("demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}"], root=store.root)
         planned = plan(profile, stages)
         results = [execute(item, store, profile.name, quiet) for item in planned]
