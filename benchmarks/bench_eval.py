@@ -42,9 +42,13 @@ def main() -> None:
     examples = load_set(args.set, args.data_dir, prompts.labels, limit=args.n)
     backend = HFBackend(model, batch_size=args.batch_size, device="cpu")
     quiet = ConsoleReporter(show_progress=False)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"threads {args.threads}, python {platform.python_version()}")
-    print(f"examples: {len(examples)} from {args.set} ({args.data_dir}), batch size {args.batch_size}, tiny-llama")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"threads {args.threads}, python {platform.python_version()}"
+    )
+    print(
+        f"examples: {len(examples)} from {args.set} ({args.data_dir}), batch size {args.batch_size}, tiny-llama"
+    )
     rates = {}
     for method in ("choice", "generate"):
         start = time.perf_counter()
@@ -52,8 +56,10 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         m = set_metrics(frame["gold"].tolist(), frame["prediction"].tolist(), prompts.label_words)
         rates[method] = len(examples) / elapsed
-        print(f"{method:8s}: {elapsed:7.2f} s, {rates[method]:8.2f} examples/s, coverage {m['coverage']:.0%}, "
-              f"macro F1 {m['macro_f1']:.3f}")
+        print(
+            f"{method:8s}: {elapsed:7.2f} s, {rates[method]:8.2f} examples/s, coverage {m['coverage']:.0%}, "
+            f"macro F1 {m['macro_f1']:.3f}"
+        )
     speedup = rates["choice"] / rates["generate"]
     print(f"choice / generate: {speedup:.1f}x (target >= 5x): {'met' if speedup >= 5 else 'NOT met'}")
 

@@ -8,6 +8,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -58,10 +59,15 @@ def eval_dir(tmp_path: Path) -> Path:
         "comments\tcontain_gender_bias\tbias\thate\n여자는 운전을 못 해\tTrue\tgender\thate\n"
         "노래 좋아요\tFalse\tnone\tnone\n나이 든 사람은 고집이 세\tFalse\tothers\toffensive\n".encode(),
     )
-    _write(root / "korean_hate_speech" / "dev.tsv", "comments\tcontain_gender_bias\tbias\thate\n영상 멋져요\tFalse\tnone\tnone\n".encode())
+    _write(
+        root / "korean_hate_speech" / "dev.tsv",
+        "comments\tcontain_gender_bias\tbias\thate\n영상 멋져요\tFalse\tnone\tnone\n".encode(),
+    )
     _write(  # a bare carriage return inside a review, as in the real crawl
         root / "nsmc" / "ratings_test.txt",
-        ("id\tdocument\tlabel\n" + "".join(f"{100 + i}\t{REVIEWS[i % 2]}\t{i % 2}\n" for i in range(20))).encode(),
+        (
+            "id\tdocument\tlabel\n" + "".join(f"{100 + i}\t{REVIEWS[i % 2]}\t{i % 2}\n" for i in range(20))
+        ).encode(),
     )
     return root
 
@@ -73,13 +79,21 @@ def test_loaders_read_each_layout_with_its_quirks(eval_dir: Path):
 
     pairs = load_set("question_pair", eval_dir, _labels("question_pair"))
     assert [(e.id, e.gold) for e in pairs] == [
-        ("kor_Pair_test:1", "긍정"), ("kor_Pair_test:2", "부정"), ("kor_Pair_test:3", "긍정"),
-        ("kor_pair_train:1", "긍정"), ("kor_pair_train:2", "부정"),
+        ("kor_Pair_test:1", "긍정"),
+        ("kor_Pair_test:2", "부정"),
+        ("kor_Pair_test:3", "긍정"),
+        ("kor_pair_train:1", "긍정"),
+        ("kor_pair_train:2", "부정"),
     ]
     assert pairs[3].text == "질문1: 아, 피곤해\n질문2: 너무 지쳐"
 
     hate = load_set("hate_speech", eval_dir, _labels("hate_speech"))
-    assert [e.gold for e in hate] == ["사회적 편견 있음", "사회적 편견 없음", "사회적 편견 있음", "사회적 편견 없음"]
+    assert [e.gold for e in hate] == [
+        "사회적 편견 있음",
+        "사회적 편견 없음",
+        "사회적 편견 있음",
+        "사회적 편견 없음",
+    ]
     assert [e.id for e in hate] == ["train:1", "train:2", "train:3", "dev:1"]
 
     nsmc = load_set("nsmc", eval_dir, _labels("nsmc"))
@@ -104,7 +118,9 @@ def test_bad_or_missing_files_name_the_file(eval_dir: Path):
     (eval_dir / "kornli" / "xnli.test.ko.tsv").unlink()
     with pytest.raises(EvalDataError, match=r"xnli\.test\.ko\.tsv: file not found"):
         load_set("kornli", eval_dir, _labels("kornli"))
-    _write(eval_dir / "kornli" / "xnli.test.ko.tsv", "sentence1\tsentence2\tgold_label\n가\t나\tmaybe\n".encode())
+    _write(
+        eval_dir / "kornli" / "xnli.test.ko.tsv", "sentence1\tsentence2\tgold_label\n가\t나\tmaybe\n".encode()
+    )
     with pytest.raises(EvalDataError, match=r"xnli\.test\.ko\.tsv:2: unknown label 'maybe'"):
         load_set("kornli", eval_dir, _labels("kornli"))
     _write(eval_dir / "nsmc" / "ratings_test.txt", "id\tdocument\n1\t좋다\n".encode())
@@ -128,8 +144,16 @@ def test_metrics_match_hand_computed_values():
     assert m["seed_macro_f1"] == pytest.approx(2 / 3)
     assert m["accuracy"] == pytest.approx(0.5)
     assert m["coverage"] == pytest.approx(0.75)
-    assert m["per_class"]["긍정"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
-    assert m["confusion_matrix"] == {"labels": ["긍정", "부정", INVALID], "matrix": [[1, 1, 0], [0, 1, 1], [0, 0, 0]]}
+    assert m["per_class"]["긍정"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+    assert m["confusion_matrix"] == {
+        "labels": ["긍정", "부정", INVALID],
+        "matrix": [[1, 1, 0], [0, 1, 1], [0, 0, 0]],
+    }
     low, high = m["macro_f1_ci95"]
     assert 0.0 <= low <= high <= 1.0
     assert set_metrics(gold, pred, ["긍정", "부정"])["macro_f1_ci95"] == m["macro_f1_ci95"]
@@ -158,8 +182,14 @@ class _PlantedGenerator:
 
 def test_generate_method_stores_invalid_predictions(eval_dir: Path):
     examples = load_set("nsmc", eval_dir, _labels("nsmc"), limit=3)
-    frame = predict(examples, PROMPTS["nsmc"], _PlantedGenerator(["긍정$&%", "잘 모르겠어요", "부정"]),
-                    "generate", Sampling(), ConsoleReporter(show_progress=False))
+    frame = predict(
+        examples,
+        PROMPTS["nsmc"],
+        _PlantedGenerator(["긍정$&%", "잘 모르겠어요", "부정"]),
+        "generate",
+        Sampling(),
+        ConsoleReporter(show_progress=False),
+    )
     assert frame["prediction"].tolist() == ["긍정", INVALID, "부정"]
     assert frame["raw_output"].tolist() == ["긍정$&%", "잘 모르겠어요", "부정"]
 
@@ -199,16 +229,26 @@ def test_choice_picks_the_label_a_trained_model_prefers(tiny_model_dir: Path, ev
     scores = json.loads(after["label_scores"].iloc[0])
     assert max(scores, key=scores.get) == target
     # batched scoring equals scoring one sequence at a time
-    single = [backend.label_logprobs([(backend._prompt_ids(PROMPTS["kornli"].render(examples[0].text)), backend._ids(w))])[0]
-              for w in PROMPTS["kornli"].label_words]
+    single = [
+        backend.label_logprobs(
+            [(backend._prompt_ids(PROMPTS["kornli"].render(examples[0].text)), backend._ids(w))]
+        )[0]
+        for w in PROMPTS["kornli"].label_words
+    ]
     assert single == pytest.approx(list(scores.values()), abs=1e-4)
 
 
 def test_generate_on_the_tiny_model_reports_coverage(tiny_model_dir: Path, eval_dir: Path):
     backend = make_backend("hf", tiny_model_dir, batch_size=4)
     examples = load_set("nsmc", eval_dir, _labels("nsmc"), limit=4)
-    frame = predict(examples, PROMPTS["nsmc"], backend, "generate", Sampling(max_new_tokens=6),
-                    ConsoleReporter(show_progress=False))
+    frame = predict(
+        examples,
+        PROMPTS["nsmc"],
+        backend,
+        "generate",
+        Sampling(max_new_tokens=6),
+        ConsoleReporter(show_progress=False),
+    )
     assert len(frame) == 4
     assert set(frame["prediction"]) <= {"긍정", "부정", INVALID}
     m = set_metrics(frame["gold"].tolist(), frame["prediction"].tolist(), PROMPTS["nsmc"].label_words)
@@ -216,15 +256,18 @@ def test_generate_on_the_tiny_model_reports_coverage(tiny_model_dir: Path, eval_
 
 
 class _Completions(BaseHTTPRequestHandler):
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
 
-    def do_POST(self):  # noqa: N802 (http.server's naming)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).requests.append({"path": self.path, **body})
         choice = (body.get("structured_outputs") or {}).get("choice")
         text = choice[-1] if choice else "긍정$&% 그리고 더"
         reply = {
-            "id": "cmpl-1", "object": "text_completion", "created": 0, "model": body["model"],
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "created": 0,
+            "model": body["model"],
             "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
         }
         data = json.dumps(reply, ensure_ascii=False).encode()
@@ -270,7 +313,7 @@ def test_vllm_backend_needs_its_own_python(monkeypatch, tmp_path: Path):
         make_backend("vllm", tmp_path, vllm_python=str(tmp_path / "no-python"))
 
 
-FAKE_VLLM = '''
+FAKE_VLLM = """
 class SamplingParams:
     def __init__(self, **kw):
         self.kw = kw
@@ -307,7 +350,7 @@ class LLM:
         if "prompt_logprobs" in params.kw:
             return [_Output(ids=r["prompt_token_ids"]) for r in requests]
         return [_Output(text=p + "|" + str(params.kw["max_tokens"])) for p in requests]
-'''
+"""
 
 
 def test_vllm_worker_protocol_with_a_stand_in_engine(monkeypatch, tmp_path: Path):
@@ -325,16 +368,36 @@ def test_vllm_worker_protocol_with_a_stand_in_engine(monkeypatch, tmp_path: Path
         backend.choose(["가"], ["긍정"], lambda n: None)
 
 
-def test_cli_json_macro_f1_equals_sklearn_on_predictions(tiny_model_dir: Path, eval_dir: Path, tmp_path: Path):
+def test_cli_json_macro_f1_equals_sklearn_on_predictions(
+    tiny_model_dir: Path, eval_dir: Path, tmp_path: Path
+):
     from typer.testing import CliRunner
 
     from kositp.cli import app
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "eval", "--model", str(tiny_model_dir), "--data-dir", str(eval_dir), "--out", str(out),
-        "--sets", "kornli,nsmc", "--limit", "6", "--method", "generate", "--backend", "hf", "--json",
-    ] + ["--batch-size", "4"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(eval_dir),
+            "--out",
+            str(out),
+            "--sets",
+            "kornli,nsmc",
+            "--limit",
+            "6",
+            "--method",
+            "generate",
+            "--backend",
+            "hf",
+            "--json",
+        ]
+        + ["--batch-size", "4"],
+    )
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout.strip().splitlines()[-1])
     frame = pd.read_parquet(out / "predictions.parquet")
@@ -353,8 +416,22 @@ def test_cli_names_a_missing_data_folder(tiny_model_dir: Path, tmp_path: Path):
 
     from kositp.cli import app
 
-    result = CliRunner().invoke(app, ["eval", "--model", str(tiny_model_dir), "--data-dir", str(tmp_path),
-                                      "--out", str(tmp_path / "o"), "--sets", "nsmc", "--backend", "hf"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--data-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--sets",
+            "nsmc",
+            "--backend",
+            "hf",
+        ],
+    )
     assert result.exit_code == 2
     assert "nsmc: folder for set 'nsmc' not found" in result.output
 
@@ -368,7 +445,9 @@ def test_real_shared_files_load_with_their_row_counts(shared_dir: Path):
     assert len(load_set("nsmc", data, _labels("nsmc"), nsmc_sample=True)) == 2000
 
 
-def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(tiny_model_dir: Path, eval_dir: Path, tmp_path: Path):
+def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(
+    tiny_model_dir: Path, eval_dir: Path, tmp_path: Path
+):
     """The demo profile's evaluate section, run by the pipeline runner on a stand-in export artifact."""
     from kositp.artifacts import ArtifactStore
     from kositp.config import StageConfig, load_profile
@@ -382,12 +461,17 @@ def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(tin
         shutil.copytree(tiny_model_dir, ctx.out_dir / "merged")
         return StageOutcome()
 
-    stages = {"export": Stage(name="export", code_version="1", config=StageConfig, run=export_run), "evaluate": STAGE}
+    stages = {
+        "export": Stage(name="export", code_version="1", config=StageConfig, run=export_run),
+        "evaluate": STAGE,
+    }
     store = ArtifactStore(tmp_path / "artifacts")
     quiet = ConsoleReporter(show_progress=False)
     reports = []
     for limit in (2, 3):
-        profile = load_profile("demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}"], root=store.root)
+        profile = load_profile(
+            "demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}"], root=store.root
+        )
         planned = plan(profile, stages)
         results = [execute(item, store, profile.name, quiet) for item in planned]
         assert [r.status for r in results][-1] == "ran"

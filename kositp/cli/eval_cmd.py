@@ -15,8 +15,12 @@ from kositp.evaluate.loaders import SETS
 @app.command("eval")
 def eval_(
     model: Annotated[str, typer.Option(help="model folder (or the served model name with --backend openai)")],
-    data_dir: Annotated[Path, typer.Option(help="one folder per set: kornli/, kor_question_pair/, korean_hate_speech/, nsmc/")],
-    out: Annotated[Path, typer.Option(help="output folder: predictions.parquet, metrics.json, report.md, f1.png")],
+    data_dir: Annotated[
+        Path, typer.Option(help="one folder per set: kornli/, kor_question_pair/, korean_hate_speech/, nsmc/")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="output folder: predictions.parquet, metrics.json, report.md, f1.png")
+    ],
     sets: Annotated[str, typer.Option(help="comma-separated sets")] = ",".join(SETS),
     limit: Annotated[int | None, typer.Option(help="at most N examples per set (seeded sample)")] = None,
     method: Annotated[str, typer.Option(help="choice | generate")] = "choice",
@@ -24,7 +28,9 @@ def eval_(
     batch_size: Annotated[int, typer.Option(help="sequences per forward pass")] = 8,
     seed: Annotated[int, typer.Option(help="sampling / bootstrap / --limit seed")] = 0,
     nsmc_sample: Annotated[bool, typer.Option(help="the seed's stratified 20% NSMC sample")] = False,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server for --backend openai")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server for --backend openai")
+    ] = None,
     vllm_python: Annotated[str | None, typer.Option(help="python of the vLLM environment")] = None,
     json_: Annotated[bool, typer.Option("--json", help="one final JSON line with per-set metrics")] = False,
 ) -> None:
@@ -42,24 +48,49 @@ def eval_(
 
     try:
         config = EvaluateConfig(
-            data_dir=str(data_dir), sets=[s.strip() for s in sets.split(",") if s.strip()], limit=limit,
-            method=method, backend=backend, batch_size=batch_size, seed=seed, nsmc_sample=nsmc_sample,
-            base_url=base_url, vllm_python=vllm_python, served_model=model,
+            data_dir=str(data_dir),
+            sets=[s.strip() for s in sets.split(",") if s.strip()],
+            limit=limit,
+            method=method,
+            backend=backend,
+            batch_size=batch_size,
+            seed=seed,
+            nsmc_sample=nsmc_sample,
+            base_url=base_url,
+            vllm_python=vllm_python,
+            served_model=model,
         )
         runner = make_backend(
-            config.backend, model, batch_size=config.batch_size, vllm_python=config.vllm_python,
-            base_url=config.base_url, served_model=config.served_model,
+            config.backend,
+            model,
+            batch_size=config.batch_size,
+            vllm_python=config.vllm_python,
+            base_url=config.base_url,
+            served_model=config.served_model,
         )
         predictions, metrics = evaluate_sets(
-            data_dir, config.sets, load_prompt_set(config.prompt_set), runner, config.method,
-            limit=config.limit, nsmc_sample=config.nsmc_sample, sampling=config.sampling, seed=config.seed,
+            data_dir,
+            config.sets,
+            load_prompt_set(config.prompt_set),
+            runner,
+            config.method,
+            limit=config.limit,
+            nsmc_sample=config.nsmc_sample,
+            sampling=config.sampling,
+            seed=config.seed,
         )
-    except (EvalDataError, BackendError, ValidationError, KeyError) as exc:
+    except (EvalDataError, BackendError, ValidationError, KeyError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     out.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(out / "predictions.parquet", index=False)
-    write_report(out, metrics, None, ConsoleReporter(), f"Model: {model}; method {config.method}, backend {runner.name}.")
+    write_report(
+        out,
+        metrics,
+        None,
+        ConsoleReporter(),
+        f"Model: {model}; method {config.method}, backend {runner.name}.",
+    )
     if json_:
         typer.echo(json.dumps({"sets": metrics}, ensure_ascii=False))
     else:

@@ -81,7 +81,9 @@ class HFBackend:
             input_ids[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
         with torch.inference_mode():
-            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logits = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+            ).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
         scores = []
         for row, (prompt, cont) in enumerate(pairs):
@@ -143,7 +145,9 @@ class VLLMBackend:
                 "or KOSITP_VLLM_PYTHON (vLLM's pins conflict with Prefect's, so it is never imported here)"
             )
         if not Path(python).is_file():
-            raise BackendError(f"vllm_python {python!r} does not exist (set evaluate.vllm_python or KOSITP_VLLM_PYTHON)")
+            raise BackendError(
+                f"vllm_python {python!r} does not exist (set evaluate.vllm_python or KOSITP_VLLM_PYTHON)"
+            )
         self.python = python
         self.model_path = str(model_path)
         self.batch_size = batch_size
@@ -153,7 +157,9 @@ class VLLMBackend:
         with tempfile.TemporaryDirectory(prefix="kositp-vllm-") as tmp:
             req, res = Path(tmp) / "request.jsonl", Path(tmp) / "results.jsonl"
             write_requests(req, request, prompts)
-            proc = subprocess.run([self.python, str(worker), str(req), str(res)], stderr=subprocess.PIPE, text=True)
+            proc = subprocess.run(
+                [self.python, str(worker), str(req), str(res)], stderr=subprocess.PIPE, text=True, check=False
+            )
             if proc.returncode != 0:
                 raise BackendError(f"vllm worker failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}")
             return read_results(res, len(prompts))
@@ -174,8 +180,7 @@ def write_requests(path: Path, header: dict, prompts: Sequence[str]) -> None:
     """Worker protocol: first line the request header, then one ``{"prompt": ...}`` per line."""
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(json.dumps(header, ensure_ascii=False) + "\n")
-        for prompt in prompts:
-            handle.write(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n" for prompt in prompts)
 
 
 def read_results(path: Path, expected: int) -> list[dict]:
@@ -201,14 +206,19 @@ class OpenAIBackend:
     def __init__(self, base_url: str, model: str, api_key: str | None = None):
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY")
+        self.client = OpenAI(
+            base_url=base_url, api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        )
         self.model = model
 
     def choose(self, prompts: Sequence[str], labels: Sequence[str], advance: Advance) -> list[list[float]]:
         out = []
         for prompt in prompts:
             reply = self.client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=32, temperature=0.0,
+                model=self.model,
+                prompt=prompt,
+                max_tokens=32,
+                temperature=0.0,
                 extra_body={"structured_outputs": {"choice": list(labels)}},
             )
             text = reply.choices[0].text.strip()
@@ -220,8 +230,11 @@ class OpenAIBackend:
         out = []
         for index, prompt in enumerate(prompts):
             reply = self.client.completions.create(
-                model=self.model, prompt=prompt, max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature, seed=sampling.seed + index,
+                model=self.model,
+                prompt=prompt,
+                max_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                seed=sampling.seed + index,
                 extra_body={"top_k": sampling.top_k},
             )
             out.append(reply.choices[0].text)
@@ -238,8 +251,13 @@ def gpu_available() -> bool:
 
 
 def make_backend(
-    name: str, model: str | Path, *, batch_size: int = 8, vllm_python: str | None = None,
-    base_url: str | None = None, served_model: str | None = None,
+    name: str,
+    model: str | Path,
+    *,
+    batch_size: int = 8,
+    vllm_python: str | None = None,
+    base_url: str | None = None,
+    served_model: str | None = None,
 ) -> Backend:
     """``auto`` is vllm when a vLLM Python is configured and a GPU is present, else hf."""
     if name == "auto":

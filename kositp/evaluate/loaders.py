@@ -140,7 +140,9 @@ def load_hate_speech(data_dir: Path, labels: dict[str, str]) -> list[Example]:
         for line_no, row in _read_rows(path, "\t", ("comments", "bias")):
             bias = row["bias"].strip()
             if bias not in {"none", "gender", "others"}:
-                raise EvalDataError(f"{path}:{line_no}: unknown bias {bias!r} (expected none, gender, others)")
+                raise EvalDataError(
+                    f"{path}:{line_no}: unknown bias {bias!r} (expected none, gender, others)"
+                )
             gold = labels["present" if bias != "none" else "absent"]
             examples.append(Example("hate_speech", f"{split}:{line_no - 1}", _nfc(row["comments"]), gold))
     return examples
@@ -168,7 +170,12 @@ def load_nsmc(data_dir: Path, labels: dict[str, str], sample: bool = False) -> l
     for path in paths:
         for line_no, row in _read_rows(path, "\t", ("id", "document", "label")):
             examples.append(
-                Example("nsmc", row["id"].strip(), _nfc(row["document"]), _label(path, line_no, row["label"], labels))
+                Example(
+                    "nsmc",
+                    row["id"].strip(),
+                    _nfc(row["document"]),
+                    _label(path, line_no, row["label"], labels),
+                )
             )
     return stratified_sample(examples, NSMC_SAMPLE_FRACTION, NSMC_SAMPLE_SEED) if sample else examples
 
@@ -183,8 +190,12 @@ LOADERS: dict[str, Loader] = {
 
 
 def load_set(
-    name: str, data_dir: Path, labels: dict[str, str], limit: int | None = None,
-    nsmc_sample: bool = False, seed: int = 0,
+    name: str,
+    data_dir: Path,
+    labels: dict[str, str],
+    limit: int | None = None,
+    nsmc_sample: bool = False,
+    seed: int = 0,
 ) -> list[Example]:
     """One set; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
     if name not in LOADERS:

@@ -34,7 +34,9 @@ def load_prompt_set(name: str = DEFAULT_PROMPT_SET, path: Path = PROMPTS_FILE) -
         raise KeyError(f"{path}: no prompt set {name!r} (have: {', '.join(data)})")
     try:
         return {
-            set_name: SetPrompt(system=str(entry["system"]), labels={str(k): str(v) for k, v in entry["labels"].items()})
+            set_name: SetPrompt(
+                system=str(entry["system"]), labels={str(k): str(v) for k, v in entry["labels"].items()}
+            )
             for set_name, entry in data[name].items()
         }
     except (KeyError, AttributeError, TypeError) as exc:

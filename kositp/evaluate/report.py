@@ -15,7 +15,9 @@ SEED_PUBLISHED = {
 }
 
 
-def comparison_rows(metrics: dict[str, dict[str, Any]], previous: dict[str, dict[str, Any]] | None) -> list[dict[str, Any]]:
+def comparison_rows(
+    metrics: dict[str, dict[str, Any]], previous: dict[str, dict[str, Any]] | None
+) -> list[dict[str, Any]]:
     rows = []
     for name, m in metrics.items():
         row: dict[str, Any] = {
@@ -61,10 +63,15 @@ def plot_f1(metrics: dict[str, dict[str, Any]], path: Path) -> Path:
 
 
 def write_report(
-    out_dir: Path, metrics: dict[str, dict[str, Any]], previous: dict[str, dict[str, Any]] | None,
-    reporter: Reporter, header: str = "",
+    out_dir: Path,
+    metrics: dict[str, dict[str, Any]],
+    previous: dict[str, dict[str, Any]] | None,
+    reporter: Reporter,
+    header: str = "",
 ) -> None:
-    (out_dir / "metrics.json").write_text(json.dumps({"sets": metrics}, ensure_ascii=False, indent=2), encoding="utf-8")
+    (out_dir / "metrics.json").write_text(
+        json.dumps({"sets": metrics}, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     rows = comparison_rows(metrics, previous)
     note = "" if previous is not None else "\n\nNo previously evaluated model for this profile."
     text = (

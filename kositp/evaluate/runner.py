@@ -32,8 +32,12 @@ def parse_generation(raw: str, labels: Sequence[str]) -> str:
 
 
 def predict(
-    examples: Sequence[Example], prompt: SetPrompt, backend: Backend, method: str,
-    sampling: Sampling, reporter: Reporter,
+    examples: Sequence[Example],
+    prompt: SetPrompt,
+    backend: Backend,
+    method: str,
+    sampling: Sampling,
+    reporter: Reporter,
 ) -> pd.DataFrame:
     labels = prompt.label_words
     prompts = [prompt.render(e.text) for e in examples]
@@ -41,7 +45,10 @@ def predict(
     with reporter.progress(f"{name} ({method}, {backend.name})", len(prompts)) as advance:
         if method == "choice":
             scores = backend.choose(prompts, labels, advance)
-            raw = [labels[max(range(len(labels)), key=row.__getitem__)] if max(row) > float("-inf") else "" for row in scores]
+            raw = [
+                labels[max(range(len(labels)), key=row.__getitem__)] if max(row) > float("-inf") else ""
+                for row in scores
+            ]
             predictions = [r if r else INVALID for r in raw]
             extra = [json.dumps(dict(zip(labels, row)), ensure_ascii=False) for row in scores]
         elif method == "generate":
@@ -63,23 +70,38 @@ def predict(
 
 
 def evaluate_sets(
-    data_dir: Path, sets: Sequence[str], prompts: dict[str, SetPrompt], backend: Backend, method: str,
-    *, limit: int | None = None, nsmc_sample: bool = False, sampling: Sampling = Sampling(), seed: int = 0,
+    data_dir: Path,
+    sets: Sequence[str],
+    prompts: dict[str, SetPrompt],
+    backend: Backend,
+    method: str,
+    *,
+    limit: int | None = None,
+    nsmc_sample: bool = False,
+    sampling: Sampling | None = None,
+    seed: int = 0,
     reporter: Reporter | None = None,
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Predictions for every set (one frame) and per-set metrics, keyed by set name."""
     reporter = reporter or ConsoleReporter()
+    sampling = sampling or Sampling()
     frames, metrics = [], {}
     for name in sets:
         if name not in prompts:
             raise KeyError(f"no prompt for set {name!r} in the prompt set")
-        examples = load_set(name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed)
+        examples = load_set(
+            name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed
+        )
         reporter.info(f"{name}: {len(examples)} examples from {data_dir}")
         frame = predict(examples, prompts[name], backend, method, sampling, reporter)
         frames.append(frame)
-        metrics[name] = {"method": method, "backend": backend.name, **set_metrics(
-            frame["gold"].tolist(), frame["prediction"].tolist(), prompts[name].label_words, seed
-        )}
+        metrics[name] = {
+            "method": method,
+            "backend": backend.name,
+            **set_metrics(
+                frame["gold"].tolist(), frame["prediction"].tolist(), prompts[name].label_words, seed
+            ),
+        }
         reporter.info(
             f"{name}: macro F1 {metrics[name]['macro_f1']:.4f}, coverage {metrics[name]['coverage']:.1%}, "
             f"seed metric {metrics[name]['seed_macro_f1']:.4f}"

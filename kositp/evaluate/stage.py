@@ -20,7 +20,9 @@ from kositp.stages import Stage, StageContext, StageOutcome
 
 class EvaluateConfig(StageConfig):
     data_dir: str = "data/demo/eval"
-    sets: list[Literal["kornli", "question_pair", "hate_speech", "nsmc"]] = Field(default_factory=lambda: list(SETS))
+    sets: list[Literal["kornli", "question_pair", "hate_speech", "nsmc"]] = Field(
+        default_factory=lambda: list(SETS)
+    )
     limit: int | None = Field(default=None, ge=1)
     nsmc_sample: bool = False
     method: Literal["choice", "generate"] = "choice"
@@ -63,12 +65,23 @@ def run(ctx: StageContext) -> StageOutcome:
     config = ctx.config if isinstance(ctx.config, EvaluateConfig) else EvaluateConfig(**ctx.params)
     model = ctx.inputs["export"].file("merged")
     backend = make_backend(
-        config.backend, model, batch_size=config.batch_size, vllm_python=config.vllm_python,
-        base_url=config.base_url, served_model=config.served_model,
+        config.backend,
+        model,
+        batch_size=config.batch_size,
+        vllm_python=config.vllm_python,
+        base_url=config.base_url,
+        served_model=config.served_model,
     )
     predictions, metrics = evaluate_sets(
-        Path(config.data_dir), config.sets, load_prompt_set(config.prompt_set), backend, config.method,
-        limit=config.limit, nsmc_sample=config.nsmc_sample, sampling=config.sampling, seed=config.seed,
+        Path(config.data_dir),
+        config.sets,
+        load_prompt_set(config.prompt_set),
+        backend,
+        config.method,
+        limit=config.limit,
+        nsmc_sample=config.nsmc_sample,
+        sampling=config.sampling,
+        seed=config.seed,
         reporter=ctx.reporter,
     )
     predictions.to_parquet(ctx.out_dir / "predictions.parquet", index=False)
@@ -76,7 +89,9 @@ def run(ctx: StageContext) -> StageOutcome:
     write_report(ctx.out_dir, metrics, previous_metrics(ctx), ctx.reporter, header)
     rows = {f"{name}_examples": m["n"] for name, m in metrics.items()}
     rows["invalid"] = int((predictions["prediction"] == "invalid").sum()) if len(predictions) else 0
-    report = {name: {k: m[k] for k in ("macro_f1", "coverage", "seed_macro_f1", "n")} for name, m in metrics.items()}
+    report = {
+        name: {k: m[k] for k in ("macro_f1", "coverage", "seed_macro_f1", "n")} for name, m in metrics.items()
+    }
     return StageOutcome(rows=rows, report=report)
 
 

@@ -46,8 +46,10 @@ def generations(llm, prompts: list[str], sampling: dict) -> list[str]:
     from vllm import SamplingParams
 
     params = SamplingParams(
-        temperature=sampling["temperature"], top_k=sampling["top_k"],
-        max_tokens=sampling["max_new_tokens"], seed=sampling["seed"],
+        temperature=sampling["temperature"],
+        top_k=sampling["top_k"],
+        max_tokens=sampling["max_new_tokens"],
+        seed=sampling["seed"],
     )
     return [output.outputs[0].text for output in llm.generate(prompts, params)]
 
@@ -66,8 +68,7 @@ def main(request_path: str, results_path: str) -> None:
     else:
         raise SystemExit(f"{request_path}: unknown method {header['method']!r}")
     with open(results_path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 if __name__ == "__main__":
