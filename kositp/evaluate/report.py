@@ -73,7 +73,7 @@ def write_report(
         json.dumps({"sets": metrics}, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     rows = comparison_rows(metrics, previous)
-    note = "" if previous is not None else "\n\nNo previously evaluated model for this profile."
+    note = "" if previous is not None else "\n\nNo previous evaluation to compare with."
     text = (
         f"# Zero-shot evaluation\n\n{header}\n\n{markdown_table(rows)}\n\n"
         "macro F1 counts answers that are not a label word as wrong; the seed metric drops them "
