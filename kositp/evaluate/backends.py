@@ -65,9 +65,9 @@ class HFBackend:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _prompt_ids(self, text: str) -> list[int]:
-        ids = self._ids(text)
-        bos = self.tokenizer.bos_token_id
-        return ([bos] if bos is not None and getattr(self.tokenizer, "add_bos_token", False) else []) + ids
+        """The prompt with the tokenizer's own special tokens (BOS where the model expects one),
+        as generation and the vLLM worker see it; label words are appended without any."""
+        return self.tokenizer(text)["input_ids"]
 
     def label_logprobs(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[float]:
         """Summed log-probability of each label continuation given its prompt, in one padded batch."""
