@@ -68,6 +68,7 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
     "kositp.reformat.stage",
+    "kositp.evaluate.stage",
 )
 
 

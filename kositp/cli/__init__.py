@@ -21,9 +21,15 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-from kositp.cli import artifacts_cmd, instructions_cmd, run_cmd  # noqa: E402  (command modules register on ``app``)
+from kositp.cli import (  # noqa: E402  (command modules register on ``app``)
+    artifacts_cmd,
+    eval_cmd,
+    ingest_cmd,
+    instructions_cmd,
+    run_cmd,
+)
 
-__all__ = ["app", "main", "artifacts_cmd", "instructions_cmd", "run_cmd"]
+__all__ = ["app", "main", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "run_cmd"]
 
 
 def main() -> None:

@@ -1,0 +1,208 @@
+"""Loaders for the official file layouts of the four evaluation sets.
+
+``data_dir`` holds one folder per set, as the sets are distributed: ``kornli/xnli.test.ko.tsv``,
+``kor_question_pair/*.csv``, ``korean_hate_speech/{train,dev}.tsv``, ``nsmc/ratings_test*.txt``.
+Every loader returns :class:`Example` rows whose ``gold`` is already the label word, so the
+rest of the evaluation never sees a set-specific encoding. Bad files raise :class:`EvalDataError`
+naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+SETS = ("kornli", "question_pair", "hate_speech", "nsmc")
+FOLDERS = {
+    "kornli": "kornli",
+    "question_pair": "kor_question_pair",
+    "hate_speech": "korean_hate_speech",
+    "nsmc": "nsmc",
+}
+NSMC_SAMPLE_FRACTION = 0.2
+NSMC_SAMPLE_SEED = 42
+
+
+class EvalDataError(ValueError):
+    """A missing or malformed evaluation file; the message names it."""
+
+
+@dataclass(frozen=True)
+class Example:
+    set: str
+    id: str
+    text: str
+    gold: str
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def _read_rows(path: Path, delimiter: str, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    """Rows as dicts keyed by header, with the file's line number; BOM and trailing commas tolerated."""
+    if not path.is_file():
+        raise EvalDataError(f"{path}: file not found")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # not read_text: it turns a bare "\r" into a line break
+    except UnicodeDecodeError as exc:
+        raise EvalDataError(f"{path}: not UTF-8 ({exc})") from exc
+    if delimiter == ",":
+        reader = csv.reader(io.StringIO(text, newline=""))
+    else:  # TSVs are unquoted and some documents hold a bare carriage return: only "\n" ends a line
+        reader = iter([line.removesuffix("\r").split("\t") for line in text.split("\n")])
+    header = next(reader, None)
+    if header is None:
+        raise EvalDataError(f"{path}: empty file")
+    header = [h.strip() for h in header]
+    width = len(header)  # a trailing comma in the header makes an unnamed column; its cells are ignored
+    while header and header[-1] == "":
+        header.pop()
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise EvalDataError(f"{path}: header {header} lacks column(s) {', '.join(missing)}")
+    rows = []
+    for line_no, cells in enumerate(reader, start=2):
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        while len(cells) > width and cells[-1] == "":
+            cells = cells[:-1]
+        if not len(header) <= len(cells) <= width:
+            raise EvalDataError(f"{path}:{line_no}: expected {len(header)} fields, got {len(cells)}")
+        rows.append((line_no, dict(zip(header, cells))))
+    return rows
+
+
+def _label(path: Path, line_no: int, value: str, mapping: dict[str, str]) -> str:
+    key = value.strip()
+    if key not in mapping:
+        raise EvalDataError(f"{path}:{line_no}: unknown label {value!r} (expected one of {sorted(mapping)})")
+    return mapping[key]
+
+
+def _folder(data_dir: Path, name: str) -> Path:
+    folder = data_dir / FOLDERS[name]
+    if not folder.is_dir():
+        raise EvalDataError(f"{folder}: folder for set {name!r} not found under {data_dir}")
+    return folder
+
+
+def load_kornli(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+    """KorNLI's XNLI test file; ``labels`` maps entailment/neutral/contradiction to label words."""
+    path = _folder(data_dir, "kornli") / "xnli.test.ko.tsv"
+    rows = _read_rows(path, "\t", ("sentence1", "sentence2", "gold_label"))
+    return [
+        Example(
+            "kornli",
+            str(line_no - 1),
+            f"전제: {_nfc(row['sentence1'])}\n가설: {_nfc(row['sentence2'])}",
+            _label(path, line_no, row["gold_label"], labels),
+        )
+        for line_no, row in rows
+    ]
+
+
+def load_question_pair(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+    """Every CSV in the folder (the seed used all of them); ``is_duplicate`` 0 means the same meaning."""
+    folder = _folder(data_dir, "question_pair")
+    paths = sorted(folder.glob("*.csv"))
+    if not paths:
+        raise EvalDataError(f"{folder}: no *.csv question-pair file")
+    examples = []
+    for path in paths:
+        rows = _read_rows(path, ",", ("question1", "question2", "is_duplicate"))
+        for line_no, row in rows:
+            row_id = row.get("test_id") or row.get("id")
+            if not row_id:
+                raise EvalDataError(f"{path}:{line_no}: neither test_id nor id is set")
+            examples.append(
+                Example(
+                    "question_pair",
+                    f"{path.stem}:{row_id.strip()}",
+                    f"질문1: {_nfc(row['question1'])}\n질문2: {_nfc(row['question2'])}",
+                    _label(path, line_no, row["is_duplicate"], labels),
+                )
+            )
+    return examples
+
+
+def load_hate_speech(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+    """Labeled train + dev; ``labels`` maps "present"/"absent" (``bias != none``) to label words."""
+    folder = _folder(data_dir, "hate_speech")
+    examples = []
+    for split in ("train", "dev"):
+        path = folder / f"{split}.tsv"
+        for line_no, row in _read_rows(path, "\t", ("comments", "bias")):
+            bias = row["bias"].strip()
+            if bias not in {"none", "gender", "others"}:
+                raise EvalDataError(
+                    f"{path}:{line_no}: unknown bias {bias!r} (expected none, gender, others)"
+                )
+            gold = labels["present" if bias != "none" else "absent"]
+            examples.append(Example("hate_speech", f"{split}:{line_no - 1}", _nfc(row["comments"]), gold))
+    return examples
+
+
+def stratified_sample(examples: list[Example], fraction: float, seed: int) -> list[Example]:
+    """The seed's stratified test split (sklearn ``train_test_split(stratify=..., random_state=42)``)."""
+    from sklearn.model_selection import train_test_split
+
+    if not examples:
+        return examples
+    _, sample = train_test_split(
+        examples, test_size=fraction, random_state=seed, stratify=[e.gold for e in examples]
+    )
+    return sample
+
+
+def load_nsmc(data_dir: Path, labels: dict[str, str], sample: bool = False) -> list[Example]:
+    """Every ``ratings_test*.txt`` in the folder; ``sample`` takes the seed's stratified 20%."""
+    folder = _folder(data_dir, "nsmc")
+    paths = sorted(folder.glob("ratings_test*.txt"))
+    if not paths:
+        raise EvalDataError(f"{folder}: no ratings_test*.txt file")
+    examples = []
+    for path in paths:
+        for line_no, row in _read_rows(path, "\t", ("id", "document", "label")):
+            examples.append(
+                Example(
+                    "nsmc",
+                    row["id"].strip(),
+                    _nfc(row["document"]),
+                    _label(path, line_no, row["label"], labels),
+                )
+            )
+    return stratified_sample(examples, NSMC_SAMPLE_FRACTION, NSMC_SAMPLE_SEED) if sample else examples
+
+
+Loader = Callable[..., list[Example]]
+LOADERS: dict[str, Loader] = {
+    "kornli": load_kornli,
+    "question_pair": load_question_pair,
+    "hate_speech": load_hate_speech,
+    "nsmc": load_nsmc,
+}
+
+
+def load_set(
+    name: str,
+    data_dir: Path,
+    labels: dict[str, str],
+    limit: int | None = None,
+    nsmc_sample: bool = False,
+    seed: int = 0,
+) -> list[Example]:
+    """One set; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
+    if name not in LOADERS:
+        raise EvalDataError(f"unknown evaluation set {name!r} (known: {', '.join(SETS)})")
+    kwargs = {"sample": nsmc_sample} if name == "nsmc" else {}
+    examples = LOADERS[name](Path(data_dir), labels, **kwargs)
+    if limit is not None and len(examples) > limit:
+        picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        examples = [examples[i] for i in picked]
+    return examples

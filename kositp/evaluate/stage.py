@@ -1,0 +1,107 @@
+"""The ``evaluate`` stage: zero-shot macro F1 of the exported model on the seed's four sets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from kositp.artifacts import ArtifactError, ArtifactStore
+from kositp.config import StageConfig
+from kositp.evaluate.backends import Sampling, make_backend
+from kositp.evaluate.loaders import SETS
+from kositp.evaluate.prompts import DEFAULT_PROMPT_SET, load_prompt_set
+from kositp.evaluate.report import write_report
+from kositp.evaluate.runner import evaluate_sets
+from kositp.stages import Stage, StageContext, StageOutcome
+
+
+class EvaluateConfig(StageConfig):
+    data_dir: str = "data/demo/eval"
+    sets: list[Literal["kornli", "question_pair", "hate_speech", "nsmc"]] = Field(
+        default_factory=lambda: list(SETS)
+    )
+    limit: int | None = Field(default=None, ge=1)
+    nsmc_sample: bool = False
+    method: Literal["choice", "generate"] = "choice"
+    backend: Literal["auto", "hf", "vllm", "openai"] = "auto"
+    prompt_set: str = DEFAULT_PROMPT_SET
+    batch_size: int = Field(default=8, ge=1)
+    seed: int = 0
+    temperature: float = 0.5
+    top_k: int = 50
+    max_new_tokens: int = 256
+    vllm_python: str | None = None
+    base_url: str | None = None
+    served_model: str | None = None
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(self.temperature, self.top_k, self.max_new_tokens, self.seed)
+
+
+def _fingerprint(config: EvaluateConfig) -> dict[str, Any]:
+    """The evaluation files' sizes and mtimes, so new data gives a new version."""
+    root = Path(config.data_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    return {"data": {str(p.relative_to(root)): [p.stat().st_size, int(p.stat().st_mtime)] for p in files}}
+
+
+def previous_metrics(ctx: StageContext) -> dict[str, Any] | None:
+    """metrics of the latest evaluate artifact of this profile, if one exists."""
+    if ctx.cache_dir is None or not ctx.profile_name:
+        return None
+    store = ArtifactStore(ctx.cache_dir.parent)
+    try:
+        artifact = store.open("evaluate", store.latest("evaluate", ctx.profile_name), verify=False)
+        return json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))["sets"]
+    except (ArtifactError, OSError, KeyError, json.JSONDecodeError):
+        return None
+
+
+def run(ctx: StageContext) -> StageOutcome:
+    config = ctx.config if isinstance(ctx.config, EvaluateConfig) else EvaluateConfig(**ctx.params)
+    model = ctx.inputs["export"].file("merged")
+    backend = make_backend(
+        config.backend,
+        model,
+        batch_size=config.batch_size,
+        vllm_python=config.vllm_python,
+        base_url=config.base_url,
+        served_model=config.served_model,
+    )
+    predictions, metrics = evaluate_sets(
+        Path(config.data_dir),
+        config.sets,
+        load_prompt_set(config.prompt_set),
+        backend,
+        config.method,
+        limit=config.limit,
+        nsmc_sample=config.nsmc_sample,
+        sampling=config.sampling,
+        seed=config.seed,
+        reporter=ctx.reporter,
+    )
+    predictions.to_parquet(ctx.out_dir / "predictions.parquet", index=False)
+    header = f"Model: export {ctx.inputs['export'].version}; method {config.method}, backend {backend.name}."
+    write_report(ctx.out_dir, metrics, previous_metrics(ctx), ctx.reporter, header)
+    rows = {f"{name}_examples": m["n"] for name, m in metrics.items()}
+    rows["invalid"] = int((predictions["prediction"] == "invalid").sum()) if len(predictions) else 0
+    report = {
+        name: {k: m[k] for k in ("macro_f1", "coverage", "seed_macro_f1", "n")} for name, m in metrics.items()
+    }
+    return StageOutcome(rows=rows, report=report)
+
+
+STAGE = Stage(
+    name="evaluate",
+    code_version="1",
+    config=EvaluateConfig,
+    run=run,
+    inputs=("export",),
+    fingerprint=_fingerprint,
+    gpu=True,
+    description="zero-shot macro F1 on KorNLI, question pair, hate speech and NSMC",
+)
