@@ -19,9 +19,9 @@ def configure_logging(verbose: bool = False) -> None:
     )
 
 
-from kositp.cli import artifacts_cmd, run_cmd  # noqa: E402  (command modules register on ``app``)
+from kositp.cli import artifacts_cmd, ingest_cmd, run_cmd  # noqa: E402  (command modules register on ``app``)
 
-__all__ = ["app", "main", "artifacts_cmd", "run_cmd"]
+__all__ = ["app", "main", "artifacts_cmd", "ingest_cmd", "run_cmd"]
 
 
 def main() -> None:
