@@ -93,13 +93,15 @@ def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tup
             return
         prefix = adapter.prefix(head)
         base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
-        n = 0
+        n, seen = 0, False
         try:
             for n, unit in enumerate(ijson.items(stream, prefix, use_float=True)):
+                seen = True
                 for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
                     yield adapter.NAME, path, item
         except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
-            yield adapter.NAME, f"{base} after unit {n}", Reject("", "malformed_json", f"{type(exc).__name__}: {exc}")
+            where = base.replace("*", str(n + 1 if n or seen else 0), 1)
+            yield adapter.NAME, f"{where} (rest of file unread)", Reject("", "malformed_json", f"{type(exc).__name__}: {exc}")
 
 
 def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max_chars: int) -> dict[str, Any] | Reject:

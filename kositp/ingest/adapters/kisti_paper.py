@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ from kositp.ingest.adapters.base import Missing, as_id, first, ko
 from kositp.ingest.normalize import html_to_text, normalize_list
 
 NAME = "kisti_paper"
+_HEADING = re.compile(r"^(?:요\s*약|초\s*록|abstract)\s*\n+", re.IGNORECASE)
 
 
 def detect(head: str) -> bool:
@@ -28,7 +30,7 @@ def parse(doc: Any, path: str) -> Iterator[tuple[str, dict[str, Any] | Missing]]
         return
     abstract = str(ko(doc["abstract"]))
     if "<" in abstract and ">" in abstract:
-        abstract = html_to_text(abstract)
+        abstract = _HEADING.sub("", html_to_text(abstract))
     yield path, {
         "kind": "paper",
         "doc_id": as_id(first(doc, "doc_id", "id")),
