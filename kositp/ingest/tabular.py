@@ -51,6 +51,6 @@ def iter_rows(stream: BinaryIO, suffix: str, columns: Mapping[str, str]) -> Iter
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield f":{n}", Reject(f":{n}", "malformed_json", str(exc))
+            yield f":{n}", Reject("", "malformed_json", str(exc))
             continue
         yield f":{n}", _fields(row, columns) if isinstance(row, dict) else Missing("object")
