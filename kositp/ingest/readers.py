@@ -74,28 +74,12 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source]:
 
 
 def _zip_sources(path: Path, dataset: str) -> Iterator[Source]:
+    """Members stream straight out of the archive, which stays open while its members are read."""
     with zipfile.ZipFile(path) as archive:
-        infos = [i for i in archive.infolist() if not i.is_dir()]
-    for info in infos:
-        name = member_name(info)
-
-        def opener(info: zipfile.ZipInfo = info) -> BinaryIO:
-            archive = zipfile.ZipFile(path)
-            return _ClosingMember(archive, archive.open(info))
-
-        yield Source(f"{path}!{name}", dataset, name, opener)
-
-
-class _ClosingMember(io.BufferedReader):
-    """A zip member stream that also closes its archive."""
-
-    def __init__(self, archive: zipfile.ZipFile, raw: BinaryIO):
-        super().__init__(raw, buffer_size=1 << 20)  # type: ignore[arg-type]
-        self._archive = archive
-
-    def close(self) -> None:
-        super().close()
-        self._archive.close()
+        for info in archive.infolist():
+            if not info.is_dir():
+                name = member_name(info)
+                yield Source(f"{path}!{name}", dataset, name, lambda info=info: archive.open(info))
 
 
 def detect_encoding(head: bytes) -> str:
