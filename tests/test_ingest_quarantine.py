@@ -97,9 +97,8 @@ def test_exact_and_near_duplicates_across_sources(tmp_path):
     write_json(tmp_path / "raw" / "aihub_a" / "one.json", docs)
     write_json(tmp_path / "raw" / "aihub_b" / "same.json", docs)
     near = summary_documents()
-    for paragraph in near["documents"][0]["text"]:
-        for sentence in paragraph:
-            sentence["sentence"] = sentence["sentence"].replace("운행한다", "운행합니다")
+    last = near["documents"][0]["text"][-1][-1]
+    last["sentence"] = last["sentence"].replace("비싸다.", "비싸다!")
     near["documents"] = near["documents"][:1]
     write_json(tmp_path / "raw" / "aihub_c" / "near.json", near)
     result, records, quarantine = run(tmp_path, tmp_path / "raw")

@@ -572,10 +572,10 @@ def main() -> None:
     write_zip(summary / "법률_train_original.zip", {"법률_train_original.json": dumps(summary_documents("법률", LAW_DOCS, False, 100))},
               cp949_names=True)
     write_zip(summary / "신문기사_train_original.zip", {"신문기사_train_original.json": dumps(summary_documents("신문기사", NEWS_DOCS, True, 200))})
-    # The editorial file repeats one news article exactly and another with one word changed
-    # (planted exact and near duplicates).
+    # The editorial file repeats one news article exactly and another with its closing
+    # punctuation changed (planted exact and near duplicates).
     title, paragraphs, extractive, abstractive = NEWS_DOCS[1]
-    edited = [[s.replace("발표하였다", "발표했다") for s in p] for p in paragraphs]
+    edited = [*paragraphs[:-1], [*paragraphs[-1][:-1], paragraphs[-1][-1].replace("개방된다.", "개방된다!")]]
     editorials = summary_documents("사설", EDITORIAL_DOCS + NEWS_DOCS[:1] + [(title, edited, extractive, abstractive)], True, 300)
     write_zip(summary / "사설_train_original.zip", {"사설_train_original.json": dumps(editorials)})
 

@@ -9,7 +9,6 @@ part; the run goes on with the next file. :meth:`Ledger.check` raises if anythin
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -66,7 +65,8 @@ class IngestResult:
 
 
 def record_id(source_dataset: str, location: str, record: Mapping[str, Any]) -> str:
-    content = json.dumps([record.get(f) for f in ("text", "question", "answers", "summary")], ensure_ascii=False)
+    answers = "\x1e".join(record.get("answers") or ())
+    content = "\x1f".join((record.get("text") or "", record.get("question") or "", answers, record.get("summary") or ""))
     return hashlib.sha256(f"{source_dataset}\x1f{location}\x1f{content}".encode()).hexdigest()[:24]
 
 
@@ -138,22 +138,26 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
 
 
 class _Writer:
-    """Buffers rows and appends them to a parquet file in batches (memory stays flat)."""
+    """Buffers rows column by column and appends them to a parquet file in batches (memory stays flat)."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         self._writer = pq.ParquetWriter(path, schema)
         self._schema = schema
-        self._rows: list[dict[str, Any]] = []
+        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._count = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= BATCH:
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name, column in self._columns.items():
+            column.append(row[name])
+        self._count += 1
+        if self._count >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-            self._rows = []
+        if self._count:
+            self._writer.write_table(pa.Table.from_pydict(self._columns, schema=self._schema))
+            self._columns = {name: [] for name in self._schema.names}
+            self._count = 0
 
     def close(self) -> None:
         self.flush()

@@ -7,6 +7,7 @@ almost all their text, so only exact duplicates are looked for there.
 from __future__ import annotations
 
 import hashlib
+import zlib
 
 from datasketch import MinHash, MinHashLSH
 
@@ -34,9 +35,10 @@ class Deduplicator:
         self._exact.add(digest)
         if self._lsh is None or record.get("question"):
             return None, ""
-        minhash = MinHash(num_perm=self._num_perm)
+        minhash = MinHash(num_perm=self._num_perm, hashfunc=zlib.crc32)
         text = key.replace(" ", "")
-        minhash.update_batch(text[i : i + SHINGLE].encode("utf-8") for i in range(max(1, len(text) - SHINGLE + 1)))
+        shingles = {text[i : i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
+        minhash.update_batch([s.encode("utf-8") for s in shingles])
         similar = self._lsh.query(minhash)
         if similar:
             return "near_duplicate", f"near-duplicate of {similar[0]}"

@@ -5,25 +5,40 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from functools import lru_cache
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f\u00a0\u200b-\u200d\u2028\u2029\u3000\ufeff]|  ")
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK_TAG = re.compile(r"</?(?:p|br|h[1-6]|div|li|tr)\b[^>]*>", re.IGNORECASE)
 _TABLE = re.compile(r"<table\b.*?</table>", re.IGNORECASE | re.DOTALL)
 
 
+@lru_cache(maxsize=8192)
+def _normalize_str(text: str) -> str:
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not _UNTIDY.search(text):
+        return text.strip()
+    text = _SPACES.sub(" ", _CONTROL.sub("", text))
+    if "\n" in text:
+        text = _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text))
+    return text.strip()
+
+
 def normalize_text(value: object) -> str:
-    """NFC, control characters out, whitespace tidied; masks such as ``***`` stay untouched."""
+    """NFC, control characters out, whitespace tidied; masks such as ``***`` stay untouched.
+
+    Cached because MRC files repeat one passage for every question asked about it.
+    """
     if value is None:
         return ""
-    text = unicodedata.normalize("NFC", str(value)).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
-    text = _SPACES.sub(" ", text)
-    text = _SPACE_AROUND_NEWLINE.sub("\n", text)
-    return _BLANK_LINES.sub("\n\n", text).strip()
+    return _normalize_str(value if isinstance(value, str) else str(value))
 
 
 def html_to_text(value: object) -> str:
