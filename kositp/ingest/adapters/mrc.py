@@ -21,7 +21,7 @@ YES_NO = {"yes": "예", "no": "아니요", "예": "예", "네": "예", "아니�
 
 
 def detect(head: str) -> bool:
-    return '"paragraphs"' in head and '"qas"' in head or '"paragraphs"' in head and '"context"' in head
+    return '"paragraphs"' in head and ('"qas"' in head or '"context"' in head)
 
 
 def prefix(head: str) -> str:
