@@ -100,7 +100,7 @@ def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tup
                 for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
                     yield adapter.NAME, path, item
         except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
-            where = base.replace("*", str(n + 1 if n or seen else 0), 1)
+            where = base.replace("*", str(n + 1 if seen else 0), 1)
             yield adapter.NAME, f"{where} (rest of file unread)", Reject("", "malformed_json", f"{type(exc).__name__}: {exc}")
 
 
