@@ -26,9 +26,7 @@ from pathlib import Path
 import psutil
 
 BASE_RECORDS = 150_000
-WORDS = ("정부는 지역 주민 지원 사업 예산 확대 계획 발표 위원회 회의 결과 법원 판결 임차인 보증금 반환 연구진 실험 분석 "
-         "데이터 모델 성능 향상 기후 변화 대응 농가 피해 보험 제도 개선 청년 일자리 주거 교통 도서관 운영 시간 연장 "
-         "공공기관 문서 보존 형식 기준 해양 쓰레기 조사 지진 감지 센서 수면 학업 성취 발효 식품 유산균 다양성").split()
+WORDS = ["정부는", "지역", "주민", "지원", "사업", "예산", "확대", "계획", "발표", "위원회", "회의", "결과", "법원", "판결", "임차인", "보증금", "반환", "연구진", "실험", "분석", "데이터", "모델", "성능", "향상", "기후", "변화", "대응", "농가", "피해", "보험", "제도", "개선", "청년", "일자리", "주거", "교통", "도서관", "운영", "시간", "연장", "공공기관", "문서", "보존", "형식", "기준", "해양", "쓰레기", "조사", "지진", "감지", "센서", "수면", "학업", "성취", "발효", "식품", "유산균", "다양성"]
 # Share of records per family: mrc, doc_summary, paper_summary, passage_summary, kisti_paper.
 MIX = {"mrc": 0.4, "doc_summary": 0.2, "paper_summary": 0.2, "passage_summary": 0.1, "kisti_paper": 0.1}
 
@@ -66,7 +64,7 @@ def generate(root: Path, records: int, seed: int = 0) -> None:
 
     def paper_docs():
         for d in range(counts["paper_summary"] // 2):
-            pair = lambda: {"orginal_text": " ".join(sentence(rng) for _ in range(3)), "summary_text": sentence(rng)}  # noqa: E731
+            pair = lambda: {"orginal_text": " ".join(sentence(rng) for _ in range(3)), "summary_text": sentence(rng)}
             yield {"doc_id": f"P{d}", "title": sentence(rng, 4), "summary_entire": [pair()], "summary_section": [pair()]}
 
     def kisti_docs():
@@ -87,8 +85,7 @@ def generate(root: Path, records: int, seed: int = 0) -> None:
                                                         "summary": sentence(rng)}, ensure_ascii=False))
     with open(root / "kisti.json", "w", encoding="utf-8") as out:
         out.write("[")
-        for i, doc in enumerate(kisti_docs()):
-            out.write(("," if i else "") + json.dumps(doc, ensure_ascii=False))
+        out.writelines(("," if i else "") + json.dumps(doc, ensure_ascii=False) for i, doc in enumerate(kisti_docs()))
         out.write("]")
 
 

@@ -6,11 +6,19 @@ import json
 
 import pandas as pd
 import pytest
+from ingest_fixtures import (
+    CONTEXT,
+    admin_mrc,
+    every_admin_qa,
+    paper_summary,
+    summary_documents,
+    write_json,
+    write_zip,
+)
 
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.normalize import html_to_text, normalize_text
 from kositp.records import RECORD_SCHEMA
-from ingest_fixtures import CONTEXT, admin_mrc, every_admin_qa, paper_summary, summary_documents, write_json, write_zip
 
 
 def run(tmp_path, *paths, **settings):
@@ -78,7 +86,7 @@ def test_table_qa_with_title_and_singular_answer(tmp_path):
     context = "2024년 지역별 강수량이다.<br><table><tbody><tr><td>지역</td><td>강수량</td></tr><tr><td rowspan='2'>제주</td><td>1,820mm</td></tr></tbody></table>"
     doc = {"data": [{"doc_id": "T1", "paragraphs": [{"context": context, "table_title": "지역별 강수량",
                                                      "qas": [{"question": "제주의 강수량은?", "answer": {"text": "1,820mm", "answer_start": 70}}]}]}]}
-    result, records, _ = run(tmp_path, write_json(tmp_path / "TL_table.json", doc))
+    _result, records, _ = run(tmp_path, write_json(tmp_path / "TL_table.json", doc))
     row = records.iloc[0]
     assert (row.kind, row.qa_type, row.title, row.format) == ("table_qa", "table", "지역별 강수량", "table_qa")
     assert row.table_html.startswith("<table>") and row.table_html.endswith("</table>")
@@ -152,7 +160,7 @@ def test_cp949_zip_member_names_are_decoded(tmp_path):
     import zipfile
 
     class Cp949Name(zipfile.ZipInfo):
-        def _encodeFilenameFlags(self):  # noqa: N802
+        def _encodeFilenameFlags(self):
             return self.filename.encode("cp949"), self.flag_bits & ~0x800
 
     with zipfile.ZipFile(path, "w") as archive:

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pandas as pd
 import pytest
+from ingest_fixtures import CONTEXT, admin_mrc, every_admin_qa, qa, summary_documents, write_json, write_zip
 
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.quarantine import AccountingError, IngestError, Ledger, Reject
-from ingest_fixtures import CONTEXT, admin_mrc, every_admin_qa, qa, summary_documents, write_json, write_zip
 
 
 def run(tmp_path, *paths, **settings):
@@ -37,7 +37,7 @@ def test_answer_not_in_context_missing_field_and_empty_text(tmp_path):
     doc = admin_mrc([bad_answer, no_answer, no_question, *every_admin_qa()[:1]])
     doc["data"].append({"doc_id": "D002", "paragraphs": [{"context": " \u0000 ", "qas": [qa(1, "무엇인가요?", "무엇")]}]})
     doc["data"].append({"doc_id": "D003"})
-    result, records, quarantine = run(tmp_path, write_json(tmp_path / "a.json", doc))
+    _result, records, quarantine = run(tmp_path, write_json(tmp_path / "a.json", doc))
     assert reasons(quarantine) == {"answer_not_in_context": 1, "missing_field": 3, "empty_text": 1}
     assert len(records) == 1
     located = quarantine.set_index("reason")
@@ -55,7 +55,7 @@ def test_truncated_json_keeps_what_came_before_and_the_run_goes_on(tmp_path):
     data = json.dumps(summary_documents(), ensure_ascii=False).encode()
     write_zip(tmp_path / "raw" / "news.zip", {"a_cut.json": data[: len(data) * 3 // 4], "b_whole.json": json.dumps(
         admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
-    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _result, records, quarantine = run(tmp_path, tmp_path / "raw")
     assert reasons(quarantine) == {"malformed_json": 1}
     assert quarantine.location.iloc[0].endswith("a_cut.json#/documents/1 (rest of file unread)")
     assert (records.format == "doc_summary").sum() == 1 and (records.format == "mrc").sum() == 5

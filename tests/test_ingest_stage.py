@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ingest_fixtures import admin_mrc, every_admin_qa, write_json
 from typer.testing import CliRunner
 
 from kositp.cli import app
@@ -15,7 +16,6 @@ from kositp.config import load_profile
 from kositp.ingest.stage import STAGE, IngestConfig
 from kositp.pipeline import plan
 from kositp.stages import registry
-from ingest_fixtures import admin_mrc, every_admin_qa, write_json
 
 DEMO_RAW = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
 

@@ -178,7 +178,7 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
         for source in iter_sources(paths):
             ledger.tally(source.source_file)
             for fmt, path, item in _units(source, settings.format, settings.columns):
-                location = f"{source.source_file}{path if path.startswith(':') else path}"
+                location = f"{source.source_file}{path}"
                 ledger.read(source.source_file)
                 if isinstance(item, Missing):
                     item = Reject(location, "missing_field", item.field)

@@ -31,11 +31,11 @@ def data_card(result: IngestResult) -> str:
     return "\n\n".join(
         [
             "# Ingest data card",
-            f"Read **{total.read}** candidate records: kept **{total.kept}**, quarantined **{total.rejected}** "
-            "(`quarantine.parquet` names the location and reason of each).",
+            (f"Read **{total.read}** candidate records: kept **{total.kept}**, quarantined **{total.rejected}** "
+            "(`quarantine.parquet` names the location and reason of each)."),
             "## Counts\n\n" + markdown_table(report_rows(result)),
             "## Files\n\n" + markdown_table(files),
-            "Text is NFC-normalized, control characters removed and whitespace tidied; masked personal "
-            "data markers (`***`) are kept as in the source.",
+            ("Text is NFC-normalized, control characters removed and whitespace tidied; masked personal "
+            "data markers (`***`) are kept as in the source."),
         ]
     ) + "\n"
