@@ -64,10 +64,11 @@ class Stage:
 PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", "evaluate")
 
 _STAGE_MODULES: tuple[str, ...] = (
+    "kositp.ingest.stage",
     "kositp.instructions.stage",
+    "kositp.reformat.stage",
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
-    "kositp.reformat.stage",
     "kositp.evaluate.stage",
 )
 

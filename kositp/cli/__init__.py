@@ -32,5 +32,6 @@ from kositp.cli import (  # noqa: E402  (command modules register on ``app``)
 __all__ = ["app", "main", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "run_cmd"]
 
 
+
 def main() -> None:
     app()

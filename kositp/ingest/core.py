@@ -1,0 +1,209 @@
+"""The ingest loop: sources -> adapter units -> normalized, validated, deduplicated records.
+
+Every candidate record is counted once as read, then either kept (written to
+``records.parquet``) or rejected (written to ``quarantine.parquet`` with a reason). A file that
+cannot be read at all, or whose JSON breaks part-way, costs one rejected unit for the unread
+part; the run goes on with the next file. :meth:`Ledger.check` raises if anything vanished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ijson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kositp.ingest import adapters
+from kositp.ingest.adapters.base import Missing
+from kositp.ingest.dedup import Deduplicator
+from kositp.ingest.normalize import normalize_list, normalize_text
+from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
+from kositp.ingest.readers import Source, UndecodableError, iter_sources, open_utf8
+from kositp.ingest.tabular import iter_rows
+from kositp.records import RECORD_FIELDS, RECORD_SCHEMA
+
+BATCH = 5000
+SPAN_TYPES = {"span", "long", "table"}
+TEXT_FIELDS = ("title", "text", "question", "clue", "summary", "table_html", "doc_id")
+LIST_FIELDS = ("sentences", "answers", "options", "keywords")
+QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    format: str = "auto"
+    max_chars: int = 20000
+    near_dup_threshold: float | None = 0.9
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IngestResult:
+    ledger: Ledger
+    by_kind: Counter
+    by_format: Counter
+    by_source: Counter
+    duplicates_by_source: Counter
+
+    def summary(self) -> dict[str, Any]:
+        """The CLI's one JSON line."""
+        total = self.ledger.totals
+        return {
+            "read": total.read,
+            "kept": total.kept,
+            "rejected": total.rejected,
+            "by_reason": dict(sorted(self.ledger.by_reason.items())),
+            "by_kind": dict(sorted(self.by_kind.items())),
+            "by_format": dict(sorted(self.by_format.items())),
+        }
+
+
+def record_id(source_dataset: str, location: str, record: Mapping[str, Any]) -> str:
+    answers = "\x1e".join(record.get("answers") or ())
+    content = "\x1f".join((record.get("text") or "", record.get("question") or "", answers, record.get("summary") or ""))
+    return hashlib.sha256(f"{source_dataset}\x1f{location}\x1f{content}".encode()).hexdigest()[:24]
+
+
+def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tuple[str, str, Any]]:
+    """``(format, json_path, fields | Missing | Reject)`` for every candidate record of one source."""
+    if fmt == "auto" and source.suffix not in (".json", ".jsonl", ".csv"):
+        yield "none", "", Reject("", "unsupported_member", f"not a JSON/JSONL/CSV file: {source.name}")
+        return
+    try:
+        stream, head, _ = open_utf8(source)
+    except UndecodableError as exc:
+        yield "none", "", Reject("", "undecodable", str(exc))
+        return
+    with stream:
+        tabular = fmt in adapters.TABULAR_FORMATS or (fmt == "auto" and source.suffix in (".jsonl", ".csv"))
+        if tabular:
+            name = fmt if fmt != "auto" else source.suffix.lstrip(".")
+            for path, item in iter_rows(stream, "." + name if name == "csv" else ".jsonl", columns):
+                yield name, path, item
+            return
+        adapter = adapters.detect(head) if fmt == "auto" else adapters.by_name(fmt)
+        if adapter is None:
+            yield "none", "", Reject("", "unknown_format", "structure matches no adapter; pass --format")
+            return
+        prefix = adapter.prefix(head)
+        base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
+        n, seen = 0, False
+        try:
+            for n, unit in enumerate(ijson.items(stream, prefix, use_float=True)):
+                seen = True
+                for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
+                    yield adapter.NAME, path, item
+        except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
+            where = base.replace("*", str(n + 1 if seen else 0), 1)
+            yield adapter.NAME, f"{where} (rest of file unread)", Reject("", "malformed_json", f"{type(exc).__name__}: {exc}")
+
+
+def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max_chars: int) -> dict[str, Any] | Reject:
+    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
+    record.update({k: v for k, v in fields.items() if k in record})
+    for name in TEXT_FIELDS:
+        record[name] = normalize_text(record[name]) or None
+    for name in LIST_FIELDS:
+        record[name] = normalize_list(record[name])
+    record["is_impossible"] = bool(record["is_impossible"])
+    record.update(source_dataset=source.source_dataset, source_file=source.source_file, location=location, format=fmt)
+    text = record["text"] or record["table_html"]
+    if not text:
+        return Reject(location, "empty_text", "no passage text after normalization")
+    if len(text) > max_chars:
+        return Reject(location, "too_long", f"{len(text)} characters > max_chars {max_chars}")
+    if record["kind"] in ("mrc", "table_qa") and not record["is_impossible"]:
+        if not record["answers"]:
+            return Reject(location, "missing_field", "answers")
+        if record["qa_type"] in SPAN_TYPES:
+            start = text.find(record["answers"][0])
+            if start < 0:
+                return Reject(location, "answer_not_in_context", f"answer {record['answers'][0][:40]!r} not in context")
+            given = fields.get("answer_start")
+            record["answer_start"] = given if isinstance(given, int) and text.startswith(record["answers"][0], given) else start
+        else:
+            record["answer_start"] = None
+    else:
+        record["answer_start"] = None
+    if record["kind"] == "summary" and not record["summary"]:
+        return Reject(location, "missing_field", "summary")
+    record["record_id"] = record_id(source.source_dataset, location, record)
+    return record
+
+
+class _Writer:
+    """Buffers rows column by column and appends them to a parquet file in batches (memory stays flat)."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self._writer = pq.ParquetWriter(path, schema)
+        self._schema = schema
+        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._count = 0
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        for name, column in self._columns.items():
+            column.append(row[name])
+        self._count += 1
+        if self._count >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._count:
+            self._writer.write_table(pa.Table.from_pydict(self._columns, schema=self._schema))
+            self._columns = {name: [] for name in self._schema.names}
+            self._count = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
+
+
+def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
+    """Read ``paths`` into ``out_dir/records.parquet`` and ``out_dir/quarantine.parquet``."""
+    if settings.format != "auto" and settings.format not in adapters.FORMAT_NAMES:
+        raise IngestError(f"unknown format {settings.format!r}; known: auto, {', '.join(adapters.FORMAT_NAMES)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger()
+    result = IngestResult(ledger, Counter(), Counter(), Counter(), Counter())
+    dedup = Deduplicator(settings.near_dup_threshold)
+    records = _Writer(out_dir / "records.parquet", RECORD_SCHEMA)
+    quarantine = _Writer(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA)
+    try:
+        for source in iter_sources(paths):
+            ledger.tally(source.source_file)
+            for fmt, path, item in _units(source, settings.format, settings.columns):
+                location = f"{source.source_file}{path}"
+                ledger.read(source.source_file)
+                if isinstance(item, Missing):
+                    item = Reject(location, "missing_field", item.field)
+                if isinstance(item, dict):
+                    item = _finish(item, source, fmt, location, settings.max_chars)
+                if isinstance(item, dict):
+                    reason, detail = dedup.check(item, item["record_id"])
+                    if reason:
+                        item = Reject(location, reason, detail)
+                if isinstance(item, Reject):
+                    ledger.reject(source.source_file, item.reason)
+                    quarantine.add({"source_file": source.source_file, "location": item.location or location,
+                                    "format": fmt, "reason": item.reason, "detail": item.detail})
+                else:
+                    ledger.keep(source.source_file)
+                    result.by_kind[item["kind"]] += 1
+                    result.by_format[fmt] += 1
+                    result.by_source[source.source_dataset] += 1
+                    records.add(item)
+                if isinstance(item, Reject) and item.reason in ("duplicate", "near_duplicate"):
+                    result.duplicates_by_source[f"{source.source_dataset}:{item.reason}"] += 1
+                if advance:
+                    advance(1)
+    finally:
+        records.close()
+        quarantine.close()
+    ledger.check()
+    return result

@@ -1,0 +1,64 @@
+"""Text clean-up shared by every adapter, so that equal text from different sources hashes equal."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from functools import lru_cache
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2028\u2029\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f\u00a0\u200b-\u200d\u2028\u2029\u3000\ufeff]|  ")
+_TAG = re.compile(r"<[^>]+>")
+_BLOCK_TAG = re.compile(r"</?(?:p|br|h[1-6]|div|li|tr)\b[^>]*>", re.IGNORECASE)
+_TABLE = re.compile(r"<table\b.*?</table>", re.IGNORECASE | re.DOTALL)
+
+
+@lru_cache(maxsize=8192)
+def _normalize_str(text: str) -> str:
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not _UNTIDY.search(text):
+        return text.strip()
+    text = _SPACES.sub(" ", _CONTROL.sub("", text))
+    if "\n" in text:
+        text = _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text))
+    return text.strip()
+
+
+def normalize_text(value: object) -> str:
+    """NFC, control characters out, whitespace tidied; masks such as ``***`` stay untouched.
+
+    Cached because MRC files repeat one passage for every question asked about it.
+    """
+    if value is None:
+        return ""
+    return _normalize_str(value if isinstance(value, str) else str(value))
+
+
+def html_to_text(value: object) -> str:
+    """Abstracts that arrive as HTML (``<h1>요 약</h1><p>...``) become plain paragraphs."""
+    text = _BLOCK_TAG.sub("\n", str(value or ""))
+    return normalize_text(html.unescape(_TAG.sub("", text)))
+
+
+def extract_table(context: str) -> str | None:
+    """The first ``<table>...</table>`` of a context, which table QA needs on its own."""
+    match = _TABLE.search(context)
+    return match.group(0) if match else None
+
+
+def normalize_list(values: object) -> list[str]:
+    """A list (or a single value, or a ``;``/``,`` separated string) of non-empty normalized strings."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = re.split(r"[;,]", values) if ("," in values or ";" in values) else [values]
+    if not isinstance(values, list):
+        values = [values]
+    return [t for t in (normalize_text(v) for v in values if v is not None) if t]

@@ -1,0 +1,169 @@
+"""Each adapter on hand-written files in its real shape, read through the whole ingest loop."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from ingest_fixtures import (
+    CONTEXT,
+    admin_mrc,
+    every_admin_qa,
+    paper_summary,
+    summary_documents,
+    write_json,
+    write_zip,
+)
+
+from kositp.ingest.core import IngestSettings, ingest
+from kositp.ingest.normalize import html_to_text, normalize_text
+from kositp.records import RECORD_SCHEMA
+
+
+def run(tmp_path, *paths, **settings):
+    result = ingest(list(paths), tmp_path / "out", IngestSettings(**settings))
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    total = result.ledger.totals
+    assert total.read == total.kept + total.rejected == len(records) + len(quarantine)
+    return result, records, quarantine
+
+
+def test_normalize_keeps_masks_and_tidies():
+    assert normalize_text("가\u0000나  다\t\t라\r\n\n\n\n마 ***-****") == "가나 다 라\n\n마 ***-****"
+    assert normalize_text("\u1100\u1161") == "가"  # NFD jamo become one NFC syllable
+    assert html_to_text("<h1>요 약</h1><p>첫 문단&amp;</p><p>둘째</p>") == "요 약\n\n첫 문단&\n\n둘째"
+
+
+def test_admin_mrc_every_qa_type(tmp_path):
+    path = write_zip(tmp_path / "raw" / "aihub_admin_mrc" / "TL_span_extraction.zip",
+                     {"TL_span_extraction.json": json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
+    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert quarantine.empty
+    assert records.columns.tolist() == RECORD_SCHEMA.names
+    by_type = records.set_index("qa_type")
+    assert set(by_type.index) == {"span", "long", "yes_no", "multiple_choice", "unanswerable"}
+    assert by_type.loc["yes_no", "answers"].tolist() == ["아니요"]
+    assert by_type.loc["multiple_choice", "options"].tolist() == ["주민센터", "경찰서", "우체국", "은행"]
+    assert by_type.loc["multiple_choice", "clue"] == "가까운 주민센터를 방문하여 본인 확인을 거친 뒤"
+    assert by_type.loc["unanswerable", "is_impossible"] and len(by_type.loc["unanswerable", "answers"]) == 0
+    span = by_type.loc["span"]
+    assert span["text"][int(span["answer_start"]):].startswith("2024년 3월 4일부터")
+    assert "***-****-****" in span["text"]
+    assert set(records.source_dataset) == {"aihub_admin_mrc"}
+    assert records.location.iloc[0] == f"{path}!TL_span_extraction.json#/data/0/paragraphs/0/qas/0"
+    assert records.record_id.is_unique and records.record_id.str.len().eq(24).all()
+    assert result.summary()["by_format"] == {"mrc": 5}
+
+
+def test_record_ids_are_stable_across_runs(tmp_path):
+    write_json(tmp_path / "raw" / "a.json", admin_mrc(every_admin_qa()))
+    first = run(tmp_path / "one", tmp_path / "raw")[1]
+    second = run(tmp_path / "two", tmp_path / "raw")[1]
+    assert first.record_id.tolist() == second.record_id.tolist()
+
+
+@pytest.mark.parametrize("shape", ["list", "singular"])
+def test_mrc_answers_as_list_or_singular(tmp_path, shape):
+    answer = {"text": "주민센터", "answer_start": CONTEXT.find("주민센터")}
+    item = {"question": "발급은 어디에서 하나요?", "is_impossible": False}
+    item.update({"answers": [answer]} if shape == "list" else {"answer": answer})
+    write_json(tmp_path / "news.json", {"data": [{"doc_id": 7, "title": "뉴스", "paragraphs": [{"context": CONTEXT, "qas": [item]}]}]})
+    records = run(tmp_path, tmp_path / "news.json")[1]
+    assert records.answers.iloc[0].tolist() == ["주민센터"] and records.qa_type.iloc[0] == "span"
+    assert records.doc_id.iloc[0] == "7"
+
+
+def test_source_only_paragraphs_become_text_records(tmp_path):
+    doc = admin_mrc([])
+    del doc["data"][0]["paragraphs"][0]["qas"]
+    records = run(tmp_path, write_json(tmp_path / "TS_span_extraction.json", doc))[1]
+    assert records.kind.tolist() == ["text"]
+
+
+def test_table_qa_with_title_and_singular_answer(tmp_path):
+    context = "2024년 지역별 강수량이다.<br><table><tbody><tr><td>지역</td><td>강수량</td></tr><tr><td rowspan='2'>제주</td><td>1,820mm</td></tr></tbody></table>"
+    doc = {"data": [{"doc_id": "T1", "paragraphs": [{"context": context, "table_title": "지역별 강수량",
+                                                     "qas": [{"question": "제주의 강수량은?", "answer": {"text": "1,820mm", "answer_start": 70}}]}]}]}
+    _result, records, _ = run(tmp_path, write_json(tmp_path / "TL_table.json", doc))
+    row = records.iloc[0]
+    assert (row.kind, row.qa_type, row.title, row.format) == ("table_qa", "table", "지역별 강수량", "table_qa")
+    assert row.table_html.startswith("<table>") and row.table_html.endswith("</table>")
+    assert row.text[row.answer_start:].startswith("1,820mm")
+
+
+def test_document_summary_sentences_extractive_and_abstractive(tmp_path):
+    records = run(tmp_path, write_json(tmp_path / "신문기사_train_original.json", summary_documents()))[1]
+    first, second = records.iloc[0], records.iloc[1]
+    assert first.sentences.tolist()[0] == "시는 다음 달부터 심야 버스 노선 네 개를 새로 운행한다."
+    assert len(first.sentences) == 3 and first.text.endswith("500원 비싸다.")
+    assert first.summary.startswith("시가 지하철") and second.summary == "구립 도서관이 밤 11시까지 연장 개방한다."
+    assert first.clue.split("\n")[0] == "새 노선은 지하철 운행이 끝난 뒤 주요 환승역을 잇는다."
+    assert set(records.kind) == {"summary"}
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_paper_summary_misspelled_key_and_list_wrapper(tmp_path, wrapped):
+    records = run(tmp_path, write_json(tmp_path / "paper.json", paper_summary(wrapped)))[1]
+    assert len(records) == 2 and set(records.format) == {"paper_summary"}
+    assert records.summary.tolist() == ["도시 숲 주변 미세먼지는 도로변보다 25% 낮았다.", "서울 공원 다섯 곳에서 계절별로 측정하였다."]
+    assert records.location.iloc[1].endswith("/summary_section/0")
+
+
+def test_book_and_report_passages(tmp_path):
+    book = {"metadata": {"doc_name": "바다의 과학", "author": "김바다"}, "passage": "밀물과 썰물은 달의 인력 때문에 생긴다.",
+            "summary": "조수는 달의 인력으로 생긴다."}
+    report = {"Meta(Acqusition)": {"doc_id": "R1", "doc_name": "정책 브리핑"},
+              "Meta(Refine)": {"passage_id": "R1-1", "passage": "정부는 전통시장 주차장 확충에 300억 원을 투입한다."},
+              "Annotation": {"summary1": None, "summary2": "전통시장 주차장 확충에 300억 원 투입.", "summary3": None}}
+    zipped = write_zip(tmp_path / "TL_요약.zip", {"book_001.json": json.dumps(book, ensure_ascii=False).encode(),
+                                                 "report_001.json": json.dumps(report, ensure_ascii=False).encode()})
+    records = run(tmp_path, zipped)[1]
+    assert records.title.tolist() == ["바다의 과학", "정책 브리핑"]
+    assert records.summary.tolist() == ["조수는 달의 인력으로 생긴다.", "전통시장 주차장 확충에 300억 원 투입."]
+
+
+def test_kisti_paper_html_abstract_and_keywords(tmp_path):
+    papers = [{"doc_id": "K1", "title": {"ko": "해양 쓰레기 분포", "en": "Marine debris"},
+               "abstract": {"ko": "<h1>요 약</h1><p>남해안 해변 20곳의 쓰레기를 조사하였다.</p>"},
+               "keywords": {"ko": ["해양 쓰레기", "남해안"]}},
+              {"doc_id": "K2", "title": "갯벌 생태", "abstract": "갯벌의 저서생물 다양성을 조사하였다.", "keywords": "갯벌;생태"}]
+    records = run(tmp_path, write_json(tmp_path / "kisti.json", papers))[1]
+    assert records.text.tolist() == ["남해안 해변 20곳의 쓰레기를 조사하였다.", "갯벌의 저서생물 다양성을 조사하였다."]
+    assert records.keywords.iloc[0].tolist() == ["해양 쓰레기", "남해안"] and records.keywords.iloc[1].tolist() == ["갯벌", "생태"]
+    assert records.title.iloc[0] == "해양 쓰레기 분포" and set(records.kind) == {"paper"}
+
+
+def test_plain_csv_with_column_mapping(tmp_path):
+    path = tmp_path / "local.csv"
+    path.write_text("번호,본문,요약\n1,구청이 공원 산책로를 정비한다.,산책로 정비\n", encoding="utf-8")
+    records = run(tmp_path, path, columns={"text": "본문", "summary": "요약", "doc_id": "번호"})[1]
+    assert (records.text.iloc[0], records.summary.iloc[0], records.doc_id.iloc[0]) == ("구청이 공원 산책로를 정비한다.", "산책로 정비", "1")
+
+
+def test_format_override_beats_detection(tmp_path):
+    path = write_json(tmp_path / "unknown_shape.json", paper_summary(False))
+    assert run(tmp_path, path, format="paper_summary")[1].format.tolist() == ["paper_summary"] * 2
+
+
+def test_cp949_and_bom_files(tmp_path):
+    write_json(tmp_path / "raw" / "cp949.json", admin_mrc(every_admin_qa()[:1]), encoding="cp949")
+    write_json(tmp_path / "raw" / "bom.json", paper_summary(False), bom=True)
+    records = run(tmp_path, tmp_path / "raw")[1]
+    assert sorted(records.format) == ["mrc", "paper_summary", "paper_summary"]
+    assert records[records.format == "mrc"].answers.iloc[0].tolist() == ["2024년 3월 4일부터"]
+
+
+def test_cp949_zip_member_names_are_decoded(tmp_path):
+    path = tmp_path / "법률.zip"
+    import zipfile
+
+    class Cp949Name(zipfile.ZipInfo):
+        def _encodeFilenameFlags(self):
+            return self.filename.encode("cp949"), self.flag_bits & ~0x800
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(Cp949Name("법률_train_original.json"), json.dumps(summary_documents(), ensure_ascii=False))
+    records = run(tmp_path, path)[1]
+    assert records.source_file.iloc[0].endswith("!법률_train_original.json")
