@@ -63,7 +63,9 @@ class Stage:
 
 PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", "evaluate")
 
-_STAGE_MODULES: tuple[str, ...] = ()
+_STAGE_MODULES: tuple[str, ...] = (
+    "kositp.train.sft_stage",
+)
 
 
 def registry() -> dict[str, Stage]:

@@ -252,3 +252,65 @@ def base_model_fingerprint(ref: str) -> dict[str, Any]:
         "config": json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None,
         "files": {p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.is_file()},
     }
+
+
+def trim_training_log(path: Path, step: int) -> None:
+    """Drop log rows past ``step``: a resumed run replays them from the checkpoint."""
+    rows = [r for r in read_training_log(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def make_progress_callback(reporter: Any):
+    """A ``TrainerCallback`` driving ``reporter.progress`` (a tqdm bar or a Prefect progress artifact)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self._bar: Any = None
+            self._advance: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._bar = reporter.progress("training steps", state.max_steps)
+            self._advance = self._bar.__enter__()
+            if state.global_step:
+                self._advance(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._advance is not None:
+                self._advance(1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self._bar is not None:
+                self._bar.__exit__(None, None, None)
+                self._bar = self._advance = None
+
+    return ProgressCallback()
+
+
+def fused_loss_kernel_usable(device_type: str) -> bool:
+    """Whether TRL's Triton log-prob kernel (behind ``fused_lm_head=True``) can run on this device.
+
+    TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
+    torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
+    """
+    from trl.trainer import utils as trl_utils
+
+    return trl_utils._ChunkedLogProbFunction is not None and device_type in ("cuda", "xpu")
+
+
+def sft_trainer_class():
+    """TRL's ``SFTTrainer``, computing the plain causal-LM loss where the fused kernel cannot run.
+
+    The labels TRL prepared (prompt tokens at -100) are unchanged, so the loss is the same
+    completion-only loss; only TRL's extra entropy/accuracy metrics are not logged on that path.
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class PortableSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if fused_loss_kernel_usable(inputs["input_ids"].device.type):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return PortableSFTTrainer
