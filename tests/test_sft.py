@@ -267,3 +267,21 @@ def test_local_base_model_fingerprint_follows_its_files(tiny_model_dir):
     assert fingerprint["config"]["model_type"] == "llama"
     assert fingerprint["files"]["model.safetensors"] > 0
     assert json.dumps(fingerprint)
+
+
+def test_packing_trains_on_full_length_blocks(store):
+    result = execute(
+        _planned(store, packing=True, max_seq_length=64, eval_strategy="no", load_best_model_at_end=False),
+        store,
+        "test",
+        ConsoleReporter(show_progress=False),
+    )
+    report = store.open("sft", result.version).report
+    assert report["packing"] is True and report["global_step"] == 6
+    assert (Path(result.path) / common.ADAPTER_DIR / "adapter_model.safetensors").is_file()
+
+
+def test_forcing_unsloth_on_a_gpu_without_the_package_names_it(monkeypatch):
+    monkeypatch.setattr(common, "unsloth_importable", lambda: False)
+    with pytest.raises(common.BackendError, match="pip install unsloth"):
+        common.resolve_backend("unsloth", "cuda:0")

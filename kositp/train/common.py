@@ -130,12 +130,18 @@ def load_hf_model(model_path: str, device: str, load_in_4bit: bool = False, grad
     return model, tokenizer
 
 
-def load_unsloth_model(model_path: str, max_seq_length: int, load_in_4bit: bool):
-    """Base model + tokenizer through Unsloth (GPU only; imported here, never at module import)."""
+def import_unsloth():
+    """The unsloth module, imported on demand (never at module import: it patches torch on load)."""
     try:
-        from unsloth import FastLanguageModel
+        import unsloth
     except ImportError as exc:
         raise BackendError("backend 'unsloth' needs the unsloth package (pip install unsloth)") from exc
+    return unsloth
+
+
+def load_unsloth_model(model_path: str, max_seq_length: int, load_in_4bit: bool):
+    """Base model + tokenizer through Unsloth (GPU only)."""
+    FastLanguageModel = import_unsloth().FastLanguageModel
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model_path, max_seq_length=max_seq_length, dtype=None, load_in_4bit=load_in_4bit
     )

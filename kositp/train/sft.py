@@ -126,8 +126,7 @@ def to_prompt_completion(examples: Sequence[dict[str, str]], eos_token: str):
 def build_model(config: SftConfig, backend: str, device: str, model_path: str):
     """Base model + tokenizer wrapped in LoRA; the two backends take the same LoRA settings."""
     if backend == "unsloth":
-        from unsloth import FastLanguageModel
-
+        FastLanguageModel = common.import_unsloth().FastLanguageModel
         model, tokenizer = common.load_unsloth_model(model_path, config.max_seq_length, config.load_in_4bit)
         model = FastLanguageModel.get_peft_model(
             model,
@@ -212,8 +211,6 @@ def trainer_arguments(config: SftConfig, backend: str, device: str, output_dir: 
 
 def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     """Train (or finish training) the SFT adapter into ``ctx.out_dir``; ``callbacks`` are extra trainer hooks."""
-    from transformers import set_seed
-
     config = ctx.config if isinstance(ctx.config, SftConfig) else SftConfig(**ctx.params)
     reporter, out_dir = ctx.reporter, ctx.out_dir
 
@@ -230,7 +227,11 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     choice = common.resolve_backend(config.backend, device)
     reporter.info(f"sft backend: {choice.name} on {device} ({choice.reason})")
 
-    # 3. model
+    # 3. model (Unsloth patches transformers and TRL when imported, so it goes first)
+    if choice.name == "unsloth":
+        common.import_unsloth()
+    from transformers import set_seed
+
     set_seed(config.seed)
     model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / "_cache")
     model, tokenizer = build_model(config, choice.name, device, model_path)
