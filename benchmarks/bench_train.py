@@ -78,7 +78,9 @@ def measure(model_path: str, backend: str, device: str, packing: bool, steps: in
     )
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(config, backend, device, Path(scratch), False, _Quiet())
-        trainer = common.sft_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+        trainer = common.sft_trainer_class()(
+            model=model, args=args, train_dataset=dataset, processing_class=tokenizer
+        )
         started = time.perf_counter()
         trainer.train()
         if device.startswith("cuda"):
@@ -111,7 +113,9 @@ def machine() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="tiny-llama", help="tiny-llama spec, hub id or local path")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=20)
@@ -119,7 +123,9 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--load-in-4bit", action="store_true")
-    parser.add_argument("--compare-unsloth", action="store_true", help="also run the unsloth backend (GPU only)")
+    parser.add_argument(
+        "--compare-unsloth", action="store_true", help="also run the unsloth backend (GPU only)"
+    )
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "kositp-bench-cache"))
     ns = parser.parse_args()
 
@@ -138,7 +144,9 @@ def main() -> None:
     print()
     print(f"{'backend':8} {'packing':8} {'tokens':>8} {'seconds':>8} {'tokens/s':>10}")
     for r in results:
-        print(f"{r['backend']:8} {str(r['packing']):8} {r['tokens']:>8} {r['seconds']:>8} {r['tokens_per_s']:>10}")
+        print(
+            f"{r['backend']:8} {r['packing']!s:8} {r['tokens']:>8} {r['seconds']:>8} {r['tokens_per_s']:>10}"
+        )
 
 
 if __name__ == "__main__":

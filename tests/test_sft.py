@@ -15,6 +15,7 @@ from kositp.config import seed_config_to_sft
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
+from kositp.tiny_model import resolve_base_model
 from kositp.train import common
 from kositp.train.sft import SftConfig, read_split, run, to_prompt_completion
 from kositp.train.sft_stage import STAGE
@@ -22,7 +23,10 @@ from kositp.train.sft_stage import STAGE
 PAIRS = [
     ("다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 오늘 날씨가 정말 좋아서 기분이 상쾌하다.", "긍정"),
     ("다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 버스를 놓쳐서 회의에 늦고 말았다.", "부정"),
-    ("다음 문장을 요약하세요. 서울시는 내년부터 대중교통 요금을 동결하고 청년 할인을 확대한다고 밝혔다.", "서울시가 대중교통 요금을 동결한다."),
+    (
+        "다음 문장을 요약하세요. 서울시는 내년부터 대중교통 요금을 동결하고 청년 할인을 확대한다고 밝혔다.",
+        "서울시가 대중교통 요금을 동결한다.",
+    ),
     ("질문에 답하세요. 대한민국의 수도는 어디입니까?", "서울"),
     ("다음 단어의 반대말을 쓰세요. 높다", "낮다"),
     ("다음 문장에서 틀린 맞춤법을 고치세요. 어의없는 일이 생겼다.", "어이없는 일이 생겼다."),
@@ -30,21 +34,21 @@ PAIRS = [
     ("다음 문장의 주제를 한 단어로 쓰세요. 축구 대표팀이 월드컵 본선에 진출했다.", "스포츠"),
 ]
 
-TINY = dict(
-    base_model="tiny-llama",
-    backend="auto",
-    device="cpu",
-    max_seq_length=128,
-    max_steps=6,
-    train_batch_size=2,
-    eval_batch_size=2,
-    gradient_accumulation_steps=1,
-    learning_rate=1e-3,
-    logging_steps=1,
-    eval_steps=2,
-    checkpoint_steps=2,
-    save_total_limit=5,
-)
+TINY = {
+    "base_model": "tiny-llama",
+    "backend": "auto",
+    "device": "cpu",
+    "max_seq_length": 128,
+    "max_steps": 6,
+    "train_batch_size": 2,
+    "eval_batch_size": 2,
+    "gradient_accumulation_steps": 1,
+    "learning_rate": 1e-3,
+    "logging_steps": 1,
+    "eval_steps": 2,
+    "checkpoint_steps": 2,
+    "save_total_limit": 5,
+}
 
 
 def _shard(rows: list[tuple[str, str]], split: str) -> pa.Table:
@@ -138,7 +142,7 @@ def test_sft_trains_and_saves_a_loadable_adapter(store, caplog):
 
     adapter = artifact.path / common.ADAPTER_DIR
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    base = AutoModelForCausalLM.from_pretrained(str(next((store.root / "_cache" / "models").glob("tiny-llama-*[!k]"))))
+    base = AutoModelForCausalLM.from_pretrained(resolve_base_model("tiny-llama", store.root / "_cache"))
     model = PeftModel.from_pretrained(base, adapter)
     lora_weights = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_weights and any(p.abs().sum() > 0 for p in lora_weights)
@@ -147,9 +151,11 @@ def test_sft_trains_and_saves_a_loadable_adapter(store, caplog):
 
 def test_crash_mid_training_then_rerun_resumes_from_checkpoint(store, caplog):
     item = _planned(store)
-    with pytest.raises(RuntimeError, match="injected crash at step 3"):
-        with store.build("sft", item.version, resumable=True) as staging:
-            run(_context(store, staging.path, item, staging.resumed), callbacks=[CrashAt(3).callback])
+    with (
+        pytest.raises(RuntimeError, match="injected crash at step 3"),
+        store.build("sft", item.version, resumable=True) as staging,
+    ):
+        run(_context(store, staging.path, item, staging.resumed), callbacks=[CrashAt(3).callback])
     assert not store.exists("sft", item.version)
     assert common.checkpoint_step(common.last_checkpoint(store.staging_path("sft", item.version))) == 2
 
@@ -179,9 +185,11 @@ def test_auto_backend_picks_hf_on_gpu_without_unsloth(monkeypatch):
 
 def test_forcing_unsloth_without_gpu_fails_before_loading_anything(store):
     item = _planned(store, backend="unsloth")
-    with pytest.raises(common.BackendError, match="needs a CUDA GPU"):
-        with store.build("sft", item.version, resumable=True) as staging:
-            run(_context(store, staging.path, item, staging.resumed))
+    with (
+        pytest.raises(common.BackendError, match="needs a CUDA GPU"),
+        store.build("sft", item.version, resumable=True) as staging,
+    ):
+        run(_context(store, staging.path, item, staging.resumed))
 
 
 def test_forcing_a_missing_gpu_device_fails_clearly(monkeypatch):
@@ -190,7 +198,7 @@ def test_forcing_a_missing_gpu_device_fails_clearly(monkeypatch):
         common.resolve_device("cuda:1")
 
 
-def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir):
+def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_path):
     from transformers import AutoTokenizer
     from trl import SFTConfig as TrlConfig
 
@@ -200,8 +208,12 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir):
     rows, _ = read_split(store.open("reformat", "r1").path, "train")
     dataset = to_prompt_completion(rows, tokenizer.eos_token)
     model, tokenizer = build_model(SftConfig(**TINY), "hf", "cpu", str(tiny_model_dir))
-    args = TrlConfig(output_dir="unused", use_cpu=True, bf16=False, report_to="none", max_length=128)
-    trainer = common.sft_trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    args = TrlConfig(
+        output_dir=str(tmp_path / "trainer"), use_cpu=True, bf16=False, report_to="none", max_length=128
+    )
+    trainer = common.sft_trainer_class()(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer
+    )
 
     example = trainer.train_dataset[0]
     prompt_len = len(tokenizer(dataset[0]["prompt"], add_special_tokens=False)["input_ids"])

@@ -70,7 +70,9 @@ def resolve_device(requested: str = "auto") -> str:
 
         index = int(requested.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise BackendError(f"device {requested!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+            raise BackendError(
+                f"device {requested!r} requested but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
         return f"cuda:{index}"
     raise BackendError(f"unknown device {requested!r}; use auto, cpu, cuda or cuda:N")
 
@@ -89,7 +91,9 @@ def resolve_backend(requested: str, device: str) -> BackendChoice:
                 " (no GPU visible, or device: cpu in the profile); use backend: hf or auto"
             )
         if not unsloth_importable():
-            raise BackendError("backend 'unsloth' requested but the unsloth package is not installed (pip install unsloth)")
+            raise BackendError(
+                "backend 'unsloth' requested but the unsloth package is not installed (pip install unsloth)"
+            )
         return BackendChoice("unsloth", "backend forced to unsloth by the profile")
     if not on_gpu:
         return BackendChoice("hf", f"auto picked hf: no CUDA GPU on device {device!r}")
@@ -98,7 +102,9 @@ def resolve_backend(requested: str, device: str) -> BackendChoice:
     return BackendChoice("unsloth", "auto picked unsloth: a CUDA GPU is present and unsloth is installed")
 
 
-def load_hf_model(model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False):
+def load_hf_model(
+    model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False
+):
     """Base causal LM + tokenizer through transformers; 4-bit only on a GPU (bitsandbytes)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

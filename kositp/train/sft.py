@@ -33,7 +33,13 @@ log = logging.getLogger("kositp")
 
 SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # 8-bit optimizers need bitsandbytes on a CUDA device; on the CPU the plain AdamW is the equivalent.
-CPU_OPTIMIZERS = {"adamw_8bit": "adamw_torch", "adamw_bnb_8bit": "adamw_torch", "paged_adamw_8bit": "adamw_torch"}
+# Where a tiny base model is built when the runner gives no shared cache; never published.
+_SCRATCH_CACHE = "_cache"
+CPU_OPTIMIZERS = {
+    "adamw_8bit": "adamw_torch",
+    "adamw_bnb_8bit": "adamw_torch",
+    "paged_adamw_8bit": "adamw_torch",
+}
 
 
 class SftConfig(StageConfig):
@@ -74,7 +80,11 @@ class SftConfig(StageConfig):
 
     @model_validator(mode="after")
     def _checkpoints_line_up_with_evals(self) -> SftConfig:
-        if self.load_best_model_at_end and self.eval_strategy == "steps" and self.checkpoint_interval % self.eval_steps:
+        if (
+            self.load_best_model_at_end
+            and self.eval_strategy == "steps"
+            and self.checkpoint_interval % self.eval_steps
+        ):
             raise ValueError(
                 f"load_best_model_at_end needs the checkpoint interval ({self.checkpoint_interval}) to be a "
                 f"multiple of eval_steps ({self.eval_steps})"
@@ -103,8 +113,15 @@ def read_split(reformat_dir: Path, split: str) -> tuple[list[dict[str, str]], di
         missing = {"prompt", "output"} - set(table.column_names)
         if missing:
             raise ShardError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for row, (prompt, output) in enumerate(zip(table.column("prompt").to_pylist(), table.column("output").to_pylist())):
-            if not isinstance(prompt, str) or not prompt.strip() or not isinstance(output, str) or not output.strip():
+        for row, (prompt, output) in enumerate(
+            zip(table.column("prompt").to_pylist(), table.column("output").to_pylist())
+        ):
+            if (
+                not isinstance(prompt, str)
+                or not prompt.strip()
+                or not isinstance(output, str)
+                or not output.strip()
+            ):
                 raise ShardError(f"{path}: row {row} has an empty prompt or output")
             examples.append({"prompt": prompt, "output": output})
         counts[path.parent.name] = table.num_rows
@@ -144,7 +161,10 @@ def build_model(config: SftConfig, backend: str, device: str, model_path: str):
     from peft import LoraConfig, get_peft_model
 
     model, tokenizer = common.load_hf_model(
-        model_path, device, config.load_in_4bit, gradient_checkpointing=bool(config.use_gradient_checkpointing)
+        model_path,
+        device,
+        config.load_in_4bit,
+        gradient_checkpointing=bool(config.use_gradient_checkpointing),
     )
     lora = LoraConfig(
         r=config.lora_r,
@@ -158,7 +178,9 @@ def build_model(config: SftConfig, backend: str, device: str, model_path: str):
     return get_peft_model(model, lora), tokenizer
 
 
-def trainer_arguments(config: SftConfig, backend: str, device: str, output_dir: Path, has_eval: bool, reporter: Any):
+def trainer_arguments(
+    config: SftConfig, backend: str, device: str, output_dir: Path, has_eval: bool, reporter: Any
+):
     """The profile mapped onto TRL's ``SFTConfig`` for this device."""
     import torch
     from trl import SFTConfig
@@ -220,7 +242,10 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     eval_rows, eval_counts = read_split(reformat_dir, "validation")
     if not train_rows:
         raise ShardError(f"{reformat_dir}: no shards/*/train.parquet rows to train on")
-    reporter.table("sft_data", [{"shard": s, "train": n, "validation": eval_counts.get(s, 0)} for s, n in train_counts.items()])
+    reporter.table(
+        "sft_data",
+        [{"shard": s, "train": n, "validation": eval_counts.get(s, 0)} for s, n in train_counts.items()],
+    )
 
     # 2. device and backend
     device = common.resolve_device(config.device)
@@ -233,7 +258,7 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     from transformers import set_seed
 
     set_seed(config.seed)
-    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / "_cache")
+    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / _SCRATCH_CACHE)
     model, tokenizer = build_model(config, choice.name, device, model_path)
     train_set = to_prompt_completion(train_rows, tokenizer.eos_token)
     eval_set = to_prompt_completion(eval_rows, tokenizer.eos_token) if eval_rows else None
@@ -247,7 +272,9 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
         common.trim_training_log(log_path, resumed_step)
     else:
         log_path.unlink(missing_ok=True)
-    args = trainer_arguments(config, choice.name, device, out_dir / common.CHECKPOINT_DIR, eval_set is not None, reporter)
+    args = trainer_arguments(
+        config, choice.name, device, out_dir / common.CHECKPOINT_DIR, eval_set is not None, reporter
+    )
     trainer = common.sft_trainer_class()(
         model=model,
         args=args,
@@ -262,7 +289,9 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     elapsed = time.perf_counter() - started
     state = trainer.state
     if state.global_step < state.max_steps:
-        raise RuntimeError(f"sft stopped at step {state.global_step} of {state.max_steps}; not publishing a partial adapter")
+        raise RuntimeError(
+            f"sft stopped at step {state.global_step} of {state.max_steps}; not publishing a partial adapter"
+        )
 
     # 5. outputs
     adapter_dir = out_dir / common.ADAPTER_DIR
@@ -293,7 +322,11 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     }
     reporter.table("sft_result", [{k: v for k, v in report.items() if k != "backend_reason"}])
     return StageOutcome(
-        rows={"train_examples": len(train_rows), "validation_examples": len(eval_rows), "steps": state.global_step},
+        rows={
+            "train_examples": len(train_rows),
+            "validation_examples": len(eval_rows),
+            "steps": state.global_step,
+        },
         report=report,
-        exclude=(common.CHECKPOINT_DIR,),
+        exclude=(common.CHECKPOINT_DIR, _SCRATCH_CACHE),
     )
