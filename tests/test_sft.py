@@ -165,6 +165,10 @@ def test_crash_mid_training_then_rerun_resumes_from_checkpoint(store, caplog):
     report = store.open("sft", result.version).report
     assert report["resumed_from_step"] == 2
     assert report["global_step"] == 6
+    first = store.open("sft", result.version).file(common.TRAINING_LOG)
+    tokens_at_2 = next(r["tokens_seen"] for r in common.read_training_log(first) if r["step"] == 2)
+    tokens_at_6 = max(r["tokens_seen"] for r in common.read_training_log(first))
+    assert report["trained_tok"] == tokens_at_6 - tokens_at_2
     assert "resuming sft from checkpoint-2 (step 2)" in caplog.text
     log_rows = common.read_training_log(Path(result.path) / common.TRAINING_LOG)
     assert [r["step"] for r in log_rows if "loss" in r] == [1, 2, 3, 4, 5, 6]

@@ -169,9 +169,13 @@ def last_checkpoint(out_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer state saved with a checkpoint (``global_step``, ``num_input_tokens_seen``, ...)."""
+    return json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+
+
 def checkpoint_step(checkpoint: Path) -> int:
-    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    return int(state.get("global_step", 0))
+    return int(checkpoint_state(checkpoint).get("global_step", 0))
 
 
 def read_training_log(path: Path) -> list[dict[str, Any]]:

@@ -283,8 +283,11 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
         processing_class=tokenizer,
         callbacks=[common.make_log_callback(log_path), common.make_progress_callback(reporter), *callbacks],
     )
+    # throughput counts this attempt only: the resumed state already holds the earlier tokens
+    tokens_before = (
+        int(common.checkpoint_state(checkpoint).get("num_input_tokens_seen", 0)) if checkpoint else 0
+    )
     started = time.perf_counter()
-    tokens_before = trainer.state.num_input_tokens_seen or 0
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     elapsed = time.perf_counter() - started
     state = trainer.state
