@@ -301,3 +301,12 @@ def test_forcing_unsloth_on_a_gpu_without_the_package_names_it(monkeypatch):
     monkeypatch.setattr(common, "unsloth_importable", lambda: False)
     with pytest.raises(common.BackendError, match="pip install unsloth"):
         common.resolve_backend("unsloth", "cuda:0")
+
+
+def test_profile_sections_validate():
+    from kositp.config import load_profile
+
+    demo = SftConfig(**load_profile("demo").section("sft"))
+    assert demo.base_model == "tiny-llama" and demo.device == "cpu" and 0 < demo.max_steps <= 20
+    seed = SftConfig(**load_profile("seed").section("sft"))
+    assert (seed.lora_r, seed.lora_alpha, seed.optim, seed.load_in_4bit) == (8, 32, "adamw_8bit", True)
