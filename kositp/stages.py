@@ -70,6 +70,7 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
     "kositp.evaluate.stage",
+    "kositp.train.sft_stage",
 )
 
 

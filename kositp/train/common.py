@@ -70,7 +70,9 @@ def resolve_device(requested: str = "auto") -> str:
 
         index = int(requested.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
-            raise BackendError(f"device {requested!r} requested but only {torch.cuda.device_count()} GPU(s) are visible")
+            raise BackendError(
+                f"device {requested!r} requested but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
         return f"cuda:{index}"
     raise BackendError(f"unknown device {requested!r}; use auto, cpu, cuda or cuda:N")
 
@@ -89,7 +91,9 @@ def resolve_backend(requested: str, device: str) -> BackendChoice:
                 " (no GPU visible, or device: cpu in the profile); use backend: hf or auto"
             )
         if not unsloth_importable():
-            raise BackendError("backend 'unsloth' requested but the unsloth package is not installed (pip install unsloth)")
+            raise BackendError(
+                "backend 'unsloth' requested but the unsloth package is not installed (pip install unsloth)"
+            )
         return BackendChoice("unsloth", "backend forced to unsloth by the profile")
     if not on_gpu:
         return BackendChoice("hf", f"auto picked hf: no CUDA GPU on device {device!r}")
@@ -98,7 +102,9 @@ def resolve_backend(requested: str, device: str) -> BackendChoice:
     return BackendChoice("unsloth", "auto picked unsloth: a CUDA GPU is present and unsloth is installed")
 
 
-def load_hf_model(model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False):
+def load_hf_model(
+    model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False
+):
     """Base causal LM + tokenizer through transformers; 4-bit only on a GPU (bitsandbytes)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -130,12 +136,18 @@ def load_hf_model(model_path: str, device: str, load_in_4bit: bool = False, grad
     return model, tokenizer
 
 
-def load_unsloth_model(model_path: str, max_seq_length: int, load_in_4bit: bool):
-    """Base model + tokenizer through Unsloth (GPU only; imported here, never at module import)."""
+def import_unsloth():
+    """The unsloth module, imported on demand (never at module import: it patches torch on load)."""
     try:
-        from unsloth import FastLanguageModel
+        import unsloth
     except ImportError as exc:
         raise BackendError("backend 'unsloth' needs the unsloth package (pip install unsloth)") from exc
+    return unsloth
+
+
+def load_unsloth_model(model_path: str, max_seq_length: int, load_in_4bit: bool):
+    """Base model + tokenizer through Unsloth (GPU only)."""
+    FastLanguageModel = import_unsloth().FastLanguageModel
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model_path, max_seq_length=max_seq_length, dtype=None, load_in_4bit=load_in_4bit
     )
@@ -157,9 +169,13 @@ def last_checkpoint(out_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_state(checkpoint: Path) -> dict[str, Any]:
+    """The trainer state saved with a checkpoint (``global_step``, ``num_input_tokens_seen``, ...)."""
+    return json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+
+
 def checkpoint_step(checkpoint: Path) -> int:
-    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    return int(state.get("global_step", 0))
+    return int(checkpoint_state(checkpoint).get("global_step", 0))
 
 
 def read_training_log(path: Path) -> list[dict[str, Any]]:
@@ -260,3 +276,63 @@ def adapter_base_model(adapter_dir: Path) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json; is this a PEFT adapter folder?")
     return json.loads(config_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
+def trim_training_log(path: Path, step: int) -> None:
+    """Drop log rows past ``step``: a resumed run replays them from the checkpoint."""
+    rows = [r for r in read_training_log(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+def make_progress_callback(reporter: Any):
+    """A ``TrainerCallback`` driving ``reporter.progress`` (a tqdm bar or a Prefect progress artifact)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def __init__(self) -> None:
+            self._bar: Any = None
+            self._advance: Any = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self._bar = reporter.progress("training steps", state.max_steps)
+            self._advance = self._bar.__enter__()
+            if state.global_step:
+                self._advance(state.global_step)
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self._advance is not None:
+                self._advance(1)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self._bar is not None:
+                self._bar.__exit__(None, None, None)
+                self._bar = self._advance = None
+
+    return ProgressCallback()
+
+
+def fused_loss_kernel_usable(device_type: str) -> bool:
+    """Whether TRL's Triton log-prob kernel (behind ``fused_lm_head=True``) can run on this device.
+
+    TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
+    torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
+    """
+    from trl.trainer import utils as trl_utils
+
+    return trl_utils._ChunkedLogProbFunction is not None and device_type in ("cuda", "xpu")
+
+
+def sft_trainer_class():
+    """TRL's ``SFTTrainer``, computing the plain causal-LM loss where the fused kernel cannot run.
+
+    The labels TRL prepared (prompt tokens at -100) are unchanged, so the loss is the same
+    completion-only loss; only TRL's extra entropy/accuracy metrics are not logged on that path.
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class PortableSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if fused_loss_kernel_usable(inputs["input_ids"].device.type):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return PortableSFTTrainer

@@ -1,0 +1,335 @@
+"""LoRA supervised fine-tuning, written as one recipe you can read top to bottom.
+
+1. read the reformat artifact's shards (every ``shards/*/{train,validation}.parquet``);
+2. turn each row into a prompt/completion pair in the seed format (loss on the completion only);
+3. choose the device and the backend (``unsloth`` on a CUDA GPU, ``hf`` anywhere);
+4. load the base model and wrap it in LoRA with the profile's settings;
+5. train with TRL's ``SFTTrainer``, checkpointing into the staging folder and resuming from the
+   newest checkpoint when a retry or rerun finds one;
+6. save the adapter + tokenizer, the training log and the loss curve.
+
+The configuration keys are the seed ``config.json``'s (mapped in :mod:`kositp.config`) plus the
+few this pipeline adds (backend, device, 4-bit loading, step limits, checkpoint interval).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+from pydantic import model_validator
+
+from kositp.config import StageConfig
+from kositp.prompt_format import format_completion, format_prompt
+from kositp.stages import StageContext, StageOutcome
+from kositp.tiny_model import resolve_base_model
+from kositp.train import common
+
+log = logging.getLogger("kositp")
+
+SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# 8-bit optimizers need bitsandbytes on a CUDA device; on the CPU the plain AdamW is the equivalent.
+# Where a tiny base model is built when the runner gives no shared cache; never published.
+_SCRATCH_CACHE = "_cache"
+CPU_OPTIMIZERS = {
+    "adamw_8bit": "adamw_torch",
+    "adamw_bnb_8bit": "adamw_torch",
+    "paged_adamw_8bit": "adamw_torch",
+}
+
+
+class SftConfig(StageConfig):
+    """The ``sft`` profile section; defaults are the seed's ``config.json`` values."""
+
+    base_model: str = "tiny-llama"
+    backend: Literal["auto", "unsloth", "hf"] = "auto"
+    device: str = "auto"
+    load_in_4bit: bool = True
+    max_seq_length: int = 2048
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_target_modules: list[str] = SEED_TARGET_MODULES
+    lora_dropout: float = 0.0
+    use_gradient_checkpointing: bool | Literal["unsloth"] = True
+    seed: int = 3407
+    use_rslora: bool = False
+    num_train_epochs: float = 3
+    max_steps: int = -1
+    train_batch_size: int = 4
+    eval_batch_size: int = 4
+    gradient_accumulation_steps: int = 4
+    weight_decay: float = 0.01
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "linear"
+    warmup_steps: int = 0
+    logging_steps: int = 100
+    optim: str = "adamw_8bit"
+    eval_strategy: Literal["no", "steps", "epoch"] = "steps"
+    save_steps: int = 9811
+    eval_steps: int = 9811
+    checkpoint_steps: int | None = None
+    load_best_model_at_end: bool = True
+    save_total_limit: int | None = 3
+    packing: bool = False
+    padding_free: bool = False
+    completion_only_loss: bool = True
+
+    @model_validator(mode="after")
+    def _checkpoints_line_up_with_evals(self) -> SftConfig:
+        if (
+            self.load_best_model_at_end
+            and self.eval_strategy == "steps"
+            and self.checkpoint_interval % self.eval_steps
+        ):
+            raise ValueError(
+                f"load_best_model_at_end needs the checkpoint interval ({self.checkpoint_interval}) to be a "
+                f"multiple of eval_steps ({self.eval_steps})"
+            )
+        if self.load_best_model_at_end and self.eval_strategy == "no":
+            raise ValueError("load_best_model_at_end needs an eval_strategy other than 'no'")
+        return self
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Steps between checkpoints: ``checkpoint_steps`` when set, else the seed's ``save_steps``."""
+        return self.checkpoint_steps or self.save_steps
+
+
+class ShardError(ValueError):
+    """A reformat shard is missing or has a row training cannot use."""
+
+
+def read_split(reformat_dir: Path, split: str) -> tuple[list[dict[str, str]], dict[str, int]]:
+    """Every shard's ``split`` rows as prompt/completion pairs (completion without EOS) + counts per shard."""
+    paths = sorted(reformat_dir.glob(f"shards/*/{split}.parquet"))
+    examples: list[dict[str, str]] = []
+    counts: dict[str, int] = {}
+    for path in paths:
+        table = pq.read_table(path)
+        missing = {"prompt", "output"} - set(table.column_names)
+        if missing:
+            raise ShardError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for row, (prompt, output) in enumerate(
+            zip(table.column("prompt").to_pylist(), table.column("output").to_pylist())
+        ):
+            if (
+                not isinstance(prompt, str)
+                or not prompt.strip()
+                or not isinstance(output, str)
+                or not output.strip()
+            ):
+                raise ShardError(f"{path}: row {row} has an empty prompt or output")
+            examples.append({"prompt": prompt, "output": output})
+        counts[path.parent.name] = table.num_rows
+    return examples, counts
+
+
+def to_prompt_completion(examples: Sequence[dict[str, str]], eos_token: str):
+    """The seed format as a TRL prompt-completion dataset, so SFTTrainer masks the prompt."""
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "prompt": [format_prompt(e["prompt"]) for e in examples],
+            "completion": [format_completion(e["output"], eos_token) for e in examples],
+        }
+    )
+
+
+def build_model(config: SftConfig, backend: str, device: str, model_path: str):
+    """Base model + tokenizer wrapped in LoRA; the two backends take the same LoRA settings."""
+    if backend == "unsloth":
+        FastLanguageModel = common.import_unsloth().FastLanguageModel
+        model, tokenizer = common.load_unsloth_model(model_path, config.max_seq_length, config.load_in_4bit)
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=config.lora_r,
+            target_modules=list(config.lora_target_modules),
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            bias="none",
+            use_gradient_checkpointing="unsloth" if config.use_gradient_checkpointing else False,
+            random_state=config.seed,
+            use_rslora=config.use_rslora,
+            loftq_config=None,
+        )
+        return model, tokenizer
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = common.load_hf_model(
+        model_path,
+        device,
+        config.load_in_4bit,
+        gradient_checkpointing=bool(config.use_gradient_checkpointing),
+    )
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        target_modules=list(config.lora_target_modules),
+        lora_dropout=config.lora_dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
+        use_rslora=config.use_rslora,
+    )
+    return get_peft_model(model, lora), tokenizer
+
+
+def trainer_arguments(
+    config: SftConfig, backend: str, device: str, output_dir: Path, has_eval: bool, reporter: Any
+):
+    """The profile mapped onto TRL's ``SFTConfig`` for this device."""
+    import torch
+    from trl import SFTConfig
+
+    on_gpu = device.startswith("cuda")
+    optim = config.optim
+    if not on_gpu and optim in CPU_OPTIMIZERS:
+        optim = CPU_OPTIMIZERS[optim]
+        reporter.info(f"optimizer {config.optim} needs a CUDA GPU; using {optim} on {device}")
+    bf16 = on_gpu and torch.cuda.is_bf16_supported()
+    eval_strategy = config.eval_strategy if has_eval else "no"
+    if eval_strategy != config.eval_strategy:
+        reporter.warning("no validation rows in the shards: evaluation and load_best_model_at_end are off")
+    return SFTConfig(
+        output_dir=str(output_dir),
+        use_cpu=not on_gpu,
+        bf16=bf16,
+        fp16=on_gpu and not bf16,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.max_seq_length,
+        packing=config.packing,
+        padding_free=config.padding_free,
+        completion_only_loss=config.completion_only_loss,
+        # Unsloth patches in its own checkpointing (get_peft_model); the hf backend uses the trainer's.
+        gradient_checkpointing=bool(config.use_gradient_checkpointing) and backend == "hf",
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.train_batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        optim=optim,
+        logging_steps=config.logging_steps,
+        eval_strategy=eval_strategy,
+        eval_steps=config.eval_steps,
+        save_strategy="steps",
+        save_steps=config.checkpoint_interval,
+        save_total_limit=config.save_total_limit,
+        load_best_model_at_end=config.load_best_model_at_end and eval_strategy != "no",
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        dataset_num_proc=None,
+    )
+
+
+def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
+    """Train (or finish training) the SFT adapter into ``ctx.out_dir``; ``callbacks`` are extra trainer hooks."""
+    config = ctx.config if isinstance(ctx.config, SftConfig) else SftConfig(**ctx.params)
+    reporter, out_dir = ctx.reporter, ctx.out_dir
+
+    # 1. data
+    reformat_dir = ctx.inputs["reformat"].path
+    train_rows, train_counts = read_split(reformat_dir, "train")
+    eval_rows, eval_counts = read_split(reformat_dir, "validation")
+    if not train_rows:
+        raise ShardError(f"{reformat_dir}: no shards/*/train.parquet rows to train on")
+    reporter.table(
+        "sft_data",
+        [{"shard": s, "train": n, "validation": eval_counts.get(s, 0)} for s, n in train_counts.items()],
+    )
+
+    # 2. device and backend
+    device = common.resolve_device(config.device)
+    choice = common.resolve_backend(config.backend, device)
+    reporter.info(f"sft backend: {choice.name} on {device} ({choice.reason})")
+
+    # 3. model (Unsloth patches transformers and TRL when imported, so it goes first)
+    if choice.name == "unsloth":
+        common.import_unsloth()
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / _SCRATCH_CACHE)
+    model, tokenizer = build_model(config, choice.name, device, model_path)
+    train_set = to_prompt_completion(train_rows, tokenizer.eos_token)
+    eval_set = to_prompt_completion(eval_rows, tokenizer.eos_token) if eval_rows else None
+
+    # 4. trainer, resuming from the newest checkpoint a failed attempt left behind
+    checkpoint = common.last_checkpoint(out_dir)
+    resumed_step = common.checkpoint_step(checkpoint) if checkpoint else 0
+    log_path = out_dir / common.TRAINING_LOG
+    if checkpoint:
+        reporter.info(f"resuming sft from {checkpoint.name} (step {resumed_step})")
+        common.trim_training_log(log_path, resumed_step)
+    else:
+        log_path.unlink(missing_ok=True)
+    args = trainer_arguments(
+        config, choice.name, device, out_dir / common.CHECKPOINT_DIR, eval_set is not None, reporter
+    )
+    trainer = common.sft_trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        callbacks=[common.make_log_callback(log_path), common.make_progress_callback(reporter), *callbacks],
+    )
+    # throughput counts this attempt only: the resumed state already holds the earlier tokens
+    tokens_before = (
+        int(common.checkpoint_state(checkpoint).get("num_input_tokens_seen", 0)) if checkpoint else 0
+    )
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    elapsed = time.perf_counter() - started
+    state = trainer.state
+    if state.global_step < state.max_steps:
+        raise RuntimeError(
+            f"sft stopped at step {state.global_step} of {state.max_steps}; not publishing a partial adapter"
+        )
+
+    # 5. outputs
+    adapter_dir = out_dir / common.ADAPTER_DIR
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    rows = common.read_training_log(log_path)
+    plot = common.plot_loss(rows, out_dir / common.LOSS_PLOT, title=f"sft {config.base_model}")
+    if plot:
+        reporter.image("sft-loss", plot, "SFT loss and learning rate")
+    tokens = (state.num_input_tokens_seen or 0) - tokens_before
+    tokens_per_s = round(tokens / elapsed, 1) if elapsed > 0 else None
+    eval_losses = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    report = {
+        "backend": choice.name,
+        "backend_reason": choice.reason,
+        "device": device,
+        "base_model": config.base_model,
+        "global_step": state.global_step,
+        "resumed_from_step": resumed_step,
+        "train_loss": result.training_loss,
+        "final_eval_loss": eval_losses[-1] if eval_losses else None,
+        "best_checkpoint_metric": state.best_metric,
+        # manifest keys avoid the word "token": the secret redactor masks such keys
+        "trained_tok": tokens,
+        "throughput_tok_per_s": tokens_per_s,
+        "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "packing": config.packing,
+    }
+    reporter.table("sft_result", [{k: v for k, v in report.items() if k != "backend_reason"}])
+    return StageOutcome(
+        rows={
+            "train_examples": len(train_rows),
+            "validation_examples": len(eval_rows),
+            "steps": state.global_step,
+        },
+        report=report,
+        exclude=(common.CHECKPOINT_DIR, _SCRATCH_CACHE),
+    )
