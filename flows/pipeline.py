@@ -27,7 +27,7 @@ class PipelineFailed(RuntimeError):
         self.results = results
 
 
-@flow(name="kositp-pipeline", log_prints=True)
+@flow(name="kositp-pipeline")
 def pipeline(
     profile: str = "demo",
     root: str | None = None,

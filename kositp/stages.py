@@ -67,10 +67,10 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.ingest.stage",
     "kositp.instructions.stage",
     "kositp.reformat.stage",
+    "kositp.train.sft_stage",
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
     "kositp.evaluate.stage",
-    "kositp.train.sft_stage",
 )
 
 

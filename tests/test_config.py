@@ -61,3 +61,11 @@ def test_the_seed_projects_own_configs_load(shared_dir):
                         ("Mistral_train_config.json", "davidkim205/komt-mistral-7b-v1")]:
         sft = load_profile(str(shared_dir / "seed" / name)).section("sft")
         assert sft["base_model"] == model and sft["lora_target_modules"][-1] == "down_proj"
+
+
+@pytest.mark.parametrize("name", ["demo", "seed", "solar-10.7b", "mistral-7b"])
+def test_every_shipped_profile_validates_every_stage_section(name):
+    from kositp.pipeline import plan
+    from kositp.stages import PIPELINE_ORDER
+
+    assert [p.name for p in plan(load_profile(name))] == list(PIPELINE_ORDER)

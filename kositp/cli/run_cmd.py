@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +31,9 @@ def run(
 
     failed = False
     try:
-        results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
+        # stdout carries only the results; whatever libraries print while stages run goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
     except ProfileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
