@@ -39,3 +39,4 @@ def count_words(ctx: StageContext) -> StageOutcome:
 WORDS = Stage(name="ingest", code_version="1", config=WordsConfig, run=write_words)
 COUNTS = Stage(name="reformat", code_version="1", config=CountConfig, run=count_words, inputs=("ingest",))
 FAKE_REGISTRY = {"ingest": WORDS, "reformat": COUNTS}
+SPINE_PROFILE = str(Path(__file__).parent / "profiles" / "spine.yaml")

@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from fakes import FAKE_REGISTRY
+from fakes import FAKE_REGISTRY, SPINE_PROFILE
 from typer.testing import CliRunner
 
 import kositp.pipeline
@@ -40,14 +40,14 @@ def test_run_with_unknown_profile_fails_clearly():
 @pytest.mark.slow
 def test_run_json_reports_every_stage_and_fails_nonzero(prefect_server, monkeypatch, tmp_path):
     monkeypatch.setattr(kositp.pipeline, "registry", lambda: FAKE_REGISTRY)
-    ok = runner.invoke(app, ["run", "--root", str(tmp_path), "--json"])
+    ok = runner.invoke(app, ["run", "--profile", SPINE_PROFILE, "--root", str(tmp_path), "--json"])
     assert ok.exit_code == 0, ok.output
     lines = [json.loads(line) for line in ok.stdout.splitlines() if line.startswith("{")]
     assert [(line["stage"], line["status"]) for line in lines] == [("ingest", "ran"), ("reformat", "ran")]
     assert set(lines[0]) == {"stage", "version", "status", "path"}
-    again = runner.invoke(app, ["run", "--root", str(tmp_path), "--json", "--until", "ingest"])
+    again = runner.invoke(app, ["run", "--profile", SPINE_PROFILE, "--root", str(tmp_path), "--json", "--until", "ingest"])
     assert [json.loads(line)["status"] for line in again.stdout.splitlines() if line.startswith("{")] == ["cached"]
-    failing = runner.invoke(app, ["run", "--root", str(tmp_path / "other"), "--json", "--set", "ingest.fail=true",
+    failing = runner.invoke(app, ["run", "--profile", SPINE_PROFILE, "--root", str(tmp_path / "other"), "--json", "--set", "ingest.fail=true",
                                   "--set", "prefect.retries=0"])
     assert failing.exit_code == 1
     failed = [json.loads(line) for line in failing.stdout.splitlines() if line.startswith("{")]

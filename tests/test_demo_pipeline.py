@@ -41,3 +41,36 @@ def test_demo_profile_validates_every_section():
     from kositp.pipeline import plan
 
     assert [p.name for p in plan(load_profile("demo"))] == list(PIPELINE_ORDER)
+
+
+def _artifact(demo_run, stage):
+    root, results = demo_run
+    (result,) = [r for r in results if r["stage"] == stage]
+    return ArtifactStore(root).open(stage, result["version"])
+
+
+def test_demo_ingest_accounts_for_every_record(demo_run):
+    report = _artifact(demo_run, "ingest").report
+    assert report["read"] == report["kept"] + report["rejected"] and report["rejected"] > 0
+    assert {"mrc", "summary", "paper", "table_qa"} <= set(report["by_kind"])
+
+
+def test_demo_reformat_yields_all_22_tasks_with_training_rows(demo_run):
+    import pyarrow.parquet as pq
+
+    from kositp.catalog import TASKS
+
+    shards = _artifact(demo_run, "reformat").path / "shards"
+    for task in TASKS:
+        assert pq.read_metadata(shards / task.id / "train.parquet").num_rows > 0, task.id
+
+
+def test_demo_training_chain_exports_a_checked_model_that_is_evaluated(demo_run):
+    assert _artifact(demo_run, "sft").report["backend"] == "hf"
+    assert _artifact(demo_run, "dpo").rows["pairs"] > 0
+    export = _artifact(demo_run, "export")
+    assert all(p["same"] for p in export.report["check"]["prompts"])
+    assert (export.path / "merged" / "model.safetensors").is_file()
+    metrics = _artifact(demo_run, "evaluate").report
+    assert set(metrics) == {"kornli", "question_pair", "hate_speech", "nsmc"}
+    assert all(m["coverage"] == 1.0 and 0.0 <= m["macro_f1"] <= 1.0 for m in metrics.values())

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from fakes import FAKE_REGISTRY
+from fakes import FAKE_REGISTRY, SPINE_PROFILE
 
 import kositp.pipeline
 from kositp.artifacts import ArtifactStore
@@ -37,9 +37,9 @@ def _task_run_states(flow_run_id):
 def test_unchanged_second_run_is_cached_in_prefect_and_on_disk(prefect_server, fake_stages, tmp_path):
     from flows.pipeline import pipeline
 
-    first = pipeline(profile="demo", root=str(tmp_path))
+    first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
     assert [(r["stage"], r["status"]) for r in first] == [("ingest", "ran"), ("reformat", "ran")]
-    state = pipeline(profile="demo", root=str(tmp_path), return_state=True)
+    state = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), return_state=True)
     second = state.result()
     assert [r["status"] for r in second] == ["cached", "cached"]
     assert [r["version"] for r in second] == [r["version"] for r in first]
@@ -49,10 +49,10 @@ def test_unchanged_second_run_is_cached_in_prefect_and_on_disk(prefect_server, f
 def test_changed_parameter_reruns_only_downstream_of_the_change(prefect_server, fake_stages, tmp_path):
     from flows.pipeline import pipeline
 
-    pipeline(profile="demo", root=str(tmp_path))
-    changed = pipeline(profile="demo", root=str(tmp_path), overrides=["reformat.fail_once_marker=null"])
+    pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
+    changed = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=["reformat.fail_once_marker=null"])
     assert [r["status"] for r in changed] == ["cached", "cached"]
-    changed = pipeline(profile="demo", root=str(tmp_path), overrides=["ingest.words=[제주, 강릉]"])
+    changed = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=["ingest.words=[제주, 강릉]"])
     assert [r["status"] for r in changed] == ["ran", "ran"]
 
 
@@ -62,11 +62,11 @@ def test_failed_stage_then_rerun_of_just_that_stage(prefect_server, fake_stages,
     marker = tmp_path / "failed-once"
     overrides = [f"reformat.fail_once_marker={marker}", "prefect.retries=0"]
     with pytest.raises(PipelineFailed) as failure:
-        pipeline(profile="demo", root=str(tmp_path / "store"), overrides=overrides)
+        pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides)
     statuses = [(r["stage"], r["status"]) for r in failure.value.results]
     assert statuses == [("ingest", "ran"), ("reformat", "failed")]
     assert "GPU가 선점되었습니다" in failure.value.results[-1]["error"]
-    rerun = pipeline(profile="demo", root=str(tmp_path / "store"), overrides=overrides, only=["reformat"])
+    rerun = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides, only=["reformat"])
     assert [(r["stage"], r["status"]) for r in rerun] == [("reformat", "ran")]
     counts = json.loads((ArtifactStore(tmp_path / "store").path("reformat", rerun[0]["version"]) / "counts.json").read_text())
     assert counts["한국어"] == 3
@@ -76,15 +76,15 @@ def test_retries_recover_a_transient_failure(prefect_server, fake_stages, tmp_pa
     from flows.pipeline import pipeline
 
     overrides = [f"reformat.fail_once_marker={tmp_path / 'marker'}", "prefect.retries=1", "prefect.retry_delay_seconds=0"]
-    results = pipeline(profile="demo", root=str(tmp_path / "store"), overrides=overrides)
+    results = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides)
     assert [r["status"] for r in results] == ["ran", "ran"]
 
 
 def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path):
     from flows.pipeline import pipeline
 
-    first = pipeline(profile="demo", root=str(tmp_path))
-    forced = pipeline(profile="demo", root=str(tmp_path), force=["reformat"])
+    first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
+    forced = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), force=["reformat"])
     assert [r["status"] for r in forced] == ["cached", "ran"]
     assert forced[1]["version"] == first[1]["version"]
     ArtifactStore(tmp_path).open("reformat", forced[1]["version"])

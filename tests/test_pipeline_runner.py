@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from fakes import FAKE_REGISTRY
+from fakes import FAKE_REGISTRY, SPINE_PROFILE
 
 from kositp.artifacts import ArtifactStore
 from kositp.config import ProfileError, load_profile
@@ -11,7 +11,7 @@ from kositp.pipeline import execute, plan, select
 
 
 def _profile(tmp_path, *overrides):
-    return load_profile("demo", list(overrides), root=tmp_path)
+    return load_profile(SPINE_PROFILE, list(overrides), root=tmp_path)
 
 
 def test_plan_versions_chain_through_inputs(tmp_path):
