@@ -14,7 +14,7 @@ from typing import Any
 REDACTED = "***"
 # Whole-word endings: ``hf_token`` and ``openai_api_key`` are secrets, ``max_tokens`` and
 # ``api_key_env`` (the name of a variable) are not.
-_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|token|secret|password|passwd|authorization|credentials?)$", re.I)
+_SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|token|secret|password|passwd|authorization|credentials?)$", re.IGNORECASE)
 SECRET_ENV_VARS = ("OPENAI_API_KEY", "KOSITP_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 

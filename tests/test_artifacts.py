@@ -68,10 +68,9 @@ def test_published_version_is_not_built_twice(tmp_path):
 
 def test_crash_before_publish_leaves_nothing_published(tmp_path):
     store = ArtifactStore(tmp_path)
-    with pytest.raises(RuntimeError):
-        with store.build("ingest", "v1") as staging:
-            (staging.path / "half.txt").write_text("반쯤 쓴 파일")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), store.build("ingest", "v1") as staging:
+        (staging.path / "half.txt").write_text("반쯤 쓴 파일")
+        raise RuntimeError("killed")
     assert not store.exists("ingest", "v1")
     assert store.versions("ingest") == []
     with store.build("ingest", "v1") as staging:
@@ -97,10 +96,9 @@ def test_crash_during_final_rename_leaves_nothing_published(tmp_path, monkeypatc
 
 def test_resumable_stage_keeps_its_staging_folder(tmp_path):
     store = ArtifactStore(tmp_path)
-    with pytest.raises(RuntimeError):
-        with store.build("sft", "v1", resumable=True) as staging:
-            (staging.path / "checkpoint-10").mkdir()
-            raise RuntimeError("preempted")
+    with pytest.raises(RuntimeError), store.build("sft", "v1", resumable=True) as staging:
+        (staging.path / "checkpoint-10").mkdir()
+        raise RuntimeError("preempted")
     with store.build("sft", "v1", resumable=True) as staging:
         assert staging.resumed and (staging.path / "checkpoint-10").is_dir()
         (staging.path / "adapter.bin").write_text("w")

@@ -21,7 +21,8 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
-from kositp.cli import (  # noqa: E402  (command modules register on ``app``)
+# Command modules register themselves on ``app`` when imported, so they come after it.
+from kositp.cli import (
     artifacts_cmd,
     eval_cmd,
     ingest_cmd,
@@ -29,7 +30,7 @@ from kositp.cli import (  # noqa: E402  (command modules register on ``app``)
     run_cmd,
 )
 
-__all__ = ["app", "main", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "run_cmd"]
+__all__ = ["app", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "main", "run_cmd"]
 
 
 

@@ -38,12 +38,9 @@ def eval_(
     configure_logging()
     from pydantic import ValidationError
 
-    from kositp.evaluate.backends import BackendError, make_backend
+    from kositp.evaluate.backends import BackendError
     from kositp.evaluate.loaders import EvalDataError
-    from kositp.evaluate.prompts import load_prompt_set
-    from kositp.evaluate.report import write_report
-    from kositp.evaluate.runner import evaluate_sets
-    from kositp.evaluate.stage import EvaluateConfig
+    from kositp.evaluate.stage import EvaluateConfig, evaluate_to
     from kositp.reporting import ConsoleReporter
 
     try:
@@ -60,37 +57,10 @@ def eval_(
             vllm_python=vllm_python,
             served_model=model,
         )
-        runner = make_backend(
-            config.backend,
-            model,
-            batch_size=config.batch_size,
-            vllm_python=config.vllm_python,
-            base_url=config.base_url,
-            served_model=config.served_model,
-        )
-        predictions, metrics = evaluate_sets(
-            data_dir,
-            config.sets,
-            load_prompt_set(config.prompt_set),
-            runner,
-            config.method,
-            limit=config.limit,
-            nsmc_sample=config.nsmc_sample,
-            sampling=config.sampling,
-            seed=config.seed,
-        )
+        _, metrics = evaluate_to(out, model, config, ConsoleReporter(), None, model)
     except (EvalDataError, BackendError, ValidationError, KeyError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    out.mkdir(parents=True, exist_ok=True)
-    predictions.to_parquet(out / "predictions.parquet", index=False)
-    write_report(
-        out,
-        metrics,
-        None,
-        ConsoleReporter(),
-        f"Model: {model}; method {config.method}, backend {runner.name}.",
-    )
     if json_:
         typer.echo(json.dumps({"sets": metrics}, ensure_ascii=False))
     else:

@@ -15,6 +15,7 @@ from kositp.evaluate.loaders import SETS
 from kositp.evaluate.prompts import DEFAULT_PROMPT_SET, load_prompt_set
 from kositp.evaluate.report import write_report
 from kositp.evaluate.runner import evaluate_sets
+from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
 
 
@@ -61,9 +62,13 @@ def previous_metrics(ctx: StageContext) -> dict[str, Any] | None:
         return None
 
 
-def run(ctx: StageContext) -> StageOutcome:
-    config = ctx.config if isinstance(ctx.config, EvaluateConfig) else EvaluateConfig(**ctx.params)
-    model = ctx.inputs["export"].file("merged")
+def evaluate_to(
+    out_dir: Path, model: str | Path, config: EvaluateConfig, reporter: Reporter, previous: Any, describe: str
+) -> tuple[Any, dict[str, Any]]:
+    """Evaluate ``model`` as configured; write predictions and the report into ``out_dir``.
+
+    The one path both the stage and ``kositp eval`` take, so the two can never score differently.
+    """
     backend = make_backend(
         config.backend,
         model,
@@ -82,11 +87,21 @@ def run(ctx: StageContext) -> StageOutcome:
         nsmc_sample=config.nsmc_sample,
         sampling=config.sampling,
         seed=config.seed,
-        reporter=ctx.reporter,
+        reporter=reporter,
     )
-    predictions.to_parquet(ctx.out_dir / "predictions.parquet", index=False)
-    header = f"Model: export {ctx.inputs['export'].version}; method {config.method}, backend {backend.name}."
-    write_report(ctx.out_dir, metrics, previous_metrics(ctx), ctx.reporter, header)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(out_dir / "predictions.parquet", index=False)
+    header = f"Model: {describe}; method {config.method}, backend {backend.name}."
+    write_report(out_dir, metrics, previous, reporter, header)
+    return predictions, metrics
+
+
+def run(ctx: StageContext) -> StageOutcome:
+    config = ctx.config if isinstance(ctx.config, EvaluateConfig) else EvaluateConfig(**ctx.params)
+    export = ctx.inputs["export"]
+    predictions, metrics = evaluate_to(
+        ctx.out_dir, export.file("merged"), config, ctx.reporter, previous_metrics(ctx), f"export {export.version}"
+    )
     rows = {f"{name}_examples": m["n"] for name, m in metrics.items()}
     rows["invalid"] = int((predictions["prediction"] == "invalid").sum()) if len(predictions) else 0
     report = {
