@@ -16,6 +16,7 @@ from prefect.logging import get_run_logger
 from kositp.artifacts import ArtifactStore
 from kositp.config import load_profile
 from kositp.pipeline import StageResult, plan, select
+from tasks.secrets import export_secret_blocks
 from tasks.stage_tasks import stage_task
 
 
@@ -38,6 +39,8 @@ def pipeline(
 ) -> list[dict[str, Any]]:
     """Run the profile's stages in order; returns one ``StageResult`` dict per stage run."""
     logger = get_run_logger()
+    for env_var in export_secret_blocks():
+        logger.info("%s taken from its Prefect Secret block", env_var)
     loaded = load_profile(profile, overrides or [], root=root)
     store = ArtifactStore(loaded.root)
     settings = loaded.prefect

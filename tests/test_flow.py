@@ -1,6 +1,7 @@
 """The Prefect spine on a real local Prefect server: caching, failure, single-stage rerun."""
 
 import asyncio
+import os
 import json
 
 import pytest
@@ -88,3 +89,17 @@ def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path)
     assert [r["status"] for r in forced] == ["cached", "ran"]
     assert forced[1]["version"] == first[1]["version"]
     ArtifactStore(tmp_path).open("reformat", forced[1]["version"])
+
+
+def test_secret_block_fills_an_unset_credential_without_overriding_the_environment(prefect_server, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from tasks.secrets import export_secret_blocks
+
+    Secret(value="sk-블록에서-온-키").save("kositp-test-key", overwrite=True)
+    monkeypatch.delenv("KOSITP_TEST_KEY", raising=False)
+    assert export_secret_blocks(("KOSITP_TEST_KEY", "KOSITP_ABSENT_KEY")) == ["KOSITP_TEST_KEY"]
+    assert os.environ["KOSITP_TEST_KEY"] == "sk-블록에서-온-키"
+    monkeypatch.setenv("KOSITP_TEST_KEY", "from-env")
+    assert export_secret_blocks(("KOSITP_TEST_KEY",)) == []
+    assert os.environ["KOSITP_TEST_KEY"] == "from-env"
