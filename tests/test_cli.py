@@ -52,3 +52,8 @@ def test_run_json_reports_every_stage_and_fails_nonzero(prefect_server, monkeypa
     assert failing.exit_code == 1
     failed = [json.loads(line) for line in failing.stdout.splitlines() if line.startswith("{")]
     assert failed[-1]["status"] == "failed" and "원천 데이터를 읽을 수 없습니다" in failed[-1]["error"]
+
+
+def test_run_rejects_a_bad_override_before_starting_prefect():
+    result = runner.invoke(app, ["run", "--set", "sft.lora_rank=8"])
+    assert result.exit_code == 2 and "section 'sft'" in result.output and "lora_rank" in result.output

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from kositp.cli import app, configure_logging
-from kositp.config import ProfileError
+from kositp.config import ProfileError, load_profile
+from kositp.pipeline import plan, select
 from kositp.reporting import format_table
 
 
@@ -27,6 +28,11 @@ def run(
 ) -> None:
     """Run the pipeline (or part of it) through Prefect; published versions are cache hits."""
     configure_logging()
+    try:  # a bad profile or override fails here, before a Prefect server is started
+        select(plan(load_profile(profile, set_ or [], root=root)), until=until, only=only or [])
+    except ProfileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     from flows.pipeline import PipelineFailed, pipeline
 
     failed = False
