@@ -19,6 +19,7 @@ from kositp.tiny_model import resolve_base_model
 from kositp.train import common
 from kositp.train.sft import SftConfig, read_split, run, to_prompt_completion
 from kositp.train.sft_stage import STAGE
+from kositp.train.trl_compat import sft_trainer_class
 
 PAIRS = [
     ("다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 오늘 날씨가 정말 좋아서 기분이 상쾌하다.", "긍정"),
@@ -215,7 +216,7 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_pat
     args = TrlConfig(
         output_dir=str(tmp_path / "trainer"), use_cpu=True, bf16=False, report_to="none", max_length=128
     )
-    trainer = common.sft_trainer_class()(
+    trainer = sft_trainer_class()(
         model=model, args=args, train_dataset=dataset, processing_class=tokenizer
     )
 

@@ -307,32 +307,3 @@ def make_progress_callback(reporter: Any):
                 self._bar = self._advance = None
 
     return ProgressCallback()
-
-
-def fused_loss_kernel_usable(device_type: str) -> bool:
-    """Whether TRL's Triton log-prob kernel (behind ``fused_lm_head=True``) can run on this device.
-
-    TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
-    torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
-    """
-    from trl.trainer import utils as trl_utils
-
-    return trl_utils._ChunkedLogProbFunction is not None and device_type in ("cuda", "xpu")
-
-
-def sft_trainer_class():
-    """TRL's ``SFTTrainer``, computing the plain causal-LM loss where the fused kernel cannot run.
-
-    The labels TRL prepared (prompt tokens at -100) are unchanged, so the loss is the same
-    completion-only loss; only TRL's extra entropy/accuracy metrics are not logged on that path.
-    """
-    from transformers import Trainer
-    from trl import SFTTrainer
-
-    class PortableSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if fused_loss_kernel_usable(inputs["input_ids"].device.type):
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
-
-    return PortableSFTTrainer

@@ -28,6 +28,7 @@ from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
 from kositp.tiny_model import resolve_base_model
 from kositp.train import common
+from kositp.train.trl_compat import sft_trainer_class
 
 log = logging.getLogger("kositp")
 
@@ -275,7 +276,7 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     args = trainer_arguments(
         config, choice.name, device, out_dir / common.CHECKPOINT_DIR, eval_set is not None, reporter
     )
-    trainer = common.sft_trainer_class()(
+    trainer = sft_trainer_class()(
         model=model,
         args=args,
         train_dataset=train_set,

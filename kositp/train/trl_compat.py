@@ -1,11 +1,14 @@
-"""A plain-PyTorch stand-in for TRL's Triton log-probability kernel, so DPO runs without a GPU.
+"""TRL 1.15 without Triton: both trainers compute through a fused LM head whose kernel is Triton.
 
-TRL 1.15's ``DPOTrainer`` always computes per-token log-probabilities through a fused LM head
-whose kernel is written in Triton; where Triton is missing (every CPU-only PyTorch build) the
-kernel is ``None`` and the first forward fails with ``'NoneType' object has no attribute
-'apply'``. :func:`ensure_logprob_kernel` installs the same computation with ordinary tensor ops
-(full logits, so only for small vocabularies or CPU runs) and leaves the Triton kernel alone
-wherever it exists.
+Where Triton is missing (every CPU-only PyTorch build) the kernel is ``None`` and the first
+forward fails with ``'NoneType' object has no attribute 'apply'``. The two trainers get around it
+differently because they use the kernel differently:
+
+- SFT only needs the loss: :func:`sft_trainer_class` falls back to the model's own causal-LM loss
+  on the labels TRL prepared (still completion-only) wherever the kernel cannot run.
+- DPO needs per-token log-probabilities from the kernel itself: :func:`ensure_logprob_kernel`
+  installs the same computation with ordinary tensor ops (full logits, so only for small
+  vocabularies or CPU runs) and leaves the Triton kernel alone wherever it exists.
 """
 
 from __future__ import annotations
@@ -57,3 +60,32 @@ def ensure_logprob_kernel() -> bool:
         return False
     trl_utils._ChunkedLogProbFunction = TorchChunkedLogProbs
     return True
+
+
+def fused_loss_kernel_usable(device_type: str) -> bool:
+    """Whether TRL's Triton log-prob kernel (behind ``fused_lm_head=True``) can run on this device.
+
+    TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
+    torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
+    """
+    from trl.trainer import utils as trl_utils
+
+    return trl_utils._ChunkedLogProbFunction is not None and device_type in ("cuda", "xpu")
+
+
+def sft_trainer_class():
+    """TRL's ``SFTTrainer``, computing the plain causal-LM loss where the fused kernel cannot run.
+
+    The labels TRL prepared (prompt tokens at -100) are unchanged, so the loss is the same
+    completion-only loss; only TRL's extra entropy/accuracy metrics are not logged on that path.
+    """
+    from transformers import Trainer
+    from trl import SFTTrainer
+
+    class PortableSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if fused_loss_kernel_usable(inputs["input_ids"].device.type):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+
+    return PortableSFTTrainer
