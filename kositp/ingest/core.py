@@ -8,6 +8,7 @@ part; the run goes on with the next file. :meth:`Ledger.check` raises if anythin
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -24,7 +25,14 @@ from kositp.ingest.adapters.base import Missing
 from kositp.ingest.dedup import Deduplicator
 from kositp.ingest.normalize import normalize_list, normalize_text
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
-from kositp.ingest.readers import Source, UndecodableError, iter_sources, open_utf8
+from kositp.ingest.readers import (
+    ARCHIVE_ERRORS,
+    READABLE_SUFFIXES,
+    Source,
+    UndecodableError,
+    iter_sources,
+    open_utf8,
+)
 from kositp.ingest.tabular import iter_rows
 from kositp.records import RECORD_FIELDS, RECORD_SCHEMA
 
@@ -33,6 +41,8 @@ SPAN_TYPES = {"span", "long", "table"}
 TEXT_FIELDS = ("title", "text", "question", "clue", "summary", "table_html", "doc_id")
 LIST_FIELDS = ("sentences", "answers", "options", "keywords")
 QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
+# What can stop a file part-way; UnicodeDecodeError and UndecodableError are ValueErrors.
+UNREADABLE = (ijson.JSONError, ValueError, csv.Error, *ARCHIVE_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -71,37 +81,51 @@ def record_id(source_dataset: str, location: str, record: Mapping[str, Any]) -> 
 
 
 def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tuple[str, str, Any]]:
-    """``(format, json_path, fields | Missing | Reject)`` for every candidate record of one source."""
-    if fmt == "auto" and source.suffix not in (".json", ".jsonl", ".csv"):
+    """``(format, json_path, fields | Missing | Reject)`` for every candidate record of one source.
+
+    Whatever stops a file part-way (bad JSON, undecodable bytes, a damaged archive) ends it
+    with one reject for the unread rest; the units before it stand.
+    """
+    if source.problem:
+        yield "none", "", Reject("", *source.problem)
+        return
+    if fmt == "auto" and source.suffix not in READABLE_SUFFIXES:
         yield "none", "", Reject("", "unsupported_member", f"not a JSON/JSONL/CSV file: {source.name}")
         return
+    name, unread = "none", ""
     try:
         stream, head, _ = open_utf8(source)
-    except UndecodableError as exc:
-        yield "none", "", Reject("", "undecodable", str(exc))
-        return
-    with stream:
-        tabular = fmt in adapters.TABULAR_FORMATS or (fmt == "auto" and source.suffix in (".jsonl", ".csv"))
-        if tabular:
-            name = fmt if fmt != "auto" else source.suffix.lstrip(".")
-            for path, item in iter_rows(stream, "." + name if name == "csv" else ".jsonl", columns):
-                yield name, path, item
-            return
-        adapter = adapters.detect(head) if fmt == "auto" else adapters.by_name(fmt)
-        if adapter is None:
-            yield "none", "", Reject("", "unknown_format", "structure matches no adapter; pass --format")
-            return
-        prefix = adapter.prefix(head)
-        base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
-        n, seen = 0, False
-        try:
+        with stream:
+            tabular = fmt in adapters.TABULAR_FORMATS or (fmt == "auto" and source.suffix in (".jsonl", ".csv"))
+            if tabular:
+                name = fmt if fmt != "auto" else source.suffix.lstrip(".")
+                for path, item in iter_rows(stream, "." + name if name == "csv" else ".jsonl", columns):
+                    unread = f":{int(path[1:]) + 1}"
+                    yield name, path, item
+                return
+            adapter = adapters.detect(head) if fmt == "auto" else adapters.by_name(fmt)
+            if adapter is None:
+                yield "none", "", Reject("", "unknown_format", "structure matches no adapter; pass --format")
+                return
+            name = adapter.NAME
+            prefix = adapter.prefix(head)
+            base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
+            unread = base.replace("*", "0", 1)
             for n, unit in enumerate(ijson.items(stream, prefix, use_float=True)):
-                seen = True
+                unread = base.replace("*", str(n + 1), 1)
                 for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
-                    yield adapter.NAME, path, item
-        except (ijson.JSONError, UnicodeDecodeError, ValueError) as exc:
-            where = base.replace("*", str(n + 1 if seen else 0), 1)
-            yield adapter.NAME, f"{where} (rest of file unread)", Reject("", "malformed_json", f"{type(exc).__name__}: {exc}")
+                    yield name, path, item
+    except UNREADABLE as exc:
+        where = f"{unread} (rest of file unread)" if unread else ""
+        yield name, where, Reject("", _unreadable_reason(exc), f"{type(exc).__name__}: {exc}")
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    if isinstance(exc, ARCHIVE_ERRORS):
+        return "broken_archive"
+    if isinstance(exc, UnicodeDecodeError | UndecodableError):
+        return "undecodable"
+    return "malformed_json"
 
 
 def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max_chars: int) -> dict[str, Any] | Reject:

@@ -16,6 +16,7 @@ REASONS = (
     "near_duplicate",
     "unsupported_member",
     "unknown_format",
+    "broken_archive",
 )
 QUARANTINE_COLUMNS = ("source_file", "location", "format", "reason", "detail")
 

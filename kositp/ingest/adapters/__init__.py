@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from kositp.ingest.adapters import doc_summary, kisti_paper, mrc, paper_summary, passage_summary, table_qa
+from kositp.ingest.adapters import (
+    doc_summary,
+    kisti_paper,
+    kisti_qa,
+    mrc,
+    paper_summary,
+    passage_summary,
+    table_qa,
+    tech_mrc,
+)
 
-# Most specific first: table QA and paper summaries share wrappers with MRC.
-ADAPTERS: tuple[ModuleType, ...] = (table_qa, paper_summary, doc_summary, passage_summary, kisti_paper, mrc)
+# Most specific first: 71533 (``context_info``) and KISTI QA (``context`` + ``qas`` at the top,
+# never ``paragraphs``) before the rest; table QA and paper summaries share wrappers with MRC.
+ADAPTERS: tuple[ModuleType, ...] = (
+    tech_mrc, kisti_qa, table_qa, paper_summary, doc_summary, passage_summary, kisti_paper, mrc,
+)
 TABULAR_FORMATS = ("jsonl", "csv")
 FORMAT_NAMES = tuple(a.NAME for a in ADAPTERS) + TABULAR_FORMATS
 
