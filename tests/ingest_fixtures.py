@@ -71,3 +71,56 @@ def write_zip(path: Path, members: dict[str, bytes]) -> Path:
         for name, data in members.items():
             archive.writestr(name, data)
     return path
+
+
+TECH_CONTEXT = ("리튬이온 배터리의 양극재로는 니켈, 코발트, 망간을 섞은 삼원계 소재가 널리 쓰인다. "
+                "니켈 함량을 높이면 에너지 밀도가 커지지만 열 안정성은 떨어진다. "
+                "이를 보완하기 위해 양극재 표면을 알루미늄 산화물로 얇게 코팅하는 방법이 연구되고 있다. "
+                "코팅층은 전해질과 양극재가 직접 닿는 것을 막아 고온에서의 부반응을 줄인다.")
+
+
+def tech_qa(question_id: str, question: str, answer: str, answer_type: str, **extra: Any) -> dict[str, Any]:
+    return {"question_id": question_id, "question-1": question, "question-2": None, "answer": answer,
+            "answer_start": TECH_CONTEXT.find(answer), "answer_type": answer_type, "wrong_answer": [], "clue": [],
+            **extra}
+
+
+def span(text: str) -> dict[str, Any]:
+    start = TECH_CONTEXT.find(text)
+    return {"clue_text": text, "clue_start": start, "clue_end": start + len(text)}
+
+
+def tech_mrc_document() -> dict[str, Any]:
+    """AIHub 71533 (기술과학 문서 기계독해): one JSON per document, every answer type."""
+    clue = "니켈 함량을 높이면 에너지 밀도가 커지지만 열 안정성은 떨어진다."
+    return {"dataset_info": {"dataset_name": "기술과학 문서 기계독해 데이터", "version": "1.0"},
+            "dataset": {"doc_id": "TECH-0001", "doc_title": {"kor": "고니켈 양극재의 열 안정성 개선", "eng": "Thermal stability of Ni-rich cathodes"},
+                        "context_info": [{"context_id": "TECH-0001-01", "context": TECH_CONTEXT, "qas": [
+                            tech_qa("Q1", "양극재 표면 코팅에 쓰이는 물질은 무엇인가?", "알루미늄 산화물", "다지선다형",
+                                    **{"question-2": "양극재 표면을 얇게 덮는 데 사용하는 소재는?"},
+                                    wrong_answer=["탄소 나노튜브", "실리콘 산화물", "리튬 인산철"],
+                                    clue=[span("양극재 표면을 알루미늄 산화물로 얇게 코팅하는 방법")]),
+                            tech_qa("Q2", "니켈 함량을 높이면 열 안정성이 좋아지는가?", "아니오", "Yes/No 단문형",
+                                    clue=[span(clue)]),
+                            tech_qa("Q3", "삼원계 양극재에 섞는 금속은?", "니켈, 코발트, 망간", "단답형"),
+                            tech_qa("Q4", "코팅층은 어떻게 부반응을 줄이는가?", "전해질과 양극재가 직접 닿는 것을 막아 고온에서의 부반응을 줄인다",
+                                    "서술형"),
+                        ]}]}}
+
+
+KISTI_QA_CONTEXT = ("1. 서론\n도시 하천의 수질은 강우 직후 급격히 나빠진다. 본 연구는 서울 도심 하천 여섯 곳에서 "
+                    "2022년 한 해 동안 강우 전후의 총인 농도를 측정하였다.\n\n2. 결과\n강우 직후 총인 농도는 평균 2.4배 높아졌으며 "
+                    "합류식 하수관로가 있는 지점에서 증가 폭이 가장 컸다.")
+
+
+def kisti_qa_paper(context: str = KISTI_QA_CONTEXT) -> dict[str, Any]:
+    """KISTI Korean paper QA: one JSON per paper, the full text as ``context``."""
+    def item(level: str, question: str, answer: str, keyword: str) -> dict[str, Any]:
+        return {"level": level, "question": question, "answer": {"answer_text": answer, "answer_start": context.find(answer)},
+                "keyword": {"keyword_text": keyword, "keyword_start": context.find(keyword)}}
+
+    return {"doc_id": "JAKO202212345678901", "context": context, "qas": [
+        item("하", "연구에서 측정한 하천은 몇 곳인가?", "여섯 곳", "도심 하천"),
+        item("중", "강우 직후 총인 농도는 평균 몇 배 높아졌는가?", "2.4배", "총인"),
+        item("상", "총인 증가 폭이 가장 큰 지점의 특징은?", "합류식 하수관로가 있는 지점", "합류식 하수관로"),
+    ]}

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pandas as pd
 import pytest
 from ingest_fixtures import (
     CONTEXT,
+    KISTI_QA_CONTEXT,
     admin_mrc,
     every_admin_qa,
+    kisti_qa_paper,
     paper_summary,
     summary_documents,
+    tech_mrc_document,
     write_json,
     write_zip,
 )
 
+from kositp.ingest import adapters
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.normalize import html_to_text, normalize_text
+from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Utf8Transcoder
 from kositp.records import RECORD_SCHEMA
 
 
@@ -167,3 +174,137 @@ def test_cp949_zip_member_names_are_decoded(tmp_path):
         archive.writestr(Cp949Name("법률_train_original.json"), json.dumps(summary_documents(), ensure_ascii=False))
     records = run(tmp_path, path)[1]
     assert records.source_file.iloc[0].endswith("!법률_train_original.json")
+
+
+def test_tech_mrc_71533_answer_types_options_clue_and_paraphrase(tmp_path):
+    path = write_zip(tmp_path / "raw" / "aihub_tech_mrc" / "TL_기술과학.zip",
+                     {"TL_기술과학/TECH-0001.json": json.dumps(tech_mrc_document(), ensure_ascii=False).encode()})
+    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert quarantine.empty and set(records.format) == {"tech_mrc"} and set(records.kind) == {"mrc"}
+    assert records.qa_type.tolist() == ["multiple_choice", "multiple_choice", "yes_no", "span", "long"]
+    choice, paraphrase = records.iloc[0], records.iloc[1]
+    assert choice.options.tolist() == sorted(["알루미늄 산화물", "탄소 나노튜브", "실리콘 산화물", "리튬 인산철"])
+    assert choice.answers.tolist() == ["알루미늄 산화물"] and choice.clue == "양극재 표면을 알루미늄 산화물로 얇게 코팅하는 방법"
+    assert paraphrase.question == "양극재 표면을 얇게 덮는 데 사용하는 소재는?"
+    assert paraphrase.location == f"{path}!TL_기술과학/TECH-0001.json#/dataset/context_info/0/qas/0/question-2"
+    assert paraphrase.options.tolist() == choice.options.tolist() and paraphrase.doc_id == choice.doc_id == "TECH-0001"
+    assert records.iloc[2].answers.tolist() == ["아니요"]
+    span = records.iloc[3]
+    assert span.text[int(span.answer_start):].startswith("니켈, 코발트, 망간")
+    assert set(records.title) == {"고니켈 양극재의 열 안정성 개선"}
+    assert result.ledger.totals.read == 5
+
+
+def test_kisti_qa_paper(tmp_path):
+    records = run(tmp_path, write_json(tmp_path / "kisti_qa" / "JAKO202212345678901.json", kisti_qa_paper()))[1]
+    assert set(records.format) == {"kisti_qa"} and set(records.qa_type) == {"span"}
+    assert records.answers.map(list).tolist() == [["여섯 곳"], ["2.4배"], ["합류식 하수관로가 있는 지점"]]
+    assert records.keywords.map(list).tolist() == [["도심 하천"], ["총인"], ["합류식 하수관로"]]
+    third = records.iloc[2]
+    assert third.text[int(third.answer_start):].startswith("합류식 하수관로") and third.doc_id == "JAKO202212345678901"
+
+
+def test_kisti_qa_paper_longer_than_the_detection_head(tmp_path):
+    """``qas`` comes after a full paper's text, out of sight of detection: the start decides."""
+    context = KISTI_QA_CONTEXT + "\n\n3. 부록\n" + "측정 지점별 시료 채취 시각과 수온을 기록하였다. " * 3000
+    assert len(context.encode()) > HEAD_BYTES
+    records = run(tmp_path, write_json(tmp_path / "long.json", kisti_qa_paper(context)), max_chars=len(context))[1]
+    assert len(records) == 3 and set(records.format) == {"kisti_qa"}
+
+
+@pytest.mark.parametrize(("shape", "expected"), [
+    (lambda: admin_mrc(every_admin_qa()), "mrc"),
+    (lambda: {"data": [{"paragraphs": [{"context": "표", "table_title": "제목", "qas": []}]}]}, "table_qa"),
+    (summary_documents, "doc_summary"),
+    (lambda: paper_summary(True), "paper_summary"),
+    (lambda: {"passage": "본문", "summary": "요약", "metadata": {}}, "passage_summary"),
+    (lambda: {"doc_id": "K1", "title": {"ko": "제목"}, "abstract": {"ko": "초록"}, "keywords": {"ko": ["열쇠말"]}}, "kisti_paper"),
+    (tech_mrc_document, "tech_mrc"),
+    (kisti_qa_paper, "kisti_qa"),
+    (lambda: [kisti_qa_paper()], "kisti_qa"),
+])
+def test_detection_picks_the_right_family(shape, expected):
+    head = json.dumps(shape(), ensure_ascii=False, indent=1)
+    assert adapters.detect(head).NAME == expected
+
+
+def split_zip(path, sizes) -> list[bytes]:
+    data = path.read_bytes()
+    chunks, start = [], 0
+    for size in [*sizes, len(data)]:
+        chunks.append(data[start:start + size])
+        start += size
+    return [c for c in chunks if c]
+
+
+@pytest.mark.parametrize("numbering", ["offset", "index"])
+def test_zip_parts_are_read_in_place_in_natural_order(tmp_path, numbering):
+    whole = write_zip(tmp_path / "whole" / "TL_span_extraction.zip",
+                      {"TL_span_extraction.json": json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
+    chunks = split_zip(whole, [97] * 11)  # 12 parts: .part10 and .part11 sort before .part2 as text
+    raw = tmp_path / "raw" / "aihub_admin_mrc"
+    raw.mkdir(parents=True)
+    offset = 0
+    for n, chunk in enumerate(chunks):
+        (raw / f"TL_span_extraction.zip.part{offset if numbering == 'offset' else n}").write_bytes(chunk)
+        offset += len(chunk)
+    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert quarantine.empty and len(records) == 5
+    assert set(records.source_file) == {f"{raw / 'TL_span_extraction.zip'}!TL_span_extraction.json"}
+    assert set(records.source_dataset) == {"aihub_admin_mrc"}
+    assert all(".part" in p.name for p in raw.iterdir())  # nothing was joined on disk
+
+
+def test_zip_parts_given_one_by_one_are_one_zip(tmp_path):
+    whole = write_zip(tmp_path / "TL_a.zip", {"a.json": json.dumps(summary_documents(), ensure_ascii=False).encode()})
+    parts = []
+    for n, chunk in enumerate(split_zip(whole, [300])):
+        parts.append(tmp_path / "dl" / f"TL_a.zip.part{n}")
+        parts[-1].parent.mkdir(exist_ok=True)
+        parts[-1].write_bytes(chunk)
+    records = run(tmp_path, *parts)[1]
+    assert len(records) == 2 and set(records.source_file) == {f"{tmp_path / 'dl' / 'TL_a.zip'}!a.json"}
+
+
+def test_concatenated_file_seeks_and_reads_across_parts(tmp_path):
+    data = bytes(range(256)) * 10
+    paths = []
+    for n, (start, end) in enumerate([(0, 700), (700, 700), (700, 1900), (1900, 2560)]):
+        paths.append(tmp_path / f"p{n}")
+        paths[-1].write_bytes(data[start:end])
+    with io.BufferedReader(ConcatenatedFile(paths), 64) as joined:
+        assert joined.read() == data
+        assert joined.seek(-10, io.SEEK_END) == 2550 and joined.read() == data[2550:]
+        joined.seek(650)
+        assert joined.read(1300) == data[650:1950] and joined.tell() == 1950
+
+
+def test_nested_zips_are_opened_in_place(tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("신문기사_train_original.json", json.dumps(summary_documents(), ensure_ascii=False))
+    outer = write_zip(tmp_path / "raw" / "aihub_doc_summary" / "문서요약.zip",
+                      {"Training/신문기사.zip": inner.getvalue(), "paper.json": json.dumps(paper_summary(False)).encode()})
+    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert quarantine.empty and len(records) == 4
+    assert f"{outer}!Training/신문기사.zip!신문기사_train_original.json" in set(records.source_file)
+    assert set(records.source_dataset) == {"aihub_doc_summary"}
+
+
+def test_cp949_file_larger_than_a_chunk_streams_whole(tmp_path):
+    docs = summary_documents()
+    docs["documents"] = [dict(docs["documents"][0], id=str(n)) for n in range(400)]
+    path = write_json(tmp_path / "신문기사.json", docs, encoding="cp949")
+    assert path.stat().st_size > 3 * READ_CHUNK
+    result, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    assert quarantine.reason.tolist() == ["duplicate"] * 399 and records.doc_id.tolist() == ["0"]
+    assert result.ledger.totals.read == 400
+
+
+def test_transcoder_splits_characters_across_chunks():
+    text = "가나다라마바사 한국어 문장입니다. " * 5000
+    raw = io.BytesIO(text.encode("cp949"))
+    head = raw.read(HEAD_BYTES - 1)  # ends inside a two-byte character
+    stream = Utf8Transcoder(raw, "cp949", head)
+    out = b"".join(iter(lambda: stream.read(1000), b""))
+    assert out.decode("utf-8") == text

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections import Counter
 
 import pandas as pd
 import pytest
-from ingest_fixtures import CONTEXT, admin_mrc, every_admin_qa, qa, summary_documents, write_json, write_zip
+from ingest_fixtures import (
+    CONTEXT,
+    admin_mrc,
+    every_admin_qa,
+    kisti_qa_paper,
+    qa,
+    summary_documents,
+    tech_mrc_document,
+    write_json,
+    write_zip,
+)
 
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.quarantine import AccountingError, IngestError, Ledger, Reject
+from kositp.ingest.readers import HEAD_BYTES, detect_encoding
 
 
 def run(tmp_path, *paths, **settings):
@@ -133,3 +146,129 @@ def test_unknown_reason_and_format_are_errors(tmp_path):
 def test_masked_text_and_context_are_kept_verbatim(tmp_path):
     _, records, _ = run(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa()[:1])))
     assert records.text.iloc[0] == CONTEXT
+
+
+def write_parts(folder, name: str, data: bytes, size: int) -> list:
+    """``name.zip.part<offset>`` chunks, as AIHub downloads arrive."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for offset in range(0, len(data), size):
+        paths.append(folder / f"{name}.part{offset}")
+        paths[-1].write_bytes(data[offset:offset + size])
+    return paths
+
+
+def mrc_zip_bytes(tmp_path) -> bytes:
+    path = write_zip(tmp_path / "build" / "a.zip", {"a.json": json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
+    return path.read_bytes()
+
+
+def test_gapped_part_set_is_one_broken_archive_and_the_run_goes_on(tmp_path):
+    parts = write_parts(tmp_path / "raw" / "aihub_a", "TL_a.zip", mrc_zip_bytes(tmp_path), 200)
+    parts[1].unlink()
+    write_json(tmp_path / "raw" / "aihub_b" / "b.json", admin_mrc(every_admin_qa()[:1]))
+    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert len(records) == 1 and reasons(quarantine) == {"broken_archive": 1}
+    row = quarantine.iloc[0]
+    assert row.source_file == str(tmp_path / "raw" / "aihub_a" / "TL_a.zip")
+    assert f"{parts[2].name} does not follow {parts[0].name} (200 bytes): expected .part200" in row.detail
+    assert result.ledger.files[row.source_file].rejected == 1
+
+
+@pytest.mark.parametrize(("names", "message"), [
+    (["part0", "part2"], "TL_a.zip.part2 does not follow TL_a.zip.part0"),
+    (["part3", "part4"], "the first part is TL_a.zip.part3; .part0 (or .part1) is missing"),
+    (["part1", "part01"], "two parts carry the same number"),
+])
+def test_part_numbering_that_does_not_follow_on(tmp_path, names, message):
+    data = mrc_zip_bytes(tmp_path)
+    for n, name in enumerate(names):
+        (tmp_path / "raw").mkdir(exist_ok=True)
+        (tmp_path / "raw" / f"TL_a.zip.{name}").write_bytes(data[n * 300:(n + 1) * 300])
+    _, _, quarantine = run(tmp_path, tmp_path / "raw")
+    assert reasons(quarantine) == {"broken_archive": 1} and message in quarantine.detail.iloc[0]
+
+
+def test_part_set_missing_its_last_part_is_not_a_readable_zip(tmp_path):
+    parts = write_parts(tmp_path / "raw", "TL_a.zip", mrc_zip_bytes(tmp_path), 300)
+    parts[-1].unlink()
+    _, _, quarantine = run(tmp_path, tmp_path / "raw")
+    assert reasons(quarantine) == {"broken_archive": 1}
+    assert f"zip joined from {len(parts) - 1} parts is not a readable zip" in quarantine.detail.iloc[0]
+
+
+def test_damaged_member_bytes_are_a_broken_archive(tmp_path):
+    text = json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()
+    path = tmp_path / "stored.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("a.json", text)
+    data = bytearray(path.read_bytes())
+    at = data.find("주민센터".encode())
+    data[at:at + 3] = "경찰서".encode()[:3]  # same length, different bytes: the CRC no longer matches
+    path.write_bytes(bytes(data))
+    _, _, quarantine = run(tmp_path, path)
+    assert reasons(quarantine) == {"broken_archive": 1} and "CRC" in quarantine.detail.iloc[0]
+    assert quarantine.location.iloc[0] == f"{path}!a.json"  # the CRC fails on the first read: nothing was kept
+
+
+def nest(name: str, members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+def test_zips_nested_too_deep_or_broken_are_quarantined(tmp_path):
+    doc = [json.dumps(admin_mrc([question]), ensure_ascii=False).encode() for question in every_admin_qa()]
+    level3 = nest("c.zip", {"c.json": doc[2], "d.zip": nest("d.zip", {"d.json": doc[3]})})
+    path = write_zip(tmp_path / "a.zip", {"a.json": doc[0], "b.zip": nest("b.zip", {"b.json": doc[1], "c.zip": level3}),
+                                          "broken.zip": b"PK\x03\x04 not really a zip"})
+    _, records, quarantine = run(tmp_path, path)
+    assert sorted(records.source_file) == [f"{path}!a.json", f"{path}!b.zip!b.json", f"{path}!b.zip!c.zip!c.json"]
+    located = quarantine.set_index("reason")
+    assert located.loc["unsupported_member", "source_file"] == f"{path}!b.zip!c.zip!d.zip"
+    assert "deeper than 3 levels" in located.loc["unsupported_member", "detail"]
+    assert located.loc["broken_archive", "source_file"] == f"{path}!broken.zip"
+
+
+def test_cp949_bytes_broken_part_way_keep_the_records_before(tmp_path):
+    docs = summary_documents()
+    docs["documents"] = [dict(docs["documents"][0], id=str(n), title=f"심야 버스 노선 {n}") for n in range(300)]
+    data = json.dumps(docs, ensure_ascii=False, indent=1).encode("cp949")
+    cut = data.find(b'"id": "200"')
+    path = tmp_path / "신문기사.json"
+    path.write_bytes(data[:cut] + b"\xff\xfe" + data[cut:])
+    result, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    assert reasons(quarantine) == {"duplicate": 199, "undecodable": 1}
+    bad = quarantine[quarantine.reason == "undecodable"].iloc[0]
+    assert bad.location == f"{path}#/documents/200 (rest of file unread)"
+    assert f"not valid cp949 at byte {cut}" in bad.detail
+    assert result.ledger.totals.read == 201 and len(records) == 1
+
+
+def test_cp949_jsonl_broken_part_way_keeps_the_lines_before(tmp_path):
+    rows = [json.dumps({"text": f"{n}번 민원 창구는 오전 9시에 문을 연다."}, ensure_ascii=False) for n in range(5000)]
+    data = "\n".join(rows).encode("cp949")
+    assert detect_encoding(data[:HEAD_BYTES]) == "cp949"  # charset-normalizer alone says ISO-8859-5 here
+    cut = data.find("4000번".encode("cp949"))
+    path = tmp_path / "민원.jsonl"
+    path.write_bytes(data[:cut] + b"\xff" + data[cut:])
+    _, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    assert len(records) == 4000 and reasons(quarantine) == {"undecodable": 1}
+    assert quarantine.location.iloc[0] == f"{path}:4001 (rest of file unread)"
+
+
+def test_tech_mrc_and_kisti_qa_missing_fields(tmp_path):
+    doc = tech_mrc_document()
+    qas = doc["dataset"]["context_info"][0]["qas"]
+    qas[0]["wrong_answer"] = []
+    qas[1]["answer"] = None
+    paper = kisti_qa_paper()
+    paper["qas"][0]["answer"] = {"answer_start": 3}
+    del paper["qas"][1]["question"]
+    write_json(tmp_path / "raw" / "tech.json", doc)
+    write_json(tmp_path / "raw" / "paper.json", paper)
+    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert len(records) == 3 and reasons(quarantine) == {"missing_field": 4}
+    assert sorted(quarantine.detail) == ["answer", "answer.answer_text", "question", "wrong_answer"]

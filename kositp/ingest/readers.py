@@ -228,14 +228,20 @@ class ConcatenatedFile(io.RawIOBase):
 
 
 def detect_encoding(head: bytes) -> str:
-    """UTF-8 (with or without BOM) first; otherwise whatever charset-normalizer is sure of (CP949/EUC-KR)."""
+    """UTF-8 (with or without BOM), then CP949 (a superset of EUC-KR), each when the head decodes
+    strictly; otherwise whatever charset-normalizer is sure of.
+
+    CP949 is tried before charset-normalizer because on repetitive Korean text it can prefer a
+    single-byte code page (ISO-8859-5 was seen) that decodes anything into the wrong letters.
+    """
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
+    for encoding in ("utf-8", "cp949"):
+        try:
+            codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+            return encoding
+        except UnicodeDecodeError:
+            pass
     best = from_bytes(head).best()
     if best is None:
         raise UndecodableError("bytes match no known encoding")
