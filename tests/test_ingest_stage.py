@@ -65,6 +65,9 @@ def test_demo_flow_builds_ingest_and_caches_it(prefect_server, tmp_path):
     assert set(records.kind) == {"mrc", "summary", "paper", "table_qa"}
     assert set(records.qa_type.dropna()) == {"span", "long", "yes_no", "multiple_choice", "unanswerable", "table"}
     assert "kisti_papers_cp949.json" in " ".join(records.source_file)
+    assert {"tech_mrc", "kisti_qa"} <= set(records.format)
+    assert any(f.endswith("TL_기술과학문서.zip!TL_기술과학문서/TECH-2024-0001.json") for f in records.source_file)
+    assert any("국내논문_QA.zip!Training/라벨링데이터.zip!" in f for f in records.source_file)
     assert "Ingest data card" in (out / "data_card.md").read_text(encoding="utf-8")
     second = pipeline(profile="demo", root=str(tmp_path), until="ingest")
     assert second[0]["status"] == "cached"

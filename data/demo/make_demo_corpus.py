@@ -4,11 +4,13 @@ written for this project (no AIHub/KISTI text is redistributed).
 Run from the repository root: ``python data/demo/make_demo_corpus.py`` (rewrites ``data/demo/raw``).
 A few records are broken on purpose so that the quarantine has something to show: an empty
 context, an answer that is not in its passage, a truncated JSON member, a README inside a zip,
-a CP949 file, a zip member name written in CP949, a UTF-8 BOM file and planted duplicates.
+a CP949 file, a zip member name written in CP949, a UTF-8 BOM file and planted duplicates. The
+71533 download is split into ``.zip.part<offset>`` chunks and the KISTI QA zip holds a nested zip.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import zipfile
@@ -504,6 +506,76 @@ def kisti_paper(n: int, paper: tuple) -> dict:
             "keywords": {"ko": keywords, "en": []}, "abstract": {"ko": abstract, "en": None}, "body_text": []}
 
 
+# ---------------------------------------------------------------- science and technology MRC (AIHub 71533)
+# One JSON per document; each question has a type, wrong answers for multiple choice, clue spans
+# and sometimes a paraphrase (``question-2``). The download arrives as ``.zip.part<offset>`` chunks.
+TECH_DOCS = [
+    ("TECH-2024-0001", "수소연료전지 자동차의 저온 시동 성능 개선", "Improving cold start of fuel cell vehicles",
+     ("수소연료전지 자동차는 영하의 날씨에 시동을 걸면 전지 안에 남아 있던 물이 얼어 반응 면적이 줄어든다. "
+     "이 때문에 제조사들은 운전을 마칠 때 공기를 불어 넣어 전지 내부의 물을 빼내는 퍼지 운전을 한다. "
+     "최근에는 전지 냉각수를 미리 데우는 히터를 달아 영하 30도에서도 30초 안에 시동이 걸리도록 개선하였다."),
+     [("다지선다형", "운전을 마칠 때 연료전지 내부의 물을 빼내는 운전을 무엇이라 하는가?", "퍼지 운전",
+       ["회생 제동", "예열 운전", "공회전"], "운전을 마칠 때 공기를 불어 넣어 전지 내부의 물을 빼내는 퍼지 운전을 한다",
+       "연료전지 안의 물을 제거하려고 주행 종료 시 하는 운전의 이름은?"),
+      ("Yes/No 단문형", "영하의 날씨에는 연료전지 내부의 물이 얼 수 있는가?", "예", [],
+       "영하의 날씨에 시동을 걸면 전지 안에 남아 있던 물이 얼어", None),
+      ("단답형", "개선된 연료전지 자동차는 영하 몇 도에서도 30초 안에 시동이 걸리는가?", "영하 30도", [],
+       "영하 30도에서도 30초 안에 시동이 걸리도록", "몇 도의 추위에서도 30초 안에 시동이 가능하도록 개선되었는가?")]),
+    ("TECH-2024-0002", "콘크리트 균열을 스스로 메우는 자기치유 기술", "Self-healing concrete",
+     ("자기치유 콘크리트는 반죽할 때 석회석을 만드는 세균의 포자와 영양분을 함께 섞어 만든다. "
+     "균열이 생겨 물이 스며들면 잠들어 있던 포자가 깨어나 탄산칼슘을 만들고, 이것이 균열을 메운다. "
+     "실험에서는 폭 0.5밀리미터 이하의 균열이 28일 안에 대부분 메워졌다. 다만 세균이 살아남기 어려운 강알칼리 환경이 실용화의 걸림돌로 꼽힌다."),
+     [("다지선다형", "자기치유 콘크리트에서 균열을 메우는 물질은?", "탄산칼슘", ["규산나트륨", "수산화칼슘", "에폭시 수지"],
+       "포자가 깨어나 탄산칼슘을 만들고, 이것이 균열을 메운다", None),
+      ("서술형", "자기치유 콘크리트의 실용화를 어렵게 하는 요인은 무엇인가?", "세균이 살아남기 어려운 강알칼리 환경", [],
+       "세균이 살아남기 어려운 강알칼리 환경이 실용화의 걸림돌로 꼽힌다", None),
+      ("단답형", "실험에서 28일 안에 대부분 메워진 균열의 폭은?", "1밀리미터 이상", [], "폭 0.5밀리미터 이하의 균열이", None)]),
+]
+
+
+def tech_document(doc: tuple) -> dict:
+    """The last question of the second document has an answer that is not in its passage (planted)."""
+    doc_id, title, title_en, context, questions = doc
+    qas = []
+    for n, (answer_type, question, answer, wrong, clue, paraphrase) in enumerate(questions):
+        start = context.find(clue)
+        qas.append({"question_id": f"{doc_id}-Q{n + 1}", "question-1": question, "question-2": paraphrase,
+                    "answer": answer, "answer_start": context.find(answer), "answer_type": answer_type, "wrong_answer": wrong,
+                    "clue": [{"clue_text": clue, "clue_start": start, "clue_end": start + len(clue)}]})
+    return {"dataset_info": {"dataset_name": "기술과학 문서 기계독해 데이터", "version": "1.0", "doc_count": 1},
+            "dataset": {"doc_id": doc_id, "doc_title": {"kor": title, "eng": title_en}, "doc_field": "공학",
+                        "context_info": [{"context_id": f"{doc_id}-C1", "context": context, "qas": qas}]}}
+
+
+# ---------------------------------------------------------------- KISTI Korean paper QA (one JSON per paper)
+KISTI_QA_PAPERS = [
+    ("JAKO202400000101",
+     ("1. 서론\n도심 가로수는 여름철 보행로의 기온을 낮추지만 수종에 따라 그늘의 크기와 증산량이 다르다. "
+     "본 연구는 서울의 대표 가로수인 은행나무, 느티나무, 양버즘나무가 보행로 체감 온도에 미치는 영향을 비교하였다.\n\n"
+     "2. 연구 방법\n2023년 8월 한 달 동안 가로수 아래와 가로수가 없는 구간에서 흑구 온도와 습도를 10분 간격으로 측정하였다.\n\n"
+     "3. 결과\n느티나무 아래의 체감 온도가 가로수 없는 구간보다 평균 4.1도 낮아 감소 폭이 가장 컸다. 은행나무는 잎이 작아 감소 폭이 1.8도에 그쳤다."),
+     [("하", "연구에서 비교한 가로수 수종은 무엇인가?", "은행나무, 느티나무, 양버즘나무", "가로수"),
+      ("중", "체감 온도 감소 폭이 가장 큰 수종은?", "느티나무", "체감 온도"),
+      ("상", "은행나무의 체감 온도 감소 폭이 작은 이유는?", "잎이 작아", "은행나무")]),
+    ("JAKO202400000102",
+     ("1. 서론\n전기차 배터리는 사용 후에도 초기 용량의 70% 이상이 남아 있어 에너지 저장 장치로 다시 쓸 수 있다. "
+     "본 연구는 사용 후 배터리의 잔존 수명을 빠르게 판정하는 방법을 제안한다.\n\n"
+     "2. 제안 방법\n충전 곡선의 전압 변화율과 내부 저항을 입력으로 하는 회귀 모델을 만들어 15분 충전 자료만으로 잔존 용량을 추정하였다.\n\n"
+     "3. 결과\n배터리 120개를 시험한 결과 추정 오차는 평균 2.3%였다."),
+     [("하", "사용 후 전기차 배터리에는 초기 용량의 몇 퍼센트 이상이 남아 있는가?", "70%", "사용 후 배터리"),
+      ("중", "잔존 용량 추정에 필요한 충전 자료의 길이는?", "15분", "잔존 용량"),
+      ("상", "회귀 모델의 입력으로 쓴 두 가지 값은?", "충전 곡선의 전압 변화율과 내부 저항", "회귀 모델")]),
+]
+
+
+def kisti_qa_paper(paper: tuple) -> dict:
+    doc_id, context, questions = paper
+    return {"doc_id": doc_id, "context": context, "qas": [
+        {"level": level, "question": question, "answer": {"answer_text": answer, "answer_start": context.find(answer)},
+         "keyword": {"keyword_text": keyword, "keyword_start": context.find(keyword)}}
+        for level, question, answer, keyword in questions]}
+
+
 # ---------------------------------------------------------------- plain JSONL with its own column names
 PLAIN_ROWS = [
     {"id": "P1", "document": "지역 도서관은 이번 달부터 평일 운영 시간을 밤 10시까지 늘린다. 야간에는 무인 대출기와 열람실만 운영된다.",
@@ -535,6 +607,21 @@ def write_zip(path: Path, members: dict[str, bytes], cp949_names: bool = False) 
             info = (Cp949NameInfo if cp949_names else zipfile.ZipInfo)(name, FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, FIXED_TIME), data, zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def write_parts(folder: Path, name: str, data: bytes, size: int) -> None:
+    """``name.zip.part<offset>``: how large AIHub downloads arrive, read by ingest without joining them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for offset in range(0, len(data), size):
+        (folder / f"{name}.part{offset}").write_bytes(data[offset:offset + size])
 
 
 def broken_admin_span(doc: dict) -> dict:
@@ -593,6 +680,11 @@ def main() -> None:
     (kisti / "kisti_papers.json").write_bytes(dumps([kisti_paper(n, p) for n, p in enumerate(KISTI_PAPERS)]))
     cp949 = json.dumps([kisti_paper(100 + n, p) for n, p in enumerate(KISTI_CP949_PAPERS)], ensure_ascii=False)
     (kisti / "kisti_papers_cp949.json").write_bytes(cp949.encode("cp949"))
+
+    tech = zip_bytes({f"TL_기술과학문서/{d[0]}.json": dumps(tech_document(d)) for d in TECH_DOCS})
+    write_parts(RAW / "aihub_tech_mrc", "TL_기술과학문서.zip", tech, 1024)
+    labels = zip_bytes({f"{p[0]}.json": dumps(kisti_qa_paper(p)) for p in KISTI_QA_PAPERS})
+    write_zip(RAW / "kisti_paper_qa" / "국내논문_QA.zip", {"Training/라벨링데이터.zip": labels})  # a zip inside the zip
 
     plain = RAW / "local_notices"
     plain.mkdir(parents=True)
