@@ -24,7 +24,7 @@ from ingest_fixtures import (
 from kositp.ingest import adapters
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.normalize import html_to_text, normalize_text
-from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Utf8Transcoder
+from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Source, Utf8Transcoder, open_utf8
 from kositp.records import RECORD_SCHEMA
 
 
@@ -308,3 +308,19 @@ def test_transcoder_splits_characters_across_chunks():
     stream = Utf8Transcoder(raw, "cp949", head)
     out = b"".join(iter(lambda: stream.read(1000), b""))
     assert out.decode("utf-8") == text
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_a_source_is_opened_once(tmp_path, bom):
+    """Reopening would seek backwards, which in a deflated nested zip decompresses it again."""
+    path = write_json(tmp_path / "a.json", paper_summary(False), bom=bom)
+    opened = []
+
+    def open_raw():
+        opened.append(path)
+        return open(path, "rb")
+
+    stream, head, _ = open_utf8(Source(str(path), "a", path.name, open_raw))
+    with stream:
+        assert json.loads(stream.read()) == paper_summary(False) and head.startswith("{")
+    assert len(opened) == 1

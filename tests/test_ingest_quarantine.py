@@ -272,3 +272,20 @@ def test_tech_mrc_and_kisti_qa_missing_fields(tmp_path):
     _, records, quarantine = run(tmp_path, tmp_path / "raw")
     assert len(records) == 3 and reasons(quarantine) == {"missing_field": 4}
     assert sorted(quarantine.detail) == ["answer", "answer.answer_text", "question", "wrong_answer"]
+
+
+def test_a_download_that_is_not_a_zip_is_a_broken_archive(tmp_path):
+    write_json(tmp_path / "raw" / "ok.json", admin_mrc(every_admin_qa()[:1]))
+    (tmp_path / "raw" / "TL_news.zip").write_text("<html><body>세션이 만료되었습니다</body></html>", encoding="utf-8")
+    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    assert len(records) == 1 and reasons(quarantine) == {"broken_archive": 1}
+    assert quarantine.source_file.iloc[0] == str(tmp_path / "raw" / "TL_news.zip")
+    assert "zip is not a readable zip" in quarantine.detail.iloc[0]
+
+
+def test_cp949_file_ending_inside_a_character(tmp_path):
+    path = write_json(tmp_path / "a.json", admin_mrc(every_admin_qa()), encoding="cp949")
+    path.write_bytes(path.read_bytes() + "가".encode("cp949")[:1])
+    _, records, quarantine = run(tmp_path, path)
+    assert len(records) == 5 and reasons(quarantine) == {"undecodable": 1}
+    assert "incomplete multibyte sequence" in quarantine.detail.iloc[0]

@@ -249,6 +249,35 @@ def detect_encoding(head: bytes) -> str:
     return "cp949" if encoding in {"euc-kr", "euc_kr", "cp949", "uhc", "johab", "iso2022-kr"} else encoding
 
 
+class HeadThenRest(io.RawIOBase):
+    """A stream whose first bytes were already read (for detection), from its start again.
+
+    Reopening the source instead would seek backwards, which inside a deflated nested zip means
+    decompressing the inner zip again from its start for every member (quadratic).
+    """
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
 class Utf8Transcoder(io.RawIOBase):
     """A stream in another encoding (CP949) as UTF-8 bytes, decoded strictly one chunk at a time.
 
@@ -308,7 +337,8 @@ def open_utf8(source: Source) -> tuple[BinaryIO, str, str]:
     """A UTF-8 byte stream of the source, the decoded head (for format detection) and the encoding.
 
     UTF-8 files stream straight through; files in another encoding (CP949/EUC-KR) stream through
-    :class:`Utf8Transcoder`. Either way memory stays bounded however large the file.
+    :class:`Utf8Transcoder`. Either way memory stays bounded however large the file, and the
+    source is opened once.
     """
     stream = source.open_raw()
     try:
@@ -318,12 +348,9 @@ def open_utf8(source: Source) -> tuple[BinaryIO, str, str]:
         stream.close()
         raise
     if encoding in {"utf-8", "utf-8-sig"}:
-        stream.close()
-        stream = source.open_raw()
-        if encoding == "utf-8-sig":
-            stream.read(3)
         text_head = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
-        return stream, text_head.lstrip("\ufeff"), encoding
+        body = head[len(codecs.BOM_UTF8):] if encoding == "utf-8-sig" else head
+        return HeadThenRest(body, stream), text_head.lstrip("\ufeff"), encoding
     try:
         text_head = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=False)
     except LookupError as exc:
