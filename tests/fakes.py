@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import Field
+
 from kositp.config import StageConfig
 from kositp.stages import Stage, StageContext, StageOutcome
 
 
 class WordsConfig(StageConfig):
-    words: list[str] = ["한국어", "말뭉치"]
+    words: list[str] = Field(default_factory=lambda: ["한국어", "말뭉치"])
     fail: bool = False
 
 

@@ -13,7 +13,7 @@ from kositp.artifacts import (
     compute_version,
 )
 
-BASE = dict(stage="reformat", code_version="1", params={"seed": 42}, inputs={"ingest": "abc"}, fingerprint={"f": 1})
+BASE = {"stage": "reformat", "code_version": "1", "params": {"seed": 42}, "inputs": {"ingest": "abc"}, "fingerprint": {"f": 1}}
 
 
 def test_version_is_deterministic_and_ignores_key_order():

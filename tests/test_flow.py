@@ -1,8 +1,8 @@
 """The Prefect spine on a real local Prefect server: caching, failure, single-stage rerun."""
 
 import asyncio
-import os
 import json
+import os
 
 import pytest
 from fakes import FAKE_REGISTRY, SPINE_PROFILE

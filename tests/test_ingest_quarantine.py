@@ -30,7 +30,7 @@ def run(tmp_path, *paths, **settings):
     result = ingest(list(paths), tmp_path / "out", IngestSettings(**settings))
     quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
     records = pd.read_parquet(tmp_path / "out" / "records.parquet")
-    for name, tally in result.ledger.files.items():
+    for name, tally in result.ledger.files():
         kept = (records.source_file == name).sum()
         rejected = (quarantine.source_file == name).sum()
         assert (tally.kept, tally.rejected) == (kept, rejected), name
@@ -111,7 +111,7 @@ def test_exact_and_near_duplicates_across_sources(tmp_path):
     write_json(tmp_path / "raw" / "aihub_b" / "same.json", docs)
     near = summary_documents()
     last = near["documents"][0]["text"][-1][-1]
-    last["sentence"] = last["sentence"].replace("비싸다.", "비싸다!")
+    last["sentence"] = last["sentence"].replace("500원", "500 원")
     near["documents"] = near["documents"][:1]
     write_json(tmp_path / "raw" / "aihub_c" / "near.json", near)
     result, records, quarantine = run(tmp_path, tmp_path / "raw")
@@ -125,15 +125,31 @@ def test_mrc_questions_on_one_passage_are_not_near_duplicates(tmp_path):
     assert len(records) == 5 and quarantine.empty
 
 
-def test_ledger_check_raises_when_a_record_vanishes():
-    ledger = Ledger()
-    ledger.read("a.json")
-    ledger.read("a.json")
-    ledger.keep("a.json")
-    with pytest.raises(AccountingError, match="a.json: read 2 != kept 1 \\+ rejected 0"):
-        ledger.check()
-    ledger.reject("a.json", "duplicate")
-    ledger.check()
+def test_ledger_raises_when_a_record_vanishes(tmp_path):
+    ledger = Ledger(tmp_path / "files.parquet")
+    ledger.read("b.json")
+    ledger.read("b.json")
+    ledger.keep("b.json")
+    with pytest.raises(AccountingError, match="b.json: read 2 != kept 1 \\+ rejected 0"):
+        ledger.finish("b.json")
+    with pytest.raises(AccountingError, match="total: read 2 != kept 1 \\+ rejected 0"):
+        ledger.close()
+
+
+def test_ledger_writes_every_file_with_duplicates_moved(tmp_path):
+    ledger = Ledger(tmp_path / "files.parquet")
+    for name in ("a.json", "c.json"):
+        ledger.read(name)
+        ledger.keep(name)
+        ledger.finish(name)
+    ledger.unkeep("a.json", "duplicate")
+    ledger.close()
+    assert {name: vars(t) for name, t in ledger.files()} == {
+        "a.json": {"read": 1, "kept": 0, "rejected": 1},
+        "c.json": {"read": 1, "kept": 1, "rejected": 0},
+    }
+    assert vars(ledger.totals) == {"read": 2, "kept": 1, "rejected": 1}
+    assert ledger.by_reason == {"duplicate": 1}
 
 
 def test_unknown_reason_and_format_are_errors(tmp_path):
@@ -172,7 +188,7 @@ def test_gapped_part_set_is_one_broken_archive_and_the_run_goes_on(tmp_path):
     row = quarantine.iloc[0]
     assert row.source_file == str(tmp_path / "raw" / "aihub_a" / "TL_a.zip")
     assert f"{parts[2].name} does not follow {parts[0].name} (200 bytes): expected .part200" in row.detail
-    assert result.ledger.files[row.source_file].rejected == 1
+    assert dict(result.ledger.files())[row.source_file].rejected == 1
 
 
 @pytest.mark.parametrize(("names", "message"), [

@@ -55,8 +55,9 @@ def test_demo_flow_builds_ingest_and_caches_it(prefect_server, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     report = manifest["report"]
     assert report["read"] == report["kept"] + report["rejected"]
-    for name, tally in report["per_file"].items():
-        assert tally["read"] == tally["kept"] + tally["rejected"], name
+    files = pd.read_parquet(out / "files.parquet")
+    assert len(files) == report["files"] and (files.read == files.kept + files.rejected).all()
+    assert files.kept.sum() == report["kept"] and files.rejected.sum() == report["rejected"]
     records = pd.read_parquet(out / "records.parquet")
     quarantine = pd.read_parquet(out / "quarantine.parquet")
     assert (len(records), len(quarantine)) == (report["kept"], report["rejected"])

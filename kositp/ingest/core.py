@@ -3,26 +3,30 @@
 Every candidate record is counted once as read, then either kept (written to
 ``records.parquet``) or rejected (written to ``quarantine.parquet`` with a reason). A file that
 cannot be read at all, or whose JSON breaks part-way, costs one rejected unit for the unread
-part; the run goes on with the next file. :meth:`Ledger.check` raises if anything vanished.
+part; the run goes on with the next file. The :class:`Ledger` raises if anything vanished, and
+writes the per-file counts to ``files.parquet``.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import ijson
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.ingest import adapters
 from kositp.ingest.adapters.base import Missing
-from kositp.ingest.dedup import Deduplicator
+from kositp.ingest.dedup import NONE, DuplicateIndex, Duplicates
 from kositp.ingest.normalize import normalize_list, normalize_text
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
 from kositp.ingest.readers import (
@@ -162,72 +166,109 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
 
 
 class _Writer:
-    """Buffers rows column by column and appends them to a parquet file in batches (memory stays flat)."""
+    """Buffers rows and appends them to a parquet file in batches (memory stays flat).
 
-    def __init__(self, path: Path, schema: pa.Schema):
-        self._writer = pq.ParquetWriter(path, schema)
+    ``compression="none"`` suits the temporary candidates file, which is read back once.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, compression: str = "snappy"):
+        self._writer = pq.ParquetWriter(path, schema, compression=compression)
         self._schema = schema
-        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
-        self._count = 0
+        self._rows: list[Mapping[str, Any]] = []
 
     def add(self, row: Mapping[str, Any]) -> None:
-        for name, column in self._columns.items():
-            column.append(row[name])
-        self._count += 1
-        if self._count >= BATCH:
+        self._rows.append(row)
+        if len(self._rows) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        if self._count:
-            self._writer.write_table(pa.Table.from_pydict(self._columns, schema=self._schema))
-            self._columns = {name: [] for name in self._schema.names}
-            self._count = 0
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
 
-    def close(self) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.flush()
         self._writer.close()
 
 
 def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
-    """Read ``paths`` into ``out_dir/records.parquet`` and ``out_dir/quarantine.parquet``."""
+    """Read ``paths`` into ``records.parquet``, ``quarantine.parquet`` and ``files.parquet`` in ``out_dir``.
+
+    Two passes: every valid record is written to a candidates file while its dedup keys go to
+    disk; then the duplicates are resolved and the candidates split into kept and quarantined.
+    """
     if settings.format != "auto" and settings.format not in adapters.FORMAT_NAMES:
         raise IngestError(f"unknown format {settings.format!r}; known: auto, {', '.join(adapters.FORMAT_NAMES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger()
+    ledger = Ledger(out_dir / "files.parquet")
     result = IngestResult(ledger, Counter(), Counter(), Counter(), Counter())
-    dedup = Deduplicator(settings.near_dup_threshold)
-    records = _Writer(out_dir / "records.parquet", RECORD_SCHEMA)
-    quarantine = _Writer(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA)
+    work_dir = out_dir / ".dedup"
+    candidates_path = work_dir / "candidates.parquet"
     try:
-        for source in iter_sources(paths):
-            ledger.tally(source.source_file)
-            for fmt, path, item in _units(source, settings.format, settings.columns):
-                location = f"{source.source_file}{path}"
-                ledger.read(source.source_file)
-                if isinstance(item, Missing):
-                    item = Reject(location, "missing_field", item.field)
-                if isinstance(item, dict):
-                    item = _finish(item, source, fmt, location, settings.max_chars)
-                if isinstance(item, dict):
-                    reason, detail = dedup.check(item, item["record_id"])
-                    if reason:
-                        item = Reject(location, reason, detail)
-                if isinstance(item, Reject):
-                    ledger.reject(source.source_file, item.reason)
-                    quarantine.add({"source_file": source.source_file, "location": item.location or location,
-                                    "format": fmt, "reason": item.reason, "detail": item.detail})
-                else:
-                    ledger.keep(source.source_file)
-                    result.by_kind[item["kind"]] += 1
-                    result.by_format[fmt] += 1
-                    result.by_source[source.source_dataset] += 1
-                    records.add(item)
-                if isinstance(item, Reject) and item.reason in ("duplicate", "near_duplicate"):
-                    result.duplicates_by_source[f"{source.source_dataset}:{item.reason}"] += 1
-                if advance:
-                    advance(1)
+        with (_Writer(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+              DuplicateIndex(work_dir, settings.near_dup_threshold) as index):
+            with _Writer(candidates_path, RECORD_SCHEMA, compression="none") as candidates:
+                _read_candidates(paths, settings, ledger, candidates, quarantine, index, advance)
+            _split_duplicates(candidates_path, index.resolve(), out_dir / "records.parquet", quarantine, result)
     finally:
-        records.close()
-        quarantine.close()
-    ledger.check()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    ledger.close()
     return result
+
+
+def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates: _Writer, quarantine: _Writer,
+                     index: DuplicateIndex, advance) -> None:
+    """Pass one: every unit read is counted, then rejected now or kept as a candidate."""
+    for source in iter_sources(paths):
+        ledger.tally(source.source_file)
+        for fmt, path, item in _units(source, settings.format, settings.columns):
+            location = f"{source.source_file}{path}"
+            ledger.read(source.source_file)
+            if isinstance(item, Missing):
+                item = Reject(location, "missing_field", item.field)
+            if isinstance(item, dict):
+                item = _finish(item, source, fmt, location, settings.max_chars)
+            if isinstance(item, Reject):
+                ledger.reject(source.source_file, item.reason)
+                quarantine.add({"source_file": source.source_file, "location": item.location or location,
+                                "format": fmt, "reason": item.reason, "detail": item.detail, "record_id": None})
+            else:
+                ledger.keep(source.source_file)
+                candidates.add(item)
+                index.add(item)
+            if advance:
+                advance(1)
+        ledger.finish(source.source_file)
+
+
+def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: _Writer,
+                      result: IngestResult) -> None:
+    """Pass two: candidates stream into ``records.parquet``; duplicates move to the quarantine."""
+    start = 0
+    candidates = pq.ParquetFile(candidates_path)
+    with pq.ParquetWriter(records_path, RECORD_SCHEMA) as records:
+        # Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file).
+        for group in range(candidates.num_row_groups):
+            batch = candidates.read_row_group(group)
+            is_duplicate = duplicates.of[start : start + batch.num_rows] != NONE
+            kept = batch.filter(pa.array(~is_duplicate)) if is_duplicate.any() else batch
+            records.write_table(kept)
+            for name, counter in (("kind", result.by_kind), ("format", result.by_format), ("source_dataset", result.by_source)):
+                counter.update({v["values"]: v["counts"] for v in pc.value_counts(kept.column(name)).to_pylist()})
+            for row in np.flatnonzero(is_duplicate):
+                _quarantine_duplicate(batch, int(row), duplicates, start + int(row), quarantine, result)
+            start += batch.num_rows
+
+
+def _quarantine_duplicate(batch: pa.Table, row: int, duplicates: Duplicates, index: int, quarantine: _Writer,
+                          result: IngestResult) -> None:
+    source_file, source_dataset = batch.column("source_file")[row].as_py(), batch.column("source_dataset")[row].as_py()
+    reason, detail = duplicates.reason(index)
+    result.ledger.unkeep(source_file, reason)
+    result.duplicates_by_source[f"{source_dataset}:{reason}"] += 1
+    quarantine.add({"source_file": source_file, "location": batch.column("location")[row].as_py(),
+                    "format": batch.column("format")[row].as_py(), "reason": reason, "detail": detail,
+                    "record_id": batch.column("record_id")[row].as_py()})

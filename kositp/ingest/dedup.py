@@ -1,46 +1,221 @@
-"""Exact (normalized text hash) and near-duplicate (MinHash LSH) detection across all sources.
+"""Exact and near-duplicate detection across all sources, in memory that does not grow with input.
 
-Near-duplicate search runs on records without a question: MRC questions on one passage share
-almost all their text, so only exact duplicates are looked for there.
+A set of every hash seen, or an in-memory LSH index, grows with the corpus (1.8x the peak memory
+at 10x the input). Instead, every record contributes keys (one exact key: a hash of its
+normalized text; and one key per LSH band of its MinHash signature) that are appended to
+partition files on disk. After the read, each partition is sorted on its own: a record whose key
+an earlier record already had is a duplicate of the earliest such record. Memory is one
+partition at a time plus 9 bytes per record for the answer.
+
+MinHash signatures (128 slots) come from ``rensa``, a maintained Rust MinHash library, over
+5-character shingles hashed in bulk with numpy. LSH bands are sized for recall (a pair at the
+threshold becomes a candidate with probability 0.99), and every candidate pair is verified on
+its signatures, so chance band collisions are not reported as near-duplicates.
+Near-duplicate search skips records with a question: MRC questions on one passage share almost
+all their text, so only exact duplicates are looked for there.
 """
 
 from __future__ import annotations
 
 import hashlib
-import zlib
+import os
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Self
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
+import rensa
 
 SHINGLE = 5
+NUM_PERM = 128
+SEED = 20240607
+PARTITION_BITS = 6
+BATCH = 2000
+RECORD_ID_BYTES = 24
+NONE = np.iinfo(np.uint32).max
+# ``sig`` is the row of the record's MinHash signature in signatures.bin, or NONE for an exact key.
+ENTRY = np.dtype([("key", "<u8"), ("idx", "<u4"), ("sig", "<u4")])
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX3 = np.uint64(0x94D049BB133111EB)
 
 
-def content_key(record: dict) -> str:
+def content_key(record: Mapping[str, Any]) -> str:
     parts = (record.get("text") or "", record.get("question") or "", record.get("summary") or "")
     return "\x1f".join(parts)
 
 
-class Deduplicator:
-    """Remembers what it has kept; ``check`` returns ``None``, ``"duplicate"`` or ``"near_duplicate"``."""
+def _finalize(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: spreads every input bit over the whole key, so top bits partition well."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * _MIX2
+    h = h ^ (h >> np.uint64(27))
+    h = h * _MIX3
+    return h ^ (h >> np.uint64(31))
 
-    def __init__(self, near_threshold: float | None = 0.9, num_perm: int = 64):
-        self._exact: set[bytes] = set()
-        self._num_perm = num_perm
-        self._lsh = MinHashLSH(threshold=near_threshold, num_perm=num_perm) if near_threshold else None
 
-    def check(self, record: dict, record_id: str) -> tuple[str | None, str]:
+def lsh_bands(threshold: float, num_perm: int = NUM_PERM, recall: float = 0.99) -> tuple[int, int]:
+    """``(bands, rows)``: the widest bands that still make a pair at ``threshold`` a candidate with
+    probability ``recall``. Wide bands keep chance candidates few; every candidate is verified."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if 1.0 - (1.0 - threshold**rows) ** bands >= recall:
+            return bands, rows
+    return num_perm, 1
+
+
+def shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of every 5-character window of each text, flat, with row offsets.
+
+    All texts are hashed in one vectorised pass over their code points, which is what makes
+    near-duplicate search cheap enough to run on every record.
+    """
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    windows = max(points.size - SHINGLE + 1, 0)
+    hashes = np.zeros(windows, dtype=np.uint64)
+    for j in range(SHINGLE):
+        hashes = hashes * _MIX1 + points[j : j + windows]
+    hashes = _finalize(hashes)
+    counts = np.maximum(lengths - SHINGLE + 1, 0)
+    starts = np.cumsum(lengths) - lengths
+    ends = np.cumsum(counts)
+    take = np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if counts.size else 0)
+    return hashes[take], np.concatenate(([0], ends)).astype(np.uint64)
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per (record, band); equal bands give equal keys, different bands never meet."""
+    banded = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    for j in range(rows):
+        keys = keys * _MIX1 + banded[:, :, j]
+    return _finalize(keys ^ (np.arange(1, bands + 1, dtype=np.uint64) * _MIX3))
+
+
+@dataclass
+class Duplicates:
+    """For record ``i`` (in read order): ``of[i]`` is the earlier record it duplicates, or ``NONE``."""
+
+    of: np.ndarray
+    exact: np.ndarray
+    record_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return int((self.of != NONE).sum())
+
+    def reason(self, index: int) -> tuple[str, str]:
+        """The quarantine reason and detail for duplicate ``index``."""
+        original = self.record_ids[self.of[index]].decode()
+        if self.exact[index]:
+            return "duplicate", f"same normalized text as record {original}"
+        return "near_duplicate", f"near-duplicate of record {original}"
+
+
+class DuplicateIndex:
+    """Collects keys for every kept candidate record (:meth:`add`), then answers :meth:`resolve`."""
+
+    def __init__(self, work_dir: Path, near_threshold: float | None = 0.9):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self._threshold = near_threshold
+        self._bands = lsh_bands(near_threshold) if near_threshold else None
+        with ExitStack() as files:
+            self._parts = [files.enter_context(open(work_dir / f"keys_{p:02d}.bin", "wb")) for p in range(1 << PARTITION_BITS)]
+            self._id_file = files.enter_context(open(work_dir / "record_ids.bin", "wb"))
+            self._signatures = files.enter_context(open(work_dir / "signatures.bin", "wb"))
+            self._files = files.pop_all()
+        self._exact: list[bytes] = []
+        self._ids: list[str] = []
+        self._near: list[tuple[int, str]] = []
+        self._count = 0
+        self._signed = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._files.close()
+
+    def add(self, record: Mapping[str, Any]) -> None:
         key = content_key(record)
-        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=12).digest()
-        if digest in self._exact:
-            return "duplicate", "same normalized text as an earlier record"
-        self._exact.add(digest)
-        if self._lsh is None or record.get("question"):
-            return None, ""
-        minhash = MinHash(num_perm=self._num_perm, hashfunc=zlib.crc32)
-        text = key.replace(" ", "")
-        shingles = {text[i : i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
-        minhash.update_batch([s.encode("utf-8") for s in shingles])
-        similar = self._lsh.query(minhash)
-        if similar:
-            return "near_duplicate", f"near-duplicate of {similar[0]}"
-        self._lsh.insert(record_id, minhash)
-        return None, ""
+        self._exact.append(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest())
+        self._ids.append(record["record_id"])
+        if self._bands and not record.get("question"):
+            self._near.append((self._count, key.replace(" ", "")))
+        self._count += 1
+        if len(self._exact) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        exact = np.zeros(len(self._exact), dtype=ENTRY)
+        exact["key"] = np.frombuffer(b"".join(self._exact), dtype="<u8")
+        exact["idx"] = np.arange(self._count - len(self._exact), self._count, dtype=np.uint32)
+        exact["sig"] = NONE
+        entries = np.concatenate([exact, self._near_entries()]) if self._near else exact
+        partition = (entries["key"] >> np.uint64(64 - PARTITION_BITS)).astype(np.intp)
+        order = np.argsort(partition, kind="stable")
+        bounds = np.searchsorted(partition[order], np.arange((1 << PARTITION_BITS) + 1))
+        for p, handle in enumerate(self._parts):
+            if bounds[p] < bounds[p + 1]:
+                entries[order[bounds[p] : bounds[p + 1]]].tofile(handle)
+        ids = "".join(self._ids).encode("ascii")
+        if len(ids) != RECORD_ID_BYTES * len(self._ids):
+            raise ValueError(f"record ids must be {RECORD_ID_BYTES} ASCII characters (kositp.ingest.core.record_id)")
+        self._id_file.write(ids)
+        self._exact, self._near, self._ids = [], [], []
+
+    def _near_entries(self) -> np.ndarray:
+        """Band keys of the batch's signatures; the signatures themselves go to disk for verification."""
+        assert self._bands is not None
+        bands, rows = self._bands
+        flat, offsets = shingle_hashes([text for _, text in self._near])
+        has_shingles = np.diff(offsets.astype(np.int64)) > 0
+        digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, NUM_PERM, SEED)
+        signatures = np.array(digests.to_rows(), dtype=np.uint32)[has_shingles]
+        signatures.tofile(self._signatures)
+        entries = np.zeros((len(signatures), bands), dtype=ENTRY)
+        entries["key"] = band_keys(signatures, bands, rows)
+        entries["idx"] = np.array([i for i, _ in self._near], dtype=np.uint32)[has_shingles, None]
+        entries["sig"] = np.arange(self._signed, self._signed + len(signatures), dtype=np.uint32)[:, None]
+        self._signed += len(signatures)
+        return entries.ravel()
+
+    def resolve(self) -> Duplicates:
+        """Sort each partition: within a run of equal keys, every record after the first is a duplicate
+        of the first (for band keys: once their signatures agree on ``threshold`` of the slots)."""
+        if self._exact:
+            self._flush()
+        self._files.close()
+        exact_of = np.full(self._count, NONE, dtype=np.uint32)
+        near_of = np.full(self._count, NONE, dtype=np.uint32)
+        with open(self._signatures.name, "rb") as signatures:
+            for handle in self._parts:
+                entries = np.fromfile(handle.name, dtype=ENTRY)
+                if entries.size < 2:
+                    continue
+                entries = entries[np.lexsort((entries["idx"], entries["key"]))]
+                repeat = np.concatenate(([False], entries["key"][1:] == entries["key"][:-1]))
+                first = np.maximum.accumulate(np.where(repeat, 0, np.arange(entries.size)))[repeat]
+                later = entries[repeat]
+                is_exact = later["sig"] == NONE
+                exact_of[later["idx"][is_exact]] = entries["idx"][first[is_exact]]
+                similar = self._similar(signatures, later["sig"][~is_exact], entries["sig"][first[~is_exact]])
+                np.minimum.at(near_of, later["idx"][~is_exact][similar], entries["idx"][first[~is_exact]][similar])
+        exact = exact_of != NONE
+        record_ids = np.memmap(self._id_file.name, dtype=f"S{RECORD_ID_BYTES}", mode="r") if self._count else np.array([], "S1")
+        return Duplicates(np.where(exact, exact_of, near_of), exact, record_ids)
+
+    def _similar(self, signatures: BinaryIO, rows: np.ndarray, originals: np.ndarray) -> np.ndarray:
+        """Which candidate pairs agree on at least ``threshold`` of their signature slots.
+
+        Signatures are read with ``pread`` rather than mapped, so only candidates cost memory.
+        """
+        if not rows.size:
+            return np.zeros(0, dtype=bool)
+        wanted = np.unique(np.concatenate([rows, originals]))
+        width = NUM_PERM * 4
+        table = np.stack([np.frombuffer(os.pread(signatures.fileno(), width, int(r) * width), dtype=np.uint32) for r in wanted])
+        a, b = table[np.searchsorted(wanted, rows)], table[np.searchsorted(wanted, originals)]
+        return (a == b).mean(axis=1) >= self._threshold

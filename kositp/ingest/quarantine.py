@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 REASONS = (
     "malformed_json",
@@ -18,7 +25,8 @@ REASONS = (
     "unknown_format",
     "broken_archive",
 )
-QUARANTINE_COLUMNS = ("source_file", "location", "format", "reason", "detail")
+# record_id is set for duplicates (the original is named in detail), empty for units that never became records.
+QUARANTINE_COLUMNS = ("source_file", "location", "format", "reason", "detail", "record_id")
 
 
 class IngestError(ValueError):
@@ -46,45 +54,93 @@ class FileTally:
     kept: int = 0
     rejected: int = 0
 
+    def check(self, name: str) -> None:
+        if self.read != self.kept + self.rejected or self.kept < 0:
+            raise AccountingError(f"{name}: read {self.read} != kept {self.kept} + rejected {self.rejected}")
 
-@dataclass
+
+FILES_SCHEMA = pa.schema([("source_file", pa.string()), ("read", pa.int64()), ("kept", pa.int64()), ("rejected", pa.int64())])
+_FLUSH_ROWS = 5000
+
+
 class Ledger:
-    """Counts per file; :meth:`check` raises when any file (or the total) does not add up."""
+    """Counts per file, written to ``path`` (``files.parquet``) as each file is finished.
 
-    files: dict[str, FileTally] = field(default_factory=dict)
-    by_reason: Counter = field(default_factory=Counter)
+    A zip of book summaries holds one file per passage, so a dict of every file's counts grows
+    with the corpus; only open files stay in memory. Duplicates are found after the read, so
+    :meth:`unkeep` records per-file moves that :meth:`close` applies while rewriting the table.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.by_reason: Counter = Counter()
+        self.totals = FileTally()
+        self._open: dict[str, FileTally] = {}
+        self._done: list[tuple[str, FileTally]] = []
+        self._moved: Counter = Counter()
+        self._draft = path.with_name(f".{path.name}.draft")
+        self._writer = pq.ParquetWriter(self._draft, FILES_SCHEMA)
 
     def tally(self, source_file: str) -> FileTally:
-        return self.files.setdefault(source_file, FileTally())
+        return self._open.setdefault(source_file, FileTally())
 
     def read(self, source_file: str) -> None:
         self.tally(source_file).read += 1
+        self.totals.read += 1
 
     def keep(self, source_file: str) -> None:
         self.tally(source_file).kept += 1
+        self.totals.kept += 1
 
     def reject(self, source_file: str, reason: str) -> None:
         self.tally(source_file).rejected += 1
+        self.totals.rejected += 1
         self.by_reason[reason] += 1
+
+    def finish(self, source_file: str) -> None:
+        """The file is read: check it and move its counts out of memory."""
+        tally = self._open.pop(source_file, FileTally())
+        tally.check(source_file)
+        self._done.append((source_file, tally))
+        if len(self._done) >= _FLUSH_ROWS:
+            self._flush()
 
     def unkeep(self, source_file: str, reason: str) -> None:
         """A kept record later found to be a duplicate moves to the rejected side."""
-        self.tally(source_file).kept -= 1
-        self.reject(source_file, reason)
+        self._moved[source_file] += 1
+        self.totals.kept -= 1
+        self.totals.rejected += 1
+        self.by_reason[reason] += 1
 
-    @property
-    def totals(self) -> FileTally:
-        total = FileTally()
-        for t in self.files.values():
-            total.read += t.read
-            total.kept += t.kept
-            total.rejected += t.rejected
-        return total
+    def _flush(self) -> None:
+        names = [name for name, _ in self._done]
+        columns = {key: [getattr(t, key) for _, t in self._done] for key in ("read", "kept", "rejected")}
+        self._writer.write_table(pa.table({"source_file": names, **columns}, schema=FILES_SCHEMA))
+        self._done = []
 
-    def check(self) -> None:
-        for name, t in self.files.items():
-            if t.read != t.kept + t.rejected:
-                raise AccountingError(f"{name}: read {t.read} != kept {t.kept} + rejected {t.rejected}")
-        total = self.totals
-        if total.read != total.kept + total.rejected:
-            raise AccountingError(f"total: read {total.read} != kept {total.kept} + rejected {total.rejected}")
+    def close(self) -> None:
+        """Write ``files.parquet`` with the duplicate moves applied, checking every file and the total."""
+        for name in list(self._open):
+            self.finish(name)
+        self._flush()
+        self._writer.close()
+        draft = pq.ParquetFile(self._draft)
+        with pq.ParquetWriter(self.path, FILES_SCHEMA) as out:
+            for group in range(draft.num_row_groups):
+                table = draft.read_row_group(group)
+                moved = np.array([self._moved.get(name, 0) for name in table.column("source_file").to_pylist()], dtype=np.int64)
+                table = table.set_column(2, "kept", pc.subtract(table.column("kept"), pa.array(moved)))
+                table = table.set_column(3, "rejected", pc.add(table.column("rejected"), pa.array(moved)))
+                read, kept, rejected = (table.column(c).to_numpy() for c in ("read", "kept", "rejected"))
+                for bad in np.flatnonzero((read != kept + rejected) | (kept < 0))[:1]:
+                    FileTally(int(read[bad]), int(kept[bad]), int(rejected[bad])).check(table.column("source_file")[bad].as_py())
+                out.write_table(table)
+        self._draft.unlink()
+        self.totals.check("total")
+
+    def files(self) -> Iterator[tuple[str, FileTally]]:
+        """Every file's final counts, read back from ``files.parquet`` a row group at a time."""
+        table = pq.ParquetFile(self.path)
+        for group in range(table.num_row_groups):
+            for row in table.read_row_group(group).to_pylist():
+                yield row["source_file"], FileTally(row["read"], row["kept"], row["rejected"])

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
 
 from kositp.config import REPO_ROOT, StageConfig
 from kositp.ingest.adapters import FORMAT_NAMES
@@ -18,11 +19,11 @@ from kositp.stages import Stage, StageContext, StageOutcome
 
 
 class IngestConfig(StageConfig):
-    paths: list[str] = ["data/raw"]
+    paths: list[str] = Field(default_factory=lambda: ["data/raw"])
     format: str = "auto"
     max_chars: int = 20000
     near_dup_threshold: float | None = 0.9
-    columns: dict[str, str] = {}
+    columns: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("format")
     @classmethod
@@ -73,7 +74,7 @@ def run(ctx: StageContext) -> StageOutcome:
             **summary,
             "by_source": dict(sorted(result.by_source.items())),
             "duplicates_by_source": dict(sorted(result.duplicates_by_source.items())),
-            "per_file": {k: vars(v) for k, v in sorted(result.ledger.files.items())},
+            "files": pq.read_metadata(result.ledger.path).num_rows,
         },
     )
 

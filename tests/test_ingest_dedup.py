@@ -1,0 +1,79 @@
+"""The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
+
+import pytest
+
+from kositp.ingest import dedup
+from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands, shingle_hashes
+
+ARTICLE = (
+    "서울시는 다음 달부터 심야 시간대 대중교통 공백을 줄이기 위해 올빼미 버스 노선 네 개를 새로 운행한다고 밝혔다. "
+    "새 노선은 지하철 운행이 끝난 뒤 주요 환승역과 대학가, 병원 밀집 지역을 잇도록 짜였으며 배차 간격은 평균 이십오 분이다. "
+    "시는 지난해 교통카드 이용 기록을 분석해 새벽 시간 이동 수요가 많은 구간을 골랐다고 설명했다. "
+    "요금은 일반 시내버스보다 오백 원 비싸며, 환승 할인은 기존과 같이 적용된다."
+)
+EDITED = ARTICLE.replace("평균 이십오 분이다", "평균 이십 분이다")
+OTHER = (
+    "부산시는 올여름 해수욕장 일곱 곳의 개장 기간을 열흘 늘리고 안전요원을 이백 명 더 배치하기로 했다. "
+    "야간 개장은 광안리와 해운대에서만 운영하며, 음주 후 입수는 계속 금지된다. "
+    "시는 폭염 특보가 내려지면 그늘막과 무료 생수를 추가로 제공할 계획이라고 밝혔다."
+)
+
+
+def record(n: int, text: str, question: str | None = None) -> dict:
+    return {"record_id": f"{n:024d}", "text": text, "question": question, "summary": None}
+
+
+def resolve(tmp_path, texts, threshold=0.9):
+    with DuplicateIndex(tmp_path / "index", threshold) as index:
+        for n, item in enumerate(texts):
+            index.add(item if isinstance(item, dict) else record(n, item))
+        return index.resolve()
+
+
+def test_exact_and_near_duplicates_point_at_the_first_record(tmp_path):
+    found = resolve(tmp_path, [ARTICLE, OTHER, ARTICLE, EDITED])
+    assert list(found.of) == [NONE, NONE, 0, 0]
+    assert found.reason(2) == ("duplicate", f"same normalized text as record {0:024d}")
+    assert found.reason(3) == ("near_duplicate", f"near-duplicate of record {0:024d}")
+    assert len(found) == 2
+
+
+def test_band_collisions_below_the_threshold_are_not_duplicates(tmp_path):
+    halves = ARTICLE[: len(ARTICLE) // 2] + OTHER[len(OTHER) // 2 :]
+    found = resolve(tmp_path, [ARTICLE, halves])
+    assert list(found.of) == [NONE, NONE]
+
+
+def test_near_duplicate_search_is_off_without_threshold_and_for_questions(tmp_path):
+    assert list(resolve(tmp_path / "off", [ARTICLE, EDITED], threshold=None).of) == [NONE, NONE]
+    questions = [record(0, ARTICLE, "새 노선은 몇 개인가요?"), record(1, EDITED, "새 노선은 몇 개인가요?")]
+    assert list(resolve(tmp_path / "mrc", questions).of) == [NONE, NONE]
+
+
+def test_duplicates_are_found_across_flushed_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(dedup, "BATCH", 2)
+    third = "구립 도서관 열람실 좌석 예약은 하루 전까지 가능하며, 당일 취소는 받지 않는다. 대출 기간은 이 주로 늘어난다."
+    found = resolve(tmp_path, [ARTICLE, OTHER, third, OTHER, EDITED])
+    assert list(found.of) == [NONE, NONE, NONE, 1, 0]
+    assert list(found.exact) == [False, False, False, True, False]
+
+
+def test_record_ids_must_have_the_fixed_width(tmp_path):
+    with pytest.raises(ValueError, match="24 ASCII characters"):
+        resolve(tmp_path, [{"record_id": "short", "text": ARTICLE}])
+
+
+def test_shingles_are_five_character_windows_of_each_text_alone():
+    flat, offsets = shingle_hashes(["가나다라마바", "가나", "나다라마바"])
+    assert list(offsets) == [0, 2, 2, 3]
+    assert flat[1] == flat[2]
+    assert flat[0] != flat[1]
+
+
+@pytest.mark.parametrize("threshold", [0.7, 0.8, 0.9, 0.95])
+def test_bands_make_a_pair_at_the_threshold_a_candidate_almost_always(threshold):
+    bands, rows = lsh_bands(threshold, 128)
+    assert bands * rows <= 128
+    assert 1 - (1 - threshold**rows) ** bands >= 0.99
+    wider = 128 // (rows + 1)
+    assert 1 - (1 - threshold ** (rows + 1)) ** wider < 0.99
