@@ -1,8 +1,10 @@
 """The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
 
 import pytest
+from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_json
 
-from kositp.ingest import dedup
+from kositp.ingest import candidates, dedup
+from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands, shingle_hashes
 
 ARTICLE = (
@@ -24,10 +26,13 @@ def record(n: int, text: str, question: str | None = None) -> dict:
 
 
 def resolve(tmp_path, texts, threshold=0.9):
-    with DuplicateIndex(tmp_path / "index", threshold) as index:
+    index = DuplicateIndex(tmp_path / "index", threshold)
+    try:
         for n, item in enumerate(texts):
             index.add(item if isinstance(item, dict) else record(n, item))
         return index.resolve()
+    finally:
+        index.close()
 
 
 def test_exact_and_near_duplicates_point_at_the_first_record(tmp_path):
@@ -77,3 +82,34 @@ def test_bands_make_a_pair_at_the_threshold_a_candidate_almost_always(threshold)
     assert 1 - (1 - threshold**rows) ** bands >= 0.99
     wider = 128 // (rows + 1)
     assert 1 - (1 - threshold ** (rows + 1)) ** wider < 0.99
+
+
+def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(candidates, "SEND_BATCH", 2)
+    docs = summary_documents()
+    write_json(tmp_path / "raw" / "aihub_a" / "one.json", docs)
+    write_json(tmp_path / "raw" / "aihub_b" / "same.json", docs)
+    write_json(tmp_path / "raw" / "aihub_c" / "mrc.json", admin_mrc(every_admin_qa()))
+    outputs = {}
+    for processes in (1, 2):
+        out = tmp_path / f"out{processes}"
+        result = ingest([tmp_path / "raw"], out, IngestSettings(processes=processes))
+        outputs[processes] = [(out / name).read_bytes() for name in ("records.parquet", "quarantine.parquet", "files.parquet")]
+        assert result.ledger.by_reason == {"duplicate": 2}
+        assert not (out / ".dedup").exists()
+    assert outputs[1] == outputs[2]
+
+
+def test_a_failing_worker_is_raised_with_its_log(tmp_path):
+    sink = candidates.ProcessSink(tmp_path, 0.9)
+    try:
+        sink.add({**record(0, ARTICLE), "record_id": "too-short"})
+        with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*24 ASCII characters"):
+            sink.resolve()
+    finally:
+        sink.close()
+
+
+def test_small_inputs_stay_in_one_process(tmp_path):
+    write_json(tmp_path / "small.json", summary_documents())
+    assert candidates.auto_processes([tmp_path]) == 1

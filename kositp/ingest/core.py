@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import ijson
 import numpy as np
@@ -26,8 +26,10 @@ import pyarrow.parquet as pq
 
 from kositp.ingest import adapters
 from kositp.ingest.adapters.base import Missing
-from kositp.ingest.dedup import NONE, DuplicateIndex, Duplicates
+from kositp.ingest.candidates import Candidates, auto_processes
+from kositp.ingest.dedup import NONE, Duplicates
 from kositp.ingest.normalize import normalize_list, normalize_text
+from kositp.ingest.parquet_rows import RowWriter
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
 from kositp.ingest.readers import (
     ARCHIVE_ERRORS,
@@ -40,7 +42,6 @@ from kositp.ingest.readers import (
 from kositp.ingest.tabular import iter_rows
 from kositp.records import RECORD_FIELDS, RECORD_SCHEMA
 
-BATCH = 5000
 SPAN_TYPES = {"span", "long", "table"}
 TEXT_FIELDS = ("title", "text", "question", "clue", "summary", "table_html", "doc_id")
 LIST_FIELDS = ("sentences", "answers", "options", "keywords")
@@ -55,6 +56,8 @@ class IngestSettings:
     max_chars: int = 20000
     near_dup_threshold: float | None = 0.9
     columns: Mapping[str, str] = field(default_factory=dict)
+    # 1 or 2 processes (the second writes and hashes candidates); None decides by input size.
+    processes: int | None = None
 
 
 @dataclass
@@ -165,35 +168,6 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
     return record
 
 
-class _Writer:
-    """Buffers rows and appends them to a parquet file in batches (memory stays flat).
-
-    ``compression="none"`` suits the temporary candidates file, which is read back once.
-    """
-
-    def __init__(self, path: Path, schema: pa.Schema, compression: str = "snappy"):
-        self._writer = pq.ParquetWriter(path, schema, compression=compression)
-        self._schema = schema
-        self._rows: list[Mapping[str, Any]] = []
-
-    def add(self, row: Mapping[str, Any]) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-            self._rows = []
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.flush()
-        self._writer.close()
-
-
 def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
     """Read ``paths`` into ``records.parquet``, ``quarantine.parquet`` and ``files.parquet`` in ``out_dir``.
 
@@ -206,21 +180,20 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
     ledger = Ledger(out_dir / "files.parquet")
     result = IngestResult(ledger, Counter(), Counter(), Counter(), Counter())
     work_dir = out_dir / ".dedup"
-    candidates_path = work_dir / "candidates.parquet"
+    processes = settings.processes or auto_processes(paths)
     try:
-        with (_Writer(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
-              DuplicateIndex(work_dir, settings.near_dup_threshold) as index):
-            with _Writer(candidates_path, RECORD_SCHEMA, compression="none") as candidates:
-                _read_candidates(paths, settings, ledger, candidates, quarantine, index, advance)
-            _split_duplicates(candidates_path, index.resolve(), out_dir / "records.parquet", quarantine, result)
+        with (RowWriter(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
+              Candidates(work_dir, settings.near_dup_threshold, processes) as candidates):
+            _read_candidates(paths, settings, ledger, candidates, quarantine, advance)
+            _split_duplicates(candidates.path, candidates.resolve(), out_dir / "records.parquet", quarantine, result)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     ledger.close()
     return result
 
 
-def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates: _Writer, quarantine: _Writer,
-                     index: DuplicateIndex, advance) -> None:
+def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates: Candidates, quarantine: RowWriter,
+                     advance) -> None:
     """Pass one: every unit read is counted, then rejected now or kept as a candidate."""
     for source in iter_sources(paths):
         ledger.tally(source.source_file)
@@ -238,13 +211,12 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
             else:
                 ledger.keep(source.source_file)
                 candidates.add(item)
-                index.add(item)
             if advance:
                 advance(1)
         ledger.finish(source.source_file)
 
 
-def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: _Writer,
+def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: RowWriter,
                       result: IngestResult) -> None:
     """Pass two: candidates stream into ``records.parquet``; duplicates move to the quarantine."""
     start = 0
@@ -263,7 +235,7 @@ def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_pat
             start += batch.num_rows
 
 
-def _quarantine_duplicate(batch: pa.Table, row: int, duplicates: Duplicates, index: int, quarantine: _Writer,
+def _quarantine_duplicate(batch: pa.Table, row: int, duplicates: Duplicates, index: int, quarantine: RowWriter,
                           result: IngestResult) -> None:
     source_file, source_dataset = batch.column("source_file")[row].as_py(), batch.column("source_dataset")[row].as_py()
     reason, detail = duplicates.reason(index)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO
 
 import numpy as np
 import rensa
@@ -34,6 +34,7 @@ SEED = 20240607
 PARTITION_BITS = 6
 BATCH = 2000
 RECORD_ID_BYTES = 24
+RECORD_IDS = "record_ids.bin"
 NONE = np.iinfo(np.uint32).max
 # ``sig`` is the row of the record's MinHash signature in signatures.bin, or NONE for an exact key.
 ENTRY = np.dtype([("key", "<u8"), ("idx", "<u4"), ("sig", "<u4")])
@@ -114,16 +115,24 @@ class Duplicates:
         return "near_duplicate", f"near-duplicate of record {original}"
 
 
+def open_record_ids(work_dir: Path, count: int) -> np.ndarray:
+    """The record ids in read order, mapped from disk: only the originals named in a detail are read."""
+    if not count:
+        return np.array([], dtype=f"S{RECORD_ID_BYTES}")
+    return np.memmap(work_dir / RECORD_IDS, dtype=f"S{RECORD_ID_BYTES}", mode="r", shape=(count,))
+
+
 class DuplicateIndex:
     """Collects keys for every kept candidate record (:meth:`add`), then answers :meth:`resolve`."""
 
     def __init__(self, work_dir: Path, near_threshold: float | None = 0.9):
         work_dir.mkdir(parents=True, exist_ok=True)
+        self._dir = work_dir
         self._threshold = near_threshold
         self._bands = lsh_bands(near_threshold) if near_threshold else None
         with ExitStack() as files:
             self._parts = [files.enter_context(open(work_dir / f"keys_{p:02d}.bin", "wb")) for p in range(1 << PARTITION_BITS)]
-            self._id_file = files.enter_context(open(work_dir / "record_ids.bin", "wb"))
+            self._id_file = files.enter_context(open(work_dir / RECORD_IDS, "wb"))
             self._signatures = files.enter_context(open(work_dir / "signatures.bin", "wb"))
             self._files = files.pop_all()
         self._exact: list[bytes] = []
@@ -132,10 +141,7 @@ class DuplicateIndex:
         self._count = 0
         self._signed = 0
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._files.close()
 
     def add(self, record: Mapping[str, Any]) -> None:
@@ -204,8 +210,7 @@ class DuplicateIndex:
                 similar = self._similar(signatures, later["sig"][~is_exact], entries["sig"][first[~is_exact]])
                 np.minimum.at(near_of, later["idx"][~is_exact][similar], entries["idx"][first[~is_exact]][similar])
         exact = exact_of != NONE
-        record_ids = np.memmap(self._id_file.name, dtype=f"S{RECORD_ID_BYTES}", mode="r") if self._count else np.array([], "S1")
-        return Duplicates(np.where(exact, exact_of, near_of), exact, record_ids)
+        return Duplicates(np.where(exact, exact_of, near_of), exact, open_record_ids(self._dir, self._count))
 
     def _similar(self, signatures: BinaryIO, rows: np.ndarray, originals: np.ndarray) -> np.ndarray:
         """Which candidate pairs agree on at least ``threshold`` of their signature slots.

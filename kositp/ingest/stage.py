@@ -81,7 +81,7 @@ def run(ctx: StageContext) -> StageOutcome:
 
 STAGE = Stage(
     name="ingest",
-    code_version="1",
+    code_version="2",
     config=IngestConfig,
     run=run,
     inputs=(),

@@ -1,0 +1,191 @@
+"""Where valid records go during the read: the candidates file and the duplicate index.
+
+Writing a record and hashing it for deduplication is about a third of the ingest loop. On a
+machine with two cores and a large input, that work runs in a second process fed with pickled
+batches, so reading and normalizing keep one core busy while the sink keeps the other. Batches
+are handled in the order they are sent, so the result is the same either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn, Self
+
+import numpy as np
+
+from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
+from kositp.ingest.parquet_rows import RowWriter
+from kositp.records import RECORD_SCHEMA
+
+CANDIDATES = "candidates.parquet"
+SEND_BATCH = 1000
+MAX_QUEUED = 8
+# Starting the worker costs about a second; below this much raw input one process is faster.
+SECOND_PROCESS_FROM_BYTES = 16 << 20
+
+
+def auto_processes(paths: list[str | Path]) -> int:
+    """Two when there is a second core and enough raw input to pay for starting the worker."""
+    if (os.cpu_count() or 1) < 2:
+        return 1
+    total = 0
+    for given in map(Path, paths):
+        files = given.rglob("*") if given.is_dir() else [given]
+        total += sum(f.stat().st_size for f in files if f.is_file())
+        if total >= SECOND_PROCESS_FROM_BYTES:
+            return 2
+    return 1
+
+
+class LocalSink:
+    """Candidates written and keyed in this process."""
+
+    def __init__(self, work_dir: Path, near_threshold: float | None):
+        self._writer = RowWriter(work_dir / CANDIDATES, RECORD_SCHEMA, compression="none")
+        self._index = DuplicateIndex(work_dir, near_threshold)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self._writer.add(record)
+        self._index.add(record)
+
+    def add_many(self, records: list[Mapping[str, Any]]) -> None:
+        for record in records:
+            self.add(record)
+
+    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`)."""
+        self._writer.close()
+        found = self._index.resolve()
+        return found.of, found.exact
+
+    def close(self) -> None:
+        self._writer.close()
+        self._index.close()
+
+
+class ProcessSink:
+    """The same work in a child process (``python -m kositp.ingest.candidates``) fed over a pipe.
+
+    A child of our own rather than ``multiprocessing``: spawn re-imports the caller's main
+    script, which breaks scripts without a ``__main__`` guard. Batches are pickled here and
+    written by a thread (a full pipe then never stalls the reader); the queue between them is
+    bounded, so memory stays flat. A child failure is raised with the tail of its log.
+    """
+
+    def __init__(self, work_dir: Path, near_threshold: float | None):
+        self._log_path = work_dir / "worker.log"
+        self._log = open(self._log_path, "wb")  # noqa: SIM115 (the child writes it until close)
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+        )
+        self._batch: list[Mapping[str, Any]] = []
+        self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
+        self._broken = threading.Event()
+        self._writer = threading.Thread(target=self._write_batches, name="ingest-candidates", daemon=True)
+        self._writer.start()
+
+    def _write_batches(self) -> None:
+        while (blob := self._outbox.get()) is not None:
+            try:
+                self._child.stdin.write(blob)
+            except (BrokenPipeError, ValueError):
+                self._broken.set()
+                return
+        self._child.stdin.close()
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self._batch.append(record)
+        if len(self._batch) >= SEND_BATCH:
+            self._send(("add", self._batch))
+            self._batch = []
+
+    def _send(self, message: tuple | None) -> None:
+        blob = None if message is None else pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        while not self._broken.is_set():
+            try:
+                self._outbox.put(blob, timeout=1)
+                return
+            except queue.Full:
+                if self._child.poll() is not None:
+                    break
+        self._fail()
+
+    def _fail(self) -> NoReturn:
+        code = self._child.wait()
+        tail = self._log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise RuntimeError(f"the ingest candidate worker failed (exit code {code}):\n{tail}")
+
+    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._batch:
+            self._send(("add", self._batch))
+            self._batch = []
+        self._send(("resolve",))
+        self._send(None)
+        self._writer.join()
+        try:
+            of, exact = pickle.load(self._child.stdout)
+        except EOFError:
+            self._fail()
+        if self._child.wait() != 0 or self._broken.is_set():
+            self._fail()
+        return of, exact
+
+    def close(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+        if self._writer.is_alive():
+            self._broken.set()
+            with contextlib.suppress(queue.Full):
+                self._outbox.put_nowait(None)
+        self._log.close()
+
+
+def _serve(work_dir: Path, near_threshold: float | None) -> None:
+    """The child's loop: batches in, until asked to resolve; ``(of, exact)`` out."""
+    sink = LocalSink(work_dir, near_threshold)
+    inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        while (message := pickle.load(inbox))[0] == "add":
+            sink.add_many(message[1])
+        pickle.dump(sink.resolve(), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        outbox.flush()
+    finally:
+        sink.close()
+
+
+class Candidates:
+    """Opens the right sink; :meth:`resolve` gives the :class:`Duplicates` of everything added."""
+
+    def __init__(self, work_dir: Path, near_threshold: float | None, processes: int):
+        work_dir.mkdir(parents=True, exist_ok=True)
+        self.path = work_dir / CANDIDATES
+        self._work_dir = work_dir
+        self._sink = ProcessSink(work_dir, near_threshold) if processes > 1 else LocalSink(work_dir, near_threshold)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self._sink.add(record)
+
+    def resolve(self) -> Duplicates:
+        of, exact = self._sink.resolve()
+        return Duplicates(of, exact, open_record_ids(self._work_dir, len(of)))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._sink.close()
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]), json.loads(sys.argv[2]))
