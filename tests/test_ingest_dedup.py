@@ -5,7 +5,8 @@ from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_
 
 from kositp.ingest import candidates, dedup
 from kositp.ingest.core import IngestSettings, ingest
-from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands, shingle_hashes
+from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands
+from kositp.text_hash import window_hashes
 
 ARTICLE = (
     "서울시는 다음 달부터 심야 시간대 대중교통 공백을 줄이기 위해 올빼미 버스 노선 네 개를 새로 운행한다고 밝혔다. "
@@ -68,11 +69,13 @@ def test_record_ids_must_have_the_fixed_width(tmp_path):
         resolve(tmp_path, [{"record_id": "short", "text": ARTICLE}])
 
 
-def test_shingles_are_five_character_windows_of_each_text_alone():
-    flat, offsets = shingle_hashes(["가나다라마바", "가나", "나다라마바"])
-    assert list(offsets) == [0, 2, 2, 3]
+def test_windows_belong_to_one_text_and_hash_equal_anywhere():
+    flat, offsets = window_hashes(["가나다라마바", "가나", "나다라마바", "바가나다라마"], 5)
+    assert list(offsets) == [0, 2, 2, 3, 5]
     assert flat[1] == flat[2]
-    assert flat[0] != flat[1]
+    assert flat[0] == flat[4] != flat[1]
+    assert flat[3] not in flat[:3]
+    assert list(window_hashes(["가나다라마"], 5)[0]) == [flat[0]]
 
 
 @pytest.mark.parametrize("threshold", [0.7, 0.8, 0.9, 0.95])

@@ -8,7 +8,7 @@ an earlier record already had is a duplicate of the earliest such record. Memory
 partition at a time plus 9 bytes per record for the answer.
 
 MinHash signatures (128 slots) come from ``rensa``, a maintained Rust MinHash library, over
-5-character shingles hashed in bulk with numpy. LSH bands are sized for recall (a pair at the
+5-character shingles hashed in bulk (:mod:`kositp.text_hash`). LSH bands are sized for recall (a pair at the
 threshold becomes a candidate with probability 0.99), and every candidate pair is verified on
 its signatures, so chance band collisions are not reported as near-duplicates.
 Near-duplicate search skips records with a question: MRC questions on one passage share almost
@@ -28,6 +28,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import rensa
 
+from kositp.text_hash import finalize, window_hashes
+
 SHINGLE = 5
 NUM_PERM = 128
 SEED = 20240607
@@ -40,21 +42,11 @@ NONE = np.iinfo(np.uint32).max
 ENTRY = np.dtype([("key", "<u8"), ("idx", "<u4"), ("sig", "<u4")])
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX3 = np.uint64(0x94D049BB133111EB)
 
 
 def content_key(record: Mapping[str, Any]) -> str:
     parts = (record.get("text") or "", record.get("question") or "", record.get("summary") or "")
     return "\x1f".join(parts)
-
-
-def _finalize(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: spreads every input bit over the whole key, so top bits partition well."""
-    h = h ^ (h >> np.uint64(30))
-    h = h * _MIX2
-    h = h ^ (h >> np.uint64(27))
-    h = h * _MIX3
-    return h ^ (h >> np.uint64(31))
 
 
 def lsh_bands(threshold: float, num_perm: int = NUM_PERM, recall: float = 0.99) -> tuple[int, int]:
@@ -67,33 +59,13 @@ def lsh_bands(threshold: float, num_perm: int = NUM_PERM, recall: float = 0.99) 
     return num_perm, 1
 
 
-def shingle_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """64-bit hashes of every 5-character window of each text, flat, with row offsets.
-
-    All texts are hashed in one vectorised pass over their code points, which is what makes
-    near-duplicate search cheap enough to run on every record.
-    """
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    windows = max(points.size - SHINGLE + 1, 0)
-    hashes = np.zeros(windows, dtype=np.uint64)
-    for j in range(SHINGLE):
-        hashes = hashes * _MIX1 + points[j : j + windows]
-    hashes = _finalize(hashes)
-    counts = np.maximum(lengths - SHINGLE + 1, 0)
-    starts = np.cumsum(lengths) - lengths
-    ends = np.cumsum(counts)
-    take = np.repeat(starts - (ends - counts), counts) + np.arange(ends[-1] if counts.size else 0)
-    return hashes[take], np.concatenate(([0], ends)).astype(np.uint64)
-
-
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """One 64-bit key per (record, band); equal bands give equal keys, different bands never meet."""
     banded = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
     keys = np.zeros((len(signatures), bands), dtype=np.uint64)
     for j in range(rows):
         keys = keys * _MIX1 + banded[:, :, j]
-    return _finalize(keys ^ (np.arange(1, bands + 1, dtype=np.uint64) * _MIX3))
+    return finalize(keys ^ (np.arange(1, bands + 1, dtype=np.uint64) * _MIX2))
 
 
 @dataclass
@@ -176,7 +148,7 @@ class DuplicateIndex:
         """Band keys of the batch's signatures; the signatures themselves go to disk for verification."""
         assert self._bands is not None
         bands, rows = self._bands
-        flat, offsets = shingle_hashes([text for _, text in self._near])
+        flat, offsets = window_hashes([text for _, text in self._near], SHINGLE)
         has_shingles = np.diff(offsets.astype(np.int64)) > 0
         digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, NUM_PERM, SEED)
         signatures = np.array(digests.to_rows(), dtype=np.uint32)[has_shingles]

@@ -9,7 +9,7 @@ every instance of one document, in every task, lands on the same side.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -179,11 +179,8 @@ def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tup
     table = pq.read_table(folder / "validation.parquet")
     before = table.num_rows
     if eval_index is not None:
-        keep = [
-            not eval_index.overlaps(p + o)
-            for p, o in zip(table["prompt"].to_pylist(), table["output"].to_pylist())
-        ]
-        table = table.filter(pa.array(keep, pa.bool_()))
+        texts = [p + o for p, o in zip(table["prompt"].to_pylist(), table["output"].to_pylist())]
+        table = table.filter(pa.array(~eval_index.overlaps_many(texts), pa.bool_()))
     table = table.set_column(
         table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string())
     )
@@ -213,7 +210,16 @@ def build_shards(
     source = pq.ParquetFile(records_path)
     columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
-        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=columns, use_threads=False):
+        # Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file).
+        batches = (
+            batch
+            for group in range(source.num_row_groups)
+            for batch in source.read_row_group(group, columns=columns, use_threads=False).to_batches(BATCH_ROWS)
+        )
+        for batch in batches:
+            # Training rows wait here for one batched contamination check; the cap counts them.
+            unchecked: list[tuple[str, tuple[str, ...], tuple[int, int], str]] = []
+            waiting: Counter = Counter()
             for record in batch.to_pylist():
                 doc_id = record.get("doc_id") or record["record_id"]
                 split = None
@@ -229,7 +235,7 @@ def build_shards(
                     task_stats.built += 1
                     if (
                         params.per_task_max is not None
-                        and task_stats.train + task_stats.validation >= params.per_task_max
+                        and task_stats.train + task_stats.validation + waiting[task_id] >= params.per_task_max
                     ):
                         task_stats.capped += 1
                         continue
@@ -237,34 +243,37 @@ def build_shards(
                     instance_id = f"{task_id}-{record['record_id']}"
                     instruction = pick_instruction(bank[task_id], instance_id, params.seed)
                     prompt = place(instruction.text, built, builder.position)
-                    if (
-                        split == "train"
-                        and eval_index is not None
-                        and eval_index.overlaps(prompt + built.output)
-                    ):
-                        task_stats.contaminated += 1
-                        continue
-                    chars = (len(prompt), len(built.output))
-                    task_stats.count(split, *chars)
-                    writers[task_id].add(
+                    values = (
+                        instance_id,
+                        task_id,
+                        categories[task_id],
+                        instruction.text,
+                        instruction.instruction_id,
+                        builder.position,
+                        join_input(built),
+                        prompt,
+                        built.output,
+                        record.get("source_dataset") or "",
+                        record["record_id"],
+                        doc_id,
                         split,
-                        (
-                            instance_id,
-                            task_id,
-                            categories[task_id],
-                            instruction.text,
-                            instruction.instruction_id,
-                            builder.position,
-                            join_input(built),
-                            prompt,
-                            built.output,
-                            record.get("source_dataset") or "",
-                            record["record_id"],
-                            doc_id,
-                            split,
-                        ),
-                        2 * chars[0] + chars[1],
                     )
+                    chars = (len(prompt), len(built.output))
+                    if split == "train" and eval_index is not None:
+                        unchecked.append((task_id, values, chars, prompt + built.output))
+                        waiting[task_id] += 1
+                    else:
+                        stats[task_id].count(split, *chars)
+                        writers[task_id].add(split, values, 2 * chars[0] + chars[1])
+            if unchecked:
+                assert eval_index is not None
+                contaminated = eval_index.overlaps_many([text for *_, text in unchecked])
+                for (task_id, values, chars, _), dropped in zip(unchecked, contaminated):
+                    if dropped:
+                        stats[task_id].contaminated += 1
+                    else:
+                        stats[task_id].count("train", *chars)
+                        writers[task_id].add("train", values, 2 * chars[0] + chars[1])
             advance(batch.num_rows)
     for task_id, writer in writers.items():
         writer.close()
