@@ -7,6 +7,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from kositp.ingest.core import IngestResult, IngestSettings, ingest
+
 CONTEXT = ("행정안전부는 2024년 3월 4일부터 주민등록증 모바일 확인 서비스를 전국으로 확대한다고 밝혔다. "
            "발급을 원하는 사람은 가까운 주민센터를 방문하여 본인 확인을 거친 뒤 휴대전화에 발급받을 수 있다. "
            "담당자 연락처는 ***-****-**** 이다.")
@@ -124,3 +128,18 @@ def kisti_qa_paper(context: str = KISTI_QA_CONTEXT) -> dict[str, Any]:
         item("중", "강우 직후 총인 농도는 평균 몇 배 높아졌는가?", "2.4배", "총인"),
         item("상", "총인 증가 폭이 가장 큰 지점의 특징은?", "합류식 하수관로가 있는 지점", "합류식 하수관로"),
     ]}
+
+
+def run_ingest(tmp_path: Path, *paths: Path, **settings: Any) -> tuple[IngestResult, pd.DataFrame, pd.DataFrame]:
+    """Ingest into ``tmp_path/out`` and check the accounting against the written tables, per file and overall."""
+    result = ingest(list(paths), tmp_path / "out", IngestSettings(**settings))
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    for name, tally in result.ledger.files():
+        kept = (records.source_file == name).sum()
+        rejected = (quarantine.source_file == name).sum()
+        assert (tally.kept, tally.rejected) == (kept, rejected), name
+        assert tally.read == kept + rejected, name
+    total = result.ledger.totals
+    assert total.read == total.kept + total.rejected == len(records) + len(quarantine)
+    return result, records, quarantine

@@ -6,7 +6,6 @@ import io
 import json
 import zipfile
 
-import pandas as pd
 import pytest
 from ingest_fixtures import (
     CONTEXT,
@@ -15,6 +14,7 @@ from ingest_fixtures import (
     every_admin_qa,
     kisti_qa_paper,
     paper_summary,
+    run_ingest,
     summary_documents,
     tech_mrc_document,
     write_json,
@@ -22,19 +22,9 @@ from ingest_fixtures import (
 )
 
 from kositp.ingest import adapters
-from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.normalize import html_to_text, normalize_text
 from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Source, Utf8Transcoder, open_utf8
 from kositp.records import RECORD_SCHEMA
-
-
-def run(tmp_path, *paths, **settings):
-    result = ingest(list(paths), tmp_path / "out", IngestSettings(**settings))
-    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
-    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
-    total = result.ledger.totals
-    assert total.read == total.kept + total.rejected == len(records) + len(quarantine)
-    return result, records, quarantine
 
 
 def test_normalize_keeps_masks_and_tidies():
@@ -46,7 +36,7 @@ def test_normalize_keeps_masks_and_tidies():
 def test_admin_mrc_every_qa_type(tmp_path):
     path = write_zip(tmp_path / "raw" / "aihub_admin_mrc" / "TL_span_extraction.zip",
                      {"TL_span_extraction.json": json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
-    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    result, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert quarantine.empty
     assert records.columns.tolist() == RECORD_SCHEMA.names
     by_type = records.set_index("qa_type")
@@ -66,8 +56,8 @@ def test_admin_mrc_every_qa_type(tmp_path):
 
 def test_record_ids_are_stable_across_runs(tmp_path):
     write_json(tmp_path / "raw" / "a.json", admin_mrc(every_admin_qa()))
-    first = run(tmp_path / "one", tmp_path / "raw")[1]
-    second = run(tmp_path / "two", tmp_path / "raw")[1]
+    first = run_ingest(tmp_path / "one", tmp_path / "raw")[1]
+    second = run_ingest(tmp_path / "two", tmp_path / "raw")[1]
     assert first.record_id.tolist() == second.record_id.tolist()
 
 
@@ -77,7 +67,7 @@ def test_mrc_answers_as_list_or_singular(tmp_path, shape):
     item = {"question": "발급은 어디에서 하나요?", "is_impossible": False}
     item.update({"answers": [answer]} if shape == "list" else {"answer": answer})
     write_json(tmp_path / "news.json", {"data": [{"doc_id": 7, "title": "뉴스", "paragraphs": [{"context": CONTEXT, "qas": [item]}]}]})
-    records = run(tmp_path, tmp_path / "news.json")[1]
+    records = run_ingest(tmp_path, tmp_path / "news.json")[1]
     assert records.answers.iloc[0].tolist() == ["주민센터"] and records.qa_type.iloc[0] == "span"
     assert records.doc_id.iloc[0] == "7"
 
@@ -85,7 +75,7 @@ def test_mrc_answers_as_list_or_singular(tmp_path, shape):
 def test_source_only_paragraphs_become_text_records(tmp_path):
     doc = admin_mrc([])
     del doc["data"][0]["paragraphs"][0]["qas"]
-    records = run(tmp_path, write_json(tmp_path / "TS_span_extraction.json", doc))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "TS_span_extraction.json", doc))[1]
     assert records.kind.tolist() == ["text"]
 
 
@@ -93,7 +83,7 @@ def test_table_qa_with_title_and_singular_answer(tmp_path):
     context = "2024년 지역별 강수량이다.<br><table><tbody><tr><td>지역</td><td>강수량</td></tr><tr><td rowspan='2'>제주</td><td>1,820mm</td></tr></tbody></table>"
     doc = {"data": [{"doc_id": "T1", "paragraphs": [{"context": context, "table_title": "지역별 강수량",
                                                      "qas": [{"question": "제주의 강수량은?", "answer": {"text": "1,820mm", "answer_start": 70}}]}]}]}
-    _result, records, _ = run(tmp_path, write_json(tmp_path / "TL_table.json", doc))
+    _result, records, _ = run_ingest(tmp_path, write_json(tmp_path / "TL_table.json", doc))
     row = records.iloc[0]
     assert (row.kind, row.qa_type, row.title, row.format) == ("table_qa", "table", "지역별 강수량", "table_qa")
     assert row.table_html.startswith("<table>") and row.table_html.endswith("</table>")
@@ -101,7 +91,7 @@ def test_table_qa_with_title_and_singular_answer(tmp_path):
 
 
 def test_document_summary_sentences_extractive_and_abstractive(tmp_path):
-    records = run(tmp_path, write_json(tmp_path / "신문기사_train_original.json", summary_documents()))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "신문기사_train_original.json", summary_documents()))[1]
     first, second = records.iloc[0], records.iloc[1]
     assert first.sentences.tolist()[0] == "시는 다음 달부터 심야 버스 노선 네 개를 새로 운행한다."
     assert len(first.sentences) == 3 and first.text.endswith("500원 비싸다.")
@@ -112,7 +102,7 @@ def test_document_summary_sentences_extractive_and_abstractive(tmp_path):
 
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_paper_summary_misspelled_key_and_list_wrapper(tmp_path, wrapped):
-    records = run(tmp_path, write_json(tmp_path / "paper.json", paper_summary(wrapped)))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "paper.json", paper_summary(wrapped)))[1]
     assert len(records) == 2 and set(records.format) == {"paper_summary"}
     assert records.summary.tolist() == ["도시 숲 주변 미세먼지는 도로변보다 25% 낮았다.", "서울 공원 다섯 곳에서 계절별로 측정하였다."]
     assert records.location.iloc[1].endswith("/summary_section/0")
@@ -126,7 +116,7 @@ def test_book_and_report_passages(tmp_path):
               "Annotation": {"summary1": None, "summary2": "전통시장 주차장 확충에 300억 원 투입.", "summary3": None}}
     zipped = write_zip(tmp_path / "TL_요약.zip", {"book_001.json": json.dumps(book, ensure_ascii=False).encode(),
                                                  "report_001.json": json.dumps(report, ensure_ascii=False).encode()})
-    records = run(tmp_path, zipped)[1]
+    records = run_ingest(tmp_path, zipped)[1]
     assert records.title.tolist() == ["바다의 과학", "정책 브리핑"]
     assert records.summary.tolist() == ["조수는 달의 인력으로 생긴다.", "전통시장 주차장 확충에 300억 원 투입."]
 
@@ -136,7 +126,7 @@ def test_kisti_paper_html_abstract_and_keywords(tmp_path):
                "abstract": {"ko": "<h1>요 약</h1><p>남해안 해변 20곳의 쓰레기를 조사하였다.</p>"},
                "keywords": {"ko": ["해양 쓰레기", "남해안"]}},
               {"doc_id": "K2", "title": "갯벌 생태", "abstract": "갯벌의 저서생물 다양성을 조사하였다.", "keywords": "갯벌;생태"}]
-    records = run(tmp_path, write_json(tmp_path / "kisti.json", papers))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "kisti.json", papers))[1]
     assert records.text.tolist() == ["남해안 해변 20곳의 쓰레기를 조사하였다.", "갯벌의 저서생물 다양성을 조사하였다."]
     assert records.keywords.iloc[0].tolist() == ["해양 쓰레기", "남해안"] and records.keywords.iloc[1].tolist() == ["갯벌", "생태"]
     assert records.title.iloc[0] == "해양 쓰레기 분포" and set(records.kind) == {"paper"}
@@ -145,19 +135,19 @@ def test_kisti_paper_html_abstract_and_keywords(tmp_path):
 def test_plain_csv_with_column_mapping(tmp_path):
     path = tmp_path / "local.csv"
     path.write_text("번호,본문,요약\n1,구청이 공원 산책로를 정비한다.,산책로 정비\n", encoding="utf-8")
-    records = run(tmp_path, path, columns={"text": "본문", "summary": "요약", "doc_id": "번호"})[1]
+    records = run_ingest(tmp_path, path, columns={"text": "본문", "summary": "요약", "doc_id": "번호"})[1]
     assert (records.text.iloc[0], records.summary.iloc[0], records.doc_id.iloc[0]) == ("구청이 공원 산책로를 정비한다.", "산책로 정비", "1")
 
 
 def test_format_override_beats_detection(tmp_path):
     path = write_json(tmp_path / "unknown_shape.json", paper_summary(False))
-    assert run(tmp_path, path, format="paper_summary")[1].format.tolist() == ["paper_summary"] * 2
+    assert run_ingest(tmp_path, path, format="paper_summary")[1].format.tolist() == ["paper_summary"] * 2
 
 
 def test_cp949_and_bom_files(tmp_path):
     write_json(tmp_path / "raw" / "cp949.json", admin_mrc(every_admin_qa()[:1]), encoding="cp949")
     write_json(tmp_path / "raw" / "bom.json", paper_summary(False), bom=True)
-    records = run(tmp_path, tmp_path / "raw")[1]
+    records = run_ingest(tmp_path, tmp_path / "raw")[1]
     assert sorted(records.format) == ["mrc", "paper_summary", "paper_summary"]
     assert records[records.format == "mrc"].answers.iloc[0].tolist() == ["2024년 3월 4일부터"]
 
@@ -172,14 +162,14 @@ def test_cp949_zip_member_names_are_decoded(tmp_path):
 
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(Cp949Name("법률_train_original.json"), json.dumps(summary_documents(), ensure_ascii=False))
-    records = run(tmp_path, path)[1]
+    records = run_ingest(tmp_path, path)[1]
     assert records.source_file.iloc[0].endswith("!법률_train_original.json")
 
 
 def test_tech_mrc_71533_answer_types_options_clue_and_paraphrase(tmp_path):
     path = write_zip(tmp_path / "raw" / "aihub_tech_mrc" / "TL_기술과학.zip",
                      {"TL_기술과학/TECH-0001.json": json.dumps(tech_mrc_document(), ensure_ascii=False).encode()})
-    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    result, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert quarantine.empty and set(records.format) == {"tech_mrc"} and set(records.kind) == {"mrc"}
     assert records.qa_type.tolist() == ["multiple_choice", "multiple_choice", "yes_no", "span", "long"]
     choice, paraphrase = records.iloc[0], records.iloc[1]
@@ -196,7 +186,7 @@ def test_tech_mrc_71533_answer_types_options_clue_and_paraphrase(tmp_path):
 
 
 def test_kisti_qa_paper(tmp_path):
-    records = run(tmp_path, write_json(tmp_path / "kisti_qa" / "JAKO202212345678901.json", kisti_qa_paper()))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "kisti_qa" / "JAKO202212345678901.json", kisti_qa_paper()))[1]
     assert set(records.format) == {"kisti_qa"} and set(records.qa_type) == {"span"}
     assert records.answers.map(list).tolist() == [["여섯 곳"], ["2.4배"], ["합류식 하수관로가 있는 지점"]]
     assert records.keywords.map(list).tolist() == [["도심 하천"], ["총인"], ["합류식 하수관로"]]
@@ -208,7 +198,7 @@ def test_kisti_qa_paper_longer_than_the_detection_head(tmp_path):
     """``qas`` comes after a full paper's text, out of sight of detection: the start decides."""
     context = KISTI_QA_CONTEXT + "\n\n3. 부록\n" + "측정 지점별 시료 채취 시각과 수온을 기록하였다. " * 3000
     assert len(context.encode()) > HEAD_BYTES
-    records = run(tmp_path, write_json(tmp_path / "long.json", kisti_qa_paper(context)), max_chars=len(context))[1]
+    records = run_ingest(tmp_path, write_json(tmp_path / "long.json", kisti_qa_paper(context)), max_chars=len(context))[1]
     assert len(records) == 3 and set(records.format) == {"kisti_qa"}
 
 
@@ -248,7 +238,7 @@ def test_zip_parts_are_read_in_place_in_natural_order(tmp_path, numbering):
     for n, chunk in enumerate(chunks):
         (raw / f"TL_span_extraction.zip.part{offset if numbering == 'offset' else n}").write_bytes(chunk)
         offset += len(chunk)
-    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert quarantine.empty and len(records) == 5
     assert set(records.source_file) == {f"{raw / 'TL_span_extraction.zip'}!TL_span_extraction.json"}
     assert set(records.source_dataset) == {"aihub_admin_mrc"}
@@ -262,7 +252,7 @@ def test_zip_parts_given_one_by_one_are_one_zip(tmp_path):
         parts.append(tmp_path / "dl" / f"TL_a.zip.part{n}")
         parts[-1].parent.mkdir(exist_ok=True)
         parts[-1].write_bytes(chunk)
-    records = run(tmp_path, *parts)[1]
+    records = run_ingest(tmp_path, *parts)[1]
     assert len(records) == 2 and set(records.source_file) == {f"{tmp_path / 'dl' / 'TL_a.zip'}!a.json"}
 
 
@@ -285,7 +275,7 @@ def test_nested_zips_are_opened_in_place(tmp_path):
         archive.writestr("신문기사_train_original.json", json.dumps(summary_documents(), ensure_ascii=False))
     outer = write_zip(tmp_path / "raw" / "aihub_doc_summary" / "문서요약.zip",
                       {"Training/신문기사.zip": inner.getvalue(), "paper.json": json.dumps(paper_summary(False)).encode()})
-    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert quarantine.empty and len(records) == 4
     assert f"{outer}!Training/신문기사.zip!신문기사_train_original.json" in set(records.source_file)
     assert set(records.source_dataset) == {"aihub_doc_summary"}
@@ -296,7 +286,7 @@ def test_cp949_file_larger_than_a_chunk_streams_whole(tmp_path):
     docs["documents"] = [dict(docs["documents"][0], id=str(n)) for n in range(400)]
     path = write_json(tmp_path / "신문기사.json", docs, encoding="cp949")
     assert path.stat().st_size > 3 * READ_CHUNK
-    result, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    result, records, quarantine = run_ingest(tmp_path, path, near_dup_threshold=None)
     assert quarantine.reason.tolist() == ["duplicate"] * 399 and records.doc_id.tolist() == ["0"]
     assert result.ledger.totals.read == 400
 

@@ -15,6 +15,7 @@ from ingest_fixtures import (
     every_admin_qa,
     kisti_qa_paper,
     qa,
+    run_ingest,
     summary_documents,
     tech_mrc_document,
     write_json,
@@ -24,18 +25,6 @@ from ingest_fixtures import (
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.quarantine import AccountingError, IngestError, Ledger, Reject
 from kositp.ingest.readers import HEAD_BYTES, detect_encoding
-
-
-def run(tmp_path, *paths, **settings):
-    result = ingest(list(paths), tmp_path / "out", IngestSettings(**settings))
-    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
-    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
-    for name, tally in result.ledger.files():
-        kept = (records.source_file == name).sum()
-        rejected = (quarantine.source_file == name).sum()
-        assert (tally.kept, tally.rejected) == (kept, rejected), name
-        assert tally.read == kept + rejected, name
-    return result, records, quarantine
 
 
 def reasons(quarantine: pd.DataFrame) -> Counter:
@@ -50,7 +39,7 @@ def test_answer_not_in_context_missing_field_and_empty_text(tmp_path):
     doc = admin_mrc([bad_answer, no_answer, no_question, *every_admin_qa()[:1]])
     doc["data"].append({"doc_id": "D002", "paragraphs": [{"context": " \u0000 ", "qas": [qa(1, "무엇인가요?", "무엇")]}]})
     doc["data"].append({"doc_id": "D003"})
-    _result, records, quarantine = run(tmp_path, write_json(tmp_path / "a.json", doc))
+    _result, records, quarantine = run_ingest(tmp_path, write_json(tmp_path / "a.json", doc))
     assert reasons(quarantine) == {"answer_not_in_context": 1, "missing_field": 3, "empty_text": 1}
     assert len(records) == 1
     located = quarantine.set_index("reason")
@@ -60,7 +49,7 @@ def test_answer_not_in_context_missing_field_and_empty_text(tmp_path):
 
 
 def test_too_long_passage(tmp_path):
-    _, records, quarantine = run(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa())), max_chars=50)
+    _, records, quarantine = run_ingest(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa())), max_chars=50)
     assert records.empty and reasons(quarantine) == {"too_long": 5}
 
 
@@ -68,7 +57,7 @@ def test_truncated_json_keeps_what_came_before_and_the_run_goes_on(tmp_path):
     data = json.dumps(summary_documents(), ensure_ascii=False).encode()
     write_zip(tmp_path / "raw" / "news.zip", {"a_cut.json": data[: len(data) * 3 // 4], "b_whole.json": json.dumps(
         admin_mrc(every_admin_qa()), ensure_ascii=False).encode()})
-    _result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _result, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert reasons(quarantine) == {"malformed_json": 1}
     assert quarantine.location.iloc[0].endswith("a_cut.json#/documents/1 (rest of file unread)")
     assert (records.format == "doc_summary").sum() == 1 and (records.format == "mrc").sum() == 5
@@ -77,14 +66,14 @@ def test_truncated_json_keeps_what_came_before_and_the_run_goes_on(tmp_path):
 def test_zip_with_non_json_member_and_unknown_structure(tmp_path):
     write_zip(tmp_path / "mixed.zip", {"설명서.hwp": b"\x00\x01", "readme.txt": "안내".encode(),
                                        "data.json": b'{"rows": [1, 2, 3]}'})
-    _, records, quarantine = run(tmp_path, tmp_path / "mixed.zip")
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "mixed.zip")
     assert records.empty and reasons(quarantine) == {"unsupported_member": 2, "unknown_format": 1}
 
 
 def test_undecodable_bytes(tmp_path):
     path = tmp_path / "broken.json"
     path.write_bytes(b'{"data": "' + bytes(range(128, 256)) * 40 + b'"}')
-    _, _, quarantine = run(tmp_path, path)
+    _, _, quarantine = run_ingest(tmp_path, path)
     assert reasons(quarantine) == {"undecodable": 1}
     assert quarantine.source_file.iloc[0] == str(path)
 
@@ -93,14 +82,14 @@ def test_cp949_with_invalid_bytes_is_undecodable(tmp_path):
     text = json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode("cp949")
     path = tmp_path / "cp949.json"
     path.write_bytes(text + b"\xff\xff\xff")
-    _, _, quarantine = run(tmp_path, path)
+    _, _, quarantine = run_ingest(tmp_path, path)
     assert reasons(quarantine) == {"undecodable": 1}
 
 
 def test_malformed_jsonl_line(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"text": "시청 민원실은 토요일에도 문을 연다."}\n{"text": "끊긴 줄\n\n{"text": "구청은 무료 법률 상담을 연다."}\n', encoding="utf-8")
-    _, records, quarantine = run(tmp_path, path)
+    _, records, quarantine = run_ingest(tmp_path, path)
     assert len(records) == 2 and reasons(quarantine) == {"malformed_json": 1}
     assert quarantine.location.iloc[0] == f"{path}:2"
 
@@ -114,14 +103,14 @@ def test_exact_and_near_duplicates_across_sources(tmp_path):
     last["sentence"] = last["sentence"].replace("500원", "500 원")
     near["documents"] = near["documents"][:1]
     write_json(tmp_path / "raw" / "aihub_c" / "near.json", near)
-    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    result, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert len(records) == 2
     assert reasons(quarantine) == {"duplicate": 2, "near_duplicate": 1}
     assert result.duplicates_by_source == {"aihub_b:duplicate": 2, "aihub_c:near_duplicate": 1}
 
 
 def test_mrc_questions_on_one_passage_are_not_near_duplicates(tmp_path):
-    _, records, quarantine = run(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa())))
+    _, records, quarantine = run_ingest(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa())))
     assert len(records) == 5 and quarantine.empty
 
 
@@ -160,7 +149,7 @@ def test_unknown_reason_and_format_are_errors(tmp_path):
 
 
 def test_masked_text_and_context_are_kept_verbatim(tmp_path):
-    _, records, _ = run(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa()[:1])))
+    _, records, _ = run_ingest(tmp_path, write_json(tmp_path / "a.json", admin_mrc(every_admin_qa()[:1])))
     assert records.text.iloc[0] == CONTEXT
 
 
@@ -183,7 +172,7 @@ def test_gapped_part_set_is_one_broken_archive_and_the_run_goes_on(tmp_path):
     parts = write_parts(tmp_path / "raw" / "aihub_a", "TL_a.zip", mrc_zip_bytes(tmp_path), 200)
     parts[1].unlink()
     write_json(tmp_path / "raw" / "aihub_b" / "b.json", admin_mrc(every_admin_qa()[:1]))
-    result, records, quarantine = run(tmp_path, tmp_path / "raw")
+    result, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert len(records) == 1 and reasons(quarantine) == {"broken_archive": 1}
     row = quarantine.iloc[0]
     assert row.source_file == str(tmp_path / "raw" / "aihub_a" / "TL_a.zip")
@@ -201,14 +190,14 @@ def test_part_numbering_that_does_not_follow_on(tmp_path, names, message):
     for n, name in enumerate(names):
         (tmp_path / "raw").mkdir(exist_ok=True)
         (tmp_path / "raw" / f"TL_a.zip.{name}").write_bytes(data[n * 300:(n + 1) * 300])
-    _, _, quarantine = run(tmp_path, tmp_path / "raw")
+    _, _, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert reasons(quarantine) == {"broken_archive": 1} and message in quarantine.detail.iloc[0]
 
 
 def test_part_set_missing_its_last_part_is_not_a_readable_zip(tmp_path):
     parts = write_parts(tmp_path / "raw", "TL_a.zip", mrc_zip_bytes(tmp_path), 300)
     parts[-1].unlink()
-    _, _, quarantine = run(tmp_path, tmp_path / "raw")
+    _, _, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert reasons(quarantine) == {"broken_archive": 1}
     assert f"zip joined from {len(parts) - 1} parts is not a readable zip" in quarantine.detail.iloc[0]
 
@@ -222,7 +211,7 @@ def test_damaged_member_bytes_are_a_broken_archive(tmp_path):
     at = data.find("주민센터".encode())
     data[at:at + 3] = "경찰서".encode()[:3]  # same length, different bytes: the CRC no longer matches
     path.write_bytes(bytes(data))
-    _, _, quarantine = run(tmp_path, path)
+    _, _, quarantine = run_ingest(tmp_path, path)
     assert reasons(quarantine) == {"broken_archive": 1} and "CRC" in quarantine.detail.iloc[0]
     assert quarantine.location.iloc[0] == f"{path}!a.json"  # the CRC fails on the first read: nothing was kept
 
@@ -240,7 +229,7 @@ def test_zips_nested_too_deep_or_broken_are_quarantined(tmp_path):
     level3 = nest("c.zip", {"c.json": doc[2], "d.zip": nest("d.zip", {"d.json": doc[3]})})
     path = write_zip(tmp_path / "a.zip", {"a.json": doc[0], "b.zip": nest("b.zip", {"b.json": doc[1], "c.zip": level3}),
                                           "broken.zip": b"PK\x03\x04 not really a zip"})
-    _, records, quarantine = run(tmp_path, path)
+    _, records, quarantine = run_ingest(tmp_path, path)
     assert sorted(records.source_file) == [f"{path}!a.json", f"{path}!b.zip!b.json", f"{path}!b.zip!c.zip!c.json"]
     located = quarantine.set_index("reason")
     assert located.loc["unsupported_member", "source_file"] == f"{path}!b.zip!c.zip!d.zip"
@@ -255,7 +244,7 @@ def test_cp949_bytes_broken_part_way_keep_the_records_before(tmp_path):
     cut = data.find(b'"id": "200"')
     path = tmp_path / "신문기사.json"
     path.write_bytes(data[:cut] + b"\xff\xfe" + data[cut:])
-    result, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    result, records, quarantine = run_ingest(tmp_path, path, near_dup_threshold=None)
     assert reasons(quarantine) == {"duplicate": 199, "undecodable": 1}
     bad = quarantine[quarantine.reason == "undecodable"].iloc[0]
     assert bad.location == f"{path}#/documents/200 (rest of file unread)"
@@ -270,7 +259,7 @@ def test_cp949_jsonl_broken_part_way_keeps_the_lines_before(tmp_path):
     cut = data.find("4000번".encode("cp949"))
     path = tmp_path / "민원.jsonl"
     path.write_bytes(data[:cut] + b"\xff" + data[cut:])
-    _, records, quarantine = run(tmp_path, path, near_dup_threshold=None)
+    _, records, quarantine = run_ingest(tmp_path, path, near_dup_threshold=None)
     assert len(records) == 4000 and reasons(quarantine) == {"undecodable": 1}
     assert quarantine.location.iloc[0] == f"{path}:4001 (rest of file unread)"
 
@@ -285,7 +274,7 @@ def test_tech_mrc_and_kisti_qa_missing_fields(tmp_path):
     del paper["qas"][1]["question"]
     write_json(tmp_path / "raw" / "tech.json", doc)
     write_json(tmp_path / "raw" / "paper.json", paper)
-    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert len(records) == 3 and reasons(quarantine) == {"missing_field": 4}
     assert sorted(quarantine.detail) == ["answer", "answer.answer_text", "question", "wrong_answer"]
 
@@ -293,7 +282,7 @@ def test_tech_mrc_and_kisti_qa_missing_fields(tmp_path):
 def test_a_download_that_is_not_a_zip_is_a_broken_archive(tmp_path):
     write_json(tmp_path / "raw" / "ok.json", admin_mrc(every_admin_qa()[:1]))
     (tmp_path / "raw" / "TL_news.zip").write_text("<html><body>세션이 만료되었습니다</body></html>", encoding="utf-8")
-    _, records, quarantine = run(tmp_path, tmp_path / "raw")
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert len(records) == 1 and reasons(quarantine) == {"broken_archive": 1}
     assert quarantine.source_file.iloc[0] == str(tmp_path / "raw" / "TL_news.zip")
     assert "zip is not a readable zip" in quarantine.detail.iloc[0]
@@ -302,6 +291,6 @@ def test_a_download_that_is_not_a_zip_is_a_broken_archive(tmp_path):
 def test_cp949_file_ending_inside_a_character(tmp_path):
     path = write_json(tmp_path / "a.json", admin_mrc(every_admin_qa()), encoding="cp949")
     path.write_bytes(path.read_bytes() + "가".encode("cp949")[:1])
-    _, records, quarantine = run(tmp_path, path)
+    _, records, quarantine = run_ingest(tmp_path, path)
     assert len(records) == 5 and reasons(quarantine) == {"undecodable": 1}
     assert "incomplete multibyte sequence" in quarantine.detail.iloc[0]

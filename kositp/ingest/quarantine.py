@@ -119,11 +119,18 @@ class Ledger:
         self._done = []
 
     def close(self) -> None:
-        """Write ``files.parquet`` with the duplicate moves applied, checking every file and the total."""
+        """Write ``files.parquet`` with the duplicate moves applied, checking every file and the total.
+
+        Each file was checked when it finished; only a duplicate move can change a file after that,
+        so without moves the draft is the answer."""
         for name in list(self._open):
             self.finish(name)
         self._flush()
         self._writer.close()
+        self.totals.check("total")
+        if not self._moved:
+            self._draft.replace(self.path)
+            return
         draft = pq.ParquetFile(self._draft)
         with pq.ParquetWriter(self.path, FILES_SCHEMA) as out:
             for group in range(draft.num_row_groups):
@@ -136,7 +143,6 @@ class Ledger:
                     FileTally(int(read[bad]), int(kept[bad]), int(rejected[bad])).check(table.column("source_file")[bad].as_py())
                 out.write_table(table)
         self._draft.unlink()
-        self.totals.check("total")
 
     def files(self) -> Iterator[tuple[str, FileTally]]:
         """Every file's final counts, read back from ``files.parquet`` a row group at a time."""

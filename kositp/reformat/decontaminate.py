@@ -110,9 +110,6 @@ class EvalIndex:
             result[start : start + len(chunk)] = hits[offsets[1:].astype(np.intp)] > hits[offsets[:-1].astype(np.intp)]
         return result
 
-    def overlaps(self, text: str) -> bool:
-        return bool(self.overlaps_many([text])[0])
-
 
 def eval_fingerprint(eval_dir: Path | None) -> str:
     """Content hash of the eval folder: a changed eval set changes every task's sub-version."""

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,10 +68,17 @@ def mix_supplementary(
     wanted = min(len(rows), round(ratio * task_train_rows))
     counts = {"available": len(rows), "contaminated": 0, "train": 0, "validation": 0}
     out: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for _, row_id, source, row in rows[:wanted]:
-        prompt = f"{row['instruction']}\n\n{row['input']}" if row["input"] else row["instruction"]
-        split = split_of(row_id, params)
-        if split == "train" and eval_index is not None and eval_index.overlaps(prompt + row["output"]):
+    chosen = [
+        (row_id, source, row, split_of(row_id, params),
+         f"{row['instruction']}\n\n{row['input']}" if row["input"] else row["instruction"])
+        for _, row_id, source, row in rows[:wanted]
+    ]
+    contaminated = np.zeros(len(chosen), dtype=bool)
+    if eval_index is not None:
+        train = [i for i, (*_, split, _) in enumerate(chosen) if split == "train"]
+        contaminated[train] = eval_index.overlaps_many([chosen[i][4] + chosen[i][2]["output"] for i in train])
+    for (row_id, source, row, split, prompt), dropped in zip(chosen, contaminated):
+        if dropped:
             counts["contaminated"] += 1
             continue
         counts[split] += 1
