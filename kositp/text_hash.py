@@ -40,13 +40,22 @@ def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _powers[:size], _inverse_powers[:size]
 
 
-def window_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+def window_hashes(texts: list[str], n: int, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of each text's windows, flat, and row offsets (text ``i`` owns ``flat[off[i]:off[i+1]]``).
 
-    A text shorter than ``n`` has no window. Equal windows hash equal in any text and batch.
+    ``skip`` is a boolean table by code point (its last entry False; larger code points are kept):
+    those characters are removed first, so windows run across them, as decontamination's
+    whitespace-free comparison wants, without a Python pass over every text. A text shorter than
+    ``n`` has no window. Equal windows hash equal in any text and batch.
     """
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+    points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    if skip is not None:
+        kept = ~skip[np.minimum(points, skip.size - 1)]
+        ends = np.concatenate(([0], np.cumsum(kept)))[ends]
+        points = points[kept]
+    lengths = np.diff(ends, prepend=0)
+    points = points.astype(np.uint64)
     powers, inverse = _power_tables(points.size + 1)
     prefix = np.zeros(points.size + 1, dtype=np.uint64)
     np.cumsum(points * powers[: points.size], out=prefix[1:])
@@ -54,7 +63,7 @@ def window_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     hashes = prefix[n : n + windows] - prefix[:windows]
     hashes *= inverse[:windows]
     inside = np.ones(windows, dtype=bool)
-    crossing = (np.cumsum(lengths)[:, None] - np.arange(1, n)[None, :]).ravel()
+    crossing = (ends[:, None] - np.arange(1, n)[None, :]).ravel()
     inside[crossing[(crossing >= 0) & (crossing < windows)]] = False
     counts = np.maximum(lengths - n + 1, 0)
     return finalize(hashes[inside]), np.concatenate(([0], np.cumsum(counts))).astype(np.uint64)

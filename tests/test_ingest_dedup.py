@@ -1,5 +1,6 @@
 """The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
 
+import numpy as np
 import pytest
 from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_json
 
@@ -76,6 +77,15 @@ def test_windows_belong_to_one_text_and_hash_equal_anywhere():
     assert flat[0] == flat[4] != flat[1]
     assert flat[3] not in flat[:3]
     assert list(window_hashes(["가나다라마"], 5)[0]) == [flat[0]]
+
+
+def test_skipped_characters_are_removed_before_windowing():
+    spaced = ["가나 다라\n마바", "", "  ", "사 아자차카"]
+    skip = np.array([chr(c).isspace() for c in range(0x3002)])
+    flat, offsets = window_hashes(spaced, 3, skip)
+    squeezed_flat, squeezed_offsets = window_hashes(["".join(t.split()) for t in spaced], 3)
+    assert list(offsets) == list(squeezed_offsets) == [0, 4, 4, 4, 7]
+    assert list(flat) == list(squeezed_flat)
 
 
 @pytest.mark.parametrize("threshold", [0.7, 0.8, 0.9, 0.95])

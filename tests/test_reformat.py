@@ -250,6 +250,52 @@ def test_decontamination_drops_a_planted_overlap(tmp_path):
     assert "dropped" in artifact.report["decontamination"]
 
 
+def test_records_are_flagged_through_any_text_field_whatever_the_spacing(tmp_path):
+    import pyarrow as pa
+
+    from kositp.reformat.decontaminate import EvalIndex
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "kornli.tsv").write_text(
+        "sentence1\tsentence2\tgold_label\n국회는 법률안을 심의하여 의결한다\t정부는 매년 예산안을 편성하여 국회에 제출한다\tneutral\n",
+        encoding="utf-8",
+    )
+    index = EvalIndex(tmp_path / "eval", 13)
+    batch = pa.RecordBatch.from_pylist(
+        [
+            {"title": None, "text": "오늘은 맑고 따뜻한 날씨가 이어지겠습니다.", "options": ["비", "눈"]},
+            {"text": "선택지를 고르시오.", "options": ["예", "국회는 법률안을심의하여  의결한다"]},
+            {"text": None, "options": None, "title": "정부는 매년 예산안을 편성하여 국회에 제출한다고 밝혔다"},
+            {"text": "국회는 법률안을", "options": ["심의하여 의결한다"]},
+        ]
+    )
+    assert index.records_overlap(batch).tolist() == [False, True, True, False]
+
+
+def test_an_instruction_shared_with_an_eval_set_drops_its_training_instances(tmp_path):
+    from kositp.reformat.decontaminate import EvalIndex
+    from kositp.reformat.shards import SplitParams, build_shards
+
+    records = write_records(tmp_path / "records.parquet", many_records(3))
+    tainted = "다음 글을 읽고 핵심 내용을 세 문장 이내로 요약하시오."
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "prompts.txt").write_text(tainted + "\n", encoding="utf-8")
+    task = "task002_summarization"
+    bank = {task: [Instruction("i0", tainted), Instruction("i1", "이 글을 짧게 줄이시오.")]}
+    stats = build_shards(
+        records,
+        [task],
+        bank,
+        SplitParams(1, 0.0, None),
+        {task: tmp_path / task},
+        ConsoleReporter(show_progress=False),
+        EvalIndex(tmp_path / "eval", 13),
+    )
+    kept = pq.read_table(tmp_path / task / "train.parquet").column("instruction_id").to_pylist()
+    assert stats[task].contaminated > 0 and kept and set(kept) == {"i1"}
+    assert stats[task].contaminated + len(kept) == stats[task].built
+
+
 def test_unchanged_rerun_is_cached_and_one_task_change_rebuilds_one_shard(tmp_path):
     records = many_records(3)
     first, a = run_stage(tmp_path, records, validation_ratio=0.0)

@@ -3,10 +3,16 @@
 Korean has no reliable word boundaries for this purpose (particles attach to words, spacing in
 the corpora is inconsistent), so we compare *characters*: text is NFC-normalized, whitespace is
 removed, and any shared run of ``n`` characters (13 by default, the GPT-3 paper's 13-gram made
-character-level; 13 Hangul syllables is about four to five words) marks a training instance as
-contaminated. N-grams are kept as a sorted array of 64-bit hashes (:mod:`kositp.text_hash`), and
-training texts are checked in batches: hashing and lookup are numpy operations, not a Python
-loop per window, which made this check most of the reformat stage's time.
+character-level; 13 Hangul syllables is about four to five words) marks a text as contaminated.
+N-grams are kept as a sorted array of 64-bit hashes (:mod:`kositp.text_hash`), and texts are
+checked in batches: hashing, whitespace removal and lookup are numpy operations, not a Python
+loop per window.
+
+Task instances are checked through the *record* they are built from: every text an instance
+carries (besides its instruction, checked once per bank, and fixed labels such as ``보기 :``) is
+one of its record's fields, a record feeds up to eight tasks, and an MRC passage repeats in every
+question's record, so one check per distinct field replaces one per instance. A window that would
+span two fields is not checked.
 """
 
 from __future__ import annotations
@@ -14,24 +20,34 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import re
 import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.text_hash import window_hashes
 
 EVAL_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
-_SPACE = re.compile(r"\s+")
+# What ``str.isspace`` (and ``re``'s ``\s``) calls whitespace; U+3000 is the highest such code point.
+_WHITESPACE = np.array([chr(c).isspace() for c in range(0x3002)])
+RECORD_TEXT_FIELDS = (
+    "title",
+    "text",
+    "question",
+    "answers",
+    "options",
+    "clue",
+    "summary",
+    "keywords",
+    "table_html",
+)
+_CHECK_CHARS = 1_000_000  # per hashing call: about 40 bytes of numpy arrays per character
 _FILTER_BITS = 24
 _FILTER_MASK = np.uint64((1 << _FILTER_BITS) - 1)
-
-
-def squeeze(text: str) -> str:
-    return _SPACE.sub("", unicodedata.normalize("NFC", text))
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -80,34 +96,75 @@ def eval_texts(path: Path) -> Iterator[str]:
 class EvalIndex:
     """The n-grams of every eval file under a folder, and checks for training texts."""
 
-    CHECK_BATCH = 2000
-
     def __init__(self, eval_dir: Path, n: int):
         self.n = n
         self.files = eval_files(eval_dir)
-        parts = []
-        for path in self.files:
-            texts = [squeeze(t) for t in eval_texts(path)]
-            for start in range(0, len(texts), self.CHECK_BATCH):
-                parts.append(window_hashes(texts[start : start + self.CHECK_BATCH], n)[0])
+        parts = [
+            hashes
+            for path in self.files
+            for hashes, _ in self._hashed([unicodedata.normalize("NFC", t) for t in eval_texts(path)])
+        ]
         self.ngrams = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
         # A bit per low-24-bit value: most windows are rejected by one lookup before the search.
         self._maybe = np.zeros(1 << _FILTER_BITS, dtype=bool)
         self._maybe[(self.ngrams & _FILTER_MASK).astype(np.intp)] = True
 
-    def overlaps_many(self, texts: Sequence[str]) -> np.ndarray:
-        """For each text, whether it shares an n-gram with the eval sets."""
+    def _hashed(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Window hashes and offsets of consecutive runs of ``texts`` of about ``_CHECK_CHARS``."""
+        start, chars = 0, 0
+        for end, text in enumerate(texts, 1):
+            chars += len(text)
+            if chars >= _CHECK_CHARS or end == len(texts):
+                yield window_hashes(list(texts[start:end]), self.n, _WHITESPACE)
+                start, chars = end, 0
+
+    def _overlaps(self, texts: Sequence[str]) -> np.ndarray:
         result = np.zeros(len(texts), dtype=bool)
-        for start in range(0, len(texts), self.CHECK_BATCH):
-            chunk = [squeeze(t) for t in texts[start : start + self.CHECK_BATCH]]
-            flat, offsets = window_hashes(chunk, self.n)
+        done = 0
+        for flat, offsets in self._hashed(texts):
             candidates = np.flatnonzero(self._maybe[(flat & _FILTER_MASK).astype(np.intp)])
             position = np.searchsorted(self.ngrams, flat[candidates]).clip(max=max(self.ngrams.size - 1, 0))
             matched = candidates[self.ngrams[position] == flat[candidates]]
             hits = np.zeros(flat.size + 1, dtype=np.int64)
             hits[matched + 1] = 1
             hits = np.cumsum(hits)
-            result[start : start + len(chunk)] = hits[offsets[1:].astype(np.intp)] > hits[offsets[:-1].astype(np.intp)]
+            count = offsets.size - 1
+            result[done : done + count] = (
+                hits[offsets[1:].astype(np.intp)] > hits[offsets[:-1].astype(np.intp)]
+            )
+            done += count
+        return result
+
+    def overlaps_many(self, texts: Sequence[str]) -> np.ndarray:
+        """For each text, whether it shares an n-gram with the eval sets."""
+        return self._overlaps([unicodedata.normalize("NFC", t) for t in texts])
+
+    def records_overlap(self, batch: pa.RecordBatch) -> np.ndarray:
+        """For each record of a batch, whether any of its text fields shares an n-gram with the eval sets.
+
+        Records come from ingest, NFC already. Equal field values in the batch are hashed once.
+        """
+        values, owners = [], []
+        for name in RECORD_TEXT_FIELDS:
+            if name not in batch.schema.names:
+                continue
+            column = batch.column(name)
+            if pa.types.is_list(column.type):
+                values.append(pc.list_flatten(column))
+                owners.append(pc.list_parent_indices(column).to_numpy())
+            else:
+                values.append(column)
+                owners.append(np.arange(batch.num_rows))
+        result = np.zeros(batch.num_rows, dtype=bool)
+        if not values:
+            return result
+        texts = pa.concat_arrays([v.cast(pa.string()) for v in values])
+        owner = np.concatenate(owners)
+        present = pc.fill_null(pc.greater_equal(pc.utf8_length(texts), self.n), False)
+        texts, owner = texts.filter(present), owner[present.to_numpy(zero_copy_only=False)]
+        distinct = pc.unique(texts)
+        contaminated = self._overlaps(distinct.to_pylist())
+        result[owner[contaminated[pc.index_in(texts, value_set=distinct).to_numpy()]]] = True
         return result
 
 

@@ -9,7 +9,7 @@ every instance of one document, in every task, lands on the same side.
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -207,6 +207,12 @@ def build_shards(
     stats = {t: TaskStats(t) for t in task_ids}
     writers = {t: _ShardWriter(folders[t]) for t in task_ids}
     categories = {t: get_task(t).category for t in task_ids}
+    tainted_instructions: set[Instruction] = set()
+    if eval_index is not None:
+        instructions = sorted({i for t in task_ids for i in bank[t]}, key=lambda i: i.instruction_id)
+        tainted_instructions = {
+            i for i, hit in zip(instructions, eval_index.overlaps_many([i.text for i in instructions])) if hit
+        }
     source = pq.ParquetFile(records_path)
     columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
@@ -214,66 +220,62 @@ def build_shards(
         batches = (
             batch
             for group in range(source.num_row_groups)
-            for batch in source.read_row_group(group, columns=columns, use_threads=False).to_batches(BATCH_ROWS)
+            for batch in source.read_row_group(group, columns=columns, use_threads=False).to_batches(
+                BATCH_ROWS
+            )
         )
         for batch in batches:
-            # Training rows wait here for one batched contamination check; the cap counts them.
-            unchecked: list[tuple[str, tuple[str, ...], tuple[int, int], str]] = []
-            waiting: Counter = Counter()
-            for record in batch.to_pylist():
+            tainted = eval_index.records_overlap(batch) if eval_index is not None else None
+            for row, record in enumerate(batch.to_pylist()):
                 doc_id = record.get("doc_id") or record["record_id"]
                 split = None
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
-                    task_stats = stats[builder.task_id]
+                    task_id = builder.task_id
+                    task_stats = stats[task_id]
                     task_stats.routed += 1
                     built = builder.build(record)
                     if built is None:
                         continue
-                    task_id = builder.task_id
                     task_stats.built += 1
-                    if (
-                        params.per_task_max is not None
-                        and task_stats.train + task_stats.validation + waiting[task_id] >= params.per_task_max
-                    ):
-                        task_stats.capped += 1
-                        continue
                     split = split or split_of(doc_id, params)
                     instance_id = f"{task_id}-{record['record_id']}"
                     instruction = pick_instruction(bank[task_id], instance_id, params.seed)
+                    if (
+                        split == "train"
+                        and tainted is not None
+                        and (tainted[row] or instruction in tainted_instructions)
+                    ):
+                        task_stats.contaminated += 1
+                        continue
+                    if (
+                        params.per_task_max is not None
+                        and task_stats.train + task_stats.validation >= params.per_task_max
+                    ):
+                        task_stats.capped += 1
+                        continue
                     prompt = place(instruction.text, built, builder.position)
-                    values = (
-                        instance_id,
-                        task_id,
-                        categories[task_id],
-                        instruction.text,
-                        instruction.instruction_id,
-                        builder.position,
-                        join_input(built),
-                        prompt,
-                        built.output,
-                        record.get("source_dataset") or "",
-                        record["record_id"],
-                        doc_id,
+                    task_stats.count(split, len(prompt), len(built.output))
+                    writers[task_id].add(
                         split,
+                        (
+                            instance_id,
+                            task_id,
+                            categories[task_id],
+                            instruction.text,
+                            instruction.instruction_id,
+                            builder.position,
+                            join_input(built),
+                            prompt,
+                            built.output,
+                            record.get("source_dataset") or "",
+                            record["record_id"],
+                            doc_id,
+                            split,
+                        ),
+                        2 * len(prompt) + len(built.output),
                     )
-                    chars = (len(prompt), len(built.output))
-                    if split == "train" and eval_index is not None:
-                        unchecked.append((task_id, values, chars, prompt + built.output))
-                        waiting[task_id] += 1
-                    else:
-                        stats[task_id].count(split, *chars)
-                        writers[task_id].add(split, values, 2 * chars[0] + chars[1])
-            if unchecked:
-                assert eval_index is not None
-                contaminated = eval_index.overlaps_many([text for *_, text in unchecked])
-                for (task_id, values, chars, _), dropped in zip(unchecked, contaminated):
-                    if dropped:
-                        stats[task_id].contaminated += 1
-                    else:
-                        stats[task_id].count("train", *chars)
-                        writers[task_id].add("train", values, 2 * chars[0] + chars[1])
             advance(batch.num_rows)
     for task_id, writer in writers.items():
         writer.close()
