@@ -366,3 +366,71 @@ def test_a_task_with_only_validation_documents_trains_on_them_after_decontaminat
     assert (stats[tasks[0]].train, stats[tasks[0]].contaminated) == (0, 1)
     assert (stats[tasks[1]].train, stats[tasks[1]].validation, stats[tasks[1]].moved_to_train) == (1, 0, 1)
     assert pq.read_table(folders[tasks[1]] / "train.parquet").column("split").to_pylist() == ["train"]
+
+
+def _parallel_inputs(tmp_path: Path):
+    from kositp.reformat.decontaminate import EvalIndex
+    from kositp.reformat.stage import load_bank
+
+    records = write_records(tmp_path / "records.parquet", many_records(6))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "nsmc.txt").write_text(
+        "피해자가 입은 상처가 경미하더라도 상해로 볼 수 있다\n", encoding="utf-8"
+    )
+    bank = load_bank(write_bank(tmp_path / "bank.parquet"))
+    return records, bank, EvalIndex(tmp_path / "eval", 13)
+
+
+def test_two_processes_write_the_same_shards_and_counts_as_one(tmp_path):
+    from kositp.reformat.parallel import build_shards_parallel
+    from kositp.reformat.shards import SplitParams
+
+    records, bank, eval_index = _parallel_inputs(tmp_path)
+    tasks = [t.id for t in TASKS]
+    results = {}
+    for processes in (1, 2):
+        folders = {t: tmp_path / f"p{processes}" / t for t in tasks}
+        stats = build_shards_parallel(
+            records, tasks, bank, SplitParams(7, 0.3, 5), folders, ConsoleReporter(show_progress=False),
+            eval_index, processes=processes,
+        )
+        results[processes] = (
+            {t: s.to_json() for t, s in stats.items()},
+            {t: [(folders[t] / f"{s}.parquet").read_bytes() for s in ("train", "validation")] for t in tasks},
+        )
+    assert results[1] == results[2]
+    assert sum(s["contaminated"] for s in results[2][0].values()) > 0
+    assert sum(s["capped"] for s in results[2][0].values()) > 0
+    assert not list((tmp_path / "p2").glob("*.worker.*")), "the worker's spec and log are removed"
+
+
+def test_a_failing_worker_is_reported_with_its_log(tmp_path):
+    from kositp.reformat.parallel import build_shards_parallel, record_mix, split_tasks
+    from kositp.reformat.shards import SplitParams
+
+    records, bank, eval_index = _parallel_inputs(tmp_path)
+    tasks = [t.id for t in TASKS]
+    _, there = split_tasks(tasks, record_mix(records), child_start=0)
+    assert there
+    (tmp_path / "blocked").write_text("파일이 폴더 자리를 차지하고 있다", encoding="utf-8")
+    folders = {t: tmp_path / "out" / t for t in tasks} | {there[-1]: tmp_path / "blocked" / there[-1]}
+    with pytest.raises(RuntimeError, match=r"reformat worker failed \(exit code 1\)(.|\n)*NotADirectoryError"):
+        build_shards_parallel(
+            records, tasks, bank, SplitParams(7, 0.3, None), folders, ConsoleReporter(show_progress=False),
+            eval_index, processes=2,
+        )
+
+
+def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
+    from kositp.reformat.parallel import CHILD_START_RECORDS, share_work, split_tasks
+
+    tasks = [t.id for t in TASKS]
+    mix = {("summary", None): 75_000, ("paper", None): 15_000, ("table_qa", "table"): 3_750}
+    mix |= {("mrc", q): 10_500 for q in ("span", "long", "yes_no", "multiple_choice", "unanswerable")}
+    here, there = split_tasks(tasks, mix)
+    assert sorted(here + there) == sorted(tasks) and here and there
+    finish = (share_work(here, mix), CHILD_START_RECORDS + share_work(there, mix))
+    assert max(finish) < 0.6 * (share_work(tasks, mix) + CHILD_START_RECORDS)
+    assert abs(finish[0] - finish[1]) < 0.1 * max(finish)
+    small = {kind: n // 100 for kind, n in mix.items()}
+    assert split_tasks(tasks, small) == (tasks, [])

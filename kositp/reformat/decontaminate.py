@@ -97,7 +97,7 @@ class EvalIndex:
     """The n-grams of every eval file under a folder, and checks for training texts."""
 
     def __init__(self, eval_dir: Path, n: int):
-        self.n = n
+        self.eval_dir, self.n = eval_dir, n
         self.files = eval_files(eval_dir)
         parts = [
             hashes
@@ -150,8 +150,8 @@ class EvalIndex:
                 continue
             column = batch.column(name)
             if pa.types.is_list(column.type):
-                values.append(pc.list_flatten(column))
-                owners.append(pc.list_parent_indices(column).to_numpy())
+                values.append(column.flatten())
+                owners.append(np.repeat(np.arange(batch.num_rows), np.diff(column.offsets.to_numpy())))
             else:
                 values.append(column)
                 owners.append(np.arange(batch.num_rows))
@@ -160,7 +160,8 @@ class EvalIndex:
             return result
         texts = pa.concat_arrays([v.cast(pa.string()) for v in values])
         owner = np.concatenate(owners)
-        present = pc.fill_null(pc.greater_equal(pc.utf8_length(texts), self.n), False)
+        # At least n bytes (a character is one to four): a cheap bound that drops nulls and labels.
+        present = pc.fill_null(pc.greater_equal(pc.binary_length(texts), self.n), False)
         texts, owner = texts.filter(present), owner[present.to_numpy(zero_copy_only=False)]
         distinct = pc.unique(texts)
         contaminated = self._overlaps(distinct.to_pylist())

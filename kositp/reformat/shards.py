@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.catalog import get_task
@@ -130,36 +131,31 @@ def split_of(doc_id: str, params: SplitParams) -> str:
 
 
 class _ShardWriter:
-    """Column buffers for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
+    """Row buffers for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
 
     def __init__(self, folder: Path):
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.buffers: dict[str, tuple[list[str], ...]] = {
-            s: tuple([] for _ in SHARD_SCHEMA.names) for s in SPLITS
-        }
+        self.rows: dict[str, list[tuple[str, ...]]] = {s: [] for s in SPLITS}
         self.chars: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self.writers: dict[str, pq.ParquetWriter] = {}
 
     def add(self, split: str, values: tuple[str, ...], chars: int) -> None:
-        columns = self.buffers[split]
-        for column, value in zip(columns, values):
-            column.append(value)
+        rows = self.rows[split]
+        rows.append(values)
         self.chars[split] += chars
-        if len(columns[0]) >= WRITE_ROWS or self.chars[split] >= WRITE_CHARS:
+        if len(rows) >= WRITE_ROWS or self.chars[split] >= WRITE_CHARS:
             self.flush(split)
 
     def flush(self, split: str) -> None:
-        columns = self.buffers[split]
-        if not columns[0]:
+        rows = self.rows[split]
+        if not rows:
             return
         if split not in self.writers:
             self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
-        self.writers[split].write_table(
-            pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], schema=SHARD_SCHEMA)
-        )
-        for column in columns:
-            column.clear()
+        columns = [pa.array(column, pa.string()) for column in zip(*rows)]
+        self.writers[split].write_table(pa.Table.from_arrays(columns, schema=SHARD_SCHEMA))
+        rows.clear()
         self.chars[split] = 0
 
     def close(self) -> None:
@@ -224,7 +220,9 @@ def build_shards(
                 BATCH_ROWS
             )
         )
-        for batch in batches:
+        routed_kinds = pa.array(sorted(routes), pa.string())
+        for read in batches:
+            batch = read.filter(pc.is_in(read.column("kind"), value_set=routed_kinds))
             tainted = eval_index.records_overlap(batch) if eval_index is not None else None
             for row, record in enumerate(batch.to_pylist()):
                 doc_id = record.get("doc_id") or record["record_id"]
@@ -276,7 +274,7 @@ def build_shards(
                         ),
                         2 * len(prompt) + len(built.output),
                     )
-            advance(batch.num_rows)
+            advance(read.num_rows)
     for task_id, writer in writers.items():
         writer.close()
         task_stats = stats[task_id]
@@ -284,9 +282,6 @@ def build_shards(
             task_stats.moved_to_train, dropped = _move_validation_to_train(folders[task_id], eval_index)
             task_stats.contaminated += dropped
             task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
-            reporter.warning(
-                f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead"
-            )
         (folders[task_id] / "stats.json").write_text(
             json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8"
         )

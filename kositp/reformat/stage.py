@@ -12,6 +12,7 @@ import glob
 import hashlib
 import inspect
 import json
+import os
 import shutil
 import unicodedata
 import uuid
@@ -28,8 +29,9 @@ from kositp.config import REPO_ROOT, StageConfig
 from kositp.reformat.builders import BUILDERS
 from kositp.reformat.decontaminate import EvalIndex, eval_fingerprint
 from kositp.reformat.metadata import composition_plot, count_rows, data_card, superni_task, write_seed_export
+from kositp.reformat.parallel import build_shards_parallel
 from kositp.reformat.placement import Instruction
-from kositp.reformat.shards import SPLITS, SplitParams, TaskStats, build_shards
+from kositp.reformat.shards import SPLITS, SplitParams, TaskStats
 from kositp.reformat.supplementary import mix_supplementary
 from kositp.stages import Stage, StageContext, StageOutcome
 
@@ -126,9 +128,13 @@ def _cached(folder: Path) -> bool:
 
 
 def _copy_shard(source: Path, target: Path) -> None:
+    """A hard link where the cache and the artifact share a file system (neither is written again)."""
     target.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        shutil.copyfile(source / f"{split}.parquet", target / f"{split}.parquet")
+        try:
+            os.link(source / f"{split}.parquet", target / f"{split}.parquet")
+        except OSError:
+            shutil.copyfile(source / f"{split}.parquet", target / f"{split}.parquet")
 
 
 def _build_tasks(
@@ -138,13 +144,13 @@ def _build_tasks(
     records = ctx.inputs["ingest"].path / "records.parquet"
     if ctx.cache_dir is None:
         folders = {t: ctx.out_dir / "shards" / t for t in tasks}
-        build_shards(records, tasks, bank, params, folders, ctx.reporter, eval_index)
+    else:
+        cache = ctx.cache_dir / "reformat"
+        folders = {t: cache / f".tmp-{subversions[t]}-{uuid.uuid4().hex[:8]}" for t in tasks}
+    build_shards_parallel(records, tasks, bank, params, folders, ctx.reporter, eval_index)
+    if ctx.cache_dir is None:
         return
-    cache = ctx.cache_dir / "reformat"
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = {t: cache / f".tmp-{subversions[t]}-{uuid.uuid4().hex[:8]}" for t in tasks}
-    build_shards(records, tasks, bank, params, staging, ctx.reporter, eval_index)
-    for task_id, folder in staging.items():
+    for task_id, folder in folders.items():
         final = cache / subversions[task_id]
         try:
             folder.rename(final)
@@ -199,6 +205,11 @@ def run(ctx: StageContext) -> StageOutcome:
         for t in task_ids:
             (stats_dir[t] / "stats.json").unlink()
     ctx.reporter.info(f"reformat: rebuilt {len(rebuilt)} task(s), reused {len(reused)} from cache")
+    for task_id, task_stats in stats.items():
+        if task_stats.moved_to_train:
+            ctx.reporter.warning(
+                f"{task_id}: every document hashed to validation; its {task_stats.train} instances train instead"
+            )
     _check_minimum(stats, config, ctx)
 
     rows = count_rows(stats)
