@@ -434,3 +434,38 @@ def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
     assert abs(finish[0] - finish[1]) < 0.1 * max(finish)
     small = {kind: n // 100 for kind, n in mix.items()}
     assert split_tasks(tasks, small) == (tasks, [])
+
+
+def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
+    import random
+
+    from kositp.reformat.cap import TaskCap
+    from kositp.reformat.shards import SplitParams, build_shards
+    from kositp.reformat.stage import load_bank
+
+    records = many_records(8)
+    shuffled = records[:]
+    random.Random(0).shuffle(shuffled)
+    bank = load_bank(write_bank(tmp_path / "bank.parquet"))
+    tasks = [t.id for t in TASKS]
+    reporter = ConsoleReporter(show_progress=False)
+
+    def kept(name: str, rows: list[dict], cap: int | None):
+        path = write_records(tmp_path / f"{name}.parquet", rows)
+        folders = {t: tmp_path / name / t for t in tasks}
+        stats = build_shards(path, tasks, bank, SplitParams(3, 0.3, cap), folders, reporter)
+        tables = {t: pq.read_table(folders[t] / "train.parquet").to_pylist()
+                  + pq.read_table(folders[t] / "validation.parquet").to_pylist() for t in tasks}
+        return stats, tables
+
+    _, everything = kept("all", records, None)
+    stats, sample = kept("capped", shuffled, 3)
+    for task in tasks:
+        key = TaskCap(task, 3, 3).key
+        expected = sorted(everything[task], key=lambda r: key(r["source_id"]))[:3]
+        assert sorted(r["id"] for r in sample[task]) == sorted(r["id"] for r in expected), task
+        task_stats = stats[task]
+        assert task_stats.train + task_stats.validation == len(expected)
+        assert task_stats.prompt_chars.total == sum(len(r["prompt"]) for r in sample[task])
+        assert task_stats.output_chars.longest == max((len(r["output"]) for r in sample[task]), default=0)
+    assert sum(s.capped for s in stats.values()) > 0

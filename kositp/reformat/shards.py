@@ -14,12 +14,14 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.catalog import get_task
-from kositp.reformat.builders import BUILDERS
+from kositp.reformat.builders import BUILDERS, Builder, Built
+from kositp.reformat.cap import TaskCap
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction, join_input, pick_instruction, place, stable_hash
 from kositp.reporting import Reporter
@@ -185,6 +187,34 @@ def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tup
     return table.num_rows, before - table.num_rows
 
 
+def _trim(folder: Path, cap: TaskCap, task_stats: TaskStats) -> None:
+    """Remove the rows a smaller key pushed out of the sample after they were written; recount the rest."""
+    largest = cap.largest
+    if all(not keys or max(keys) <= largest for keys in cap.written.values()):
+        return
+    task_stats.train = task_stats.validation = 0
+    task_stats.prompt_chars, task_stats.output_chars = LengthStats(), LengthStats()
+    for split in SPLITS:
+        path = folder / f"{split}.parquet"
+        keys = np.frombuffer(cap.written[split], dtype=np.uint64)
+        source = pq.ParquetFile(path)
+        trimmed = path.with_name(f"{split}.trimmed.parquet")
+        start = 0
+        with pq.ParquetWriter(trimmed, SHARD_SCHEMA) as writer:
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group, use_threads=False)
+                keep = keys[start : start + table.num_rows] <= np.uint64(largest)
+                start += table.num_rows
+                task_stats.capped += int((~keep).sum())
+                table = table.filter(pa.array(keep))
+                writer.write_table(table)
+                for prompt, output in zip(
+                    pc.utf8_length(table["prompt"]).to_pylist(), pc.utf8_length(table["output"]).to_pylist()
+                ):
+                    task_stats.count(split, prompt, output)
+        trimmed.replace(path)
+
+
 def build_shards(
     records_path: Path,
     task_ids: Collection[str],
@@ -194,7 +224,12 @@ def build_shards(
     reporter: Reporter,
     eval_index: EvalIndex | None = None,
 ) -> dict[str, TaskStats]:
-    """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``."""
+    """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``.
+
+    Per batch of records: build what the cap can still take, then check the records of the
+    training instances against the eval sets (in one batched call), then place instructions,
+    admit to the sample and write.
+    """
     routes: dict[str, list] = defaultdict(list)
     for task_id in task_ids:
         builder = BUILDERS[task_id]
@@ -203,6 +238,7 @@ def build_shards(
     stats = {t: TaskStats(t) for t in task_ids}
     writers = {t: _ShardWriter(folders[t]) for t in task_ids}
     categories = {t: get_task(t).category for t in task_ids}
+    caps = {t: TaskCap(t, params.seed, params.per_task_max) for t in task_ids} if params.per_task_max else {}
     tainted_instructions: set[Instruction] = set()
     if eval_index is not None:
         instructions = sorted({i for t in task_ids for i in bank[t]}, key=lambda i: i.instruction_id)
@@ -223,61 +259,69 @@ def build_shards(
         routed_kinds = pa.array(sorted(routes), pa.string())
         for read in batches:
             batch = read.filter(pc.is_in(read.column("kind"), value_set=routed_kinds))
-            tainted = eval_index.records_overlap(batch) if eval_index is not None else None
-            for row, record in enumerate(batch.to_pylist()):
-                doc_id = record.get("doc_id") or record["record_id"]
+            records = batch.to_pylist()
+            pending: list[tuple[int, Builder, Built, str, int]] = []
+            for row, record in enumerate(records):
                 split = None
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
-                    task_id = builder.task_id
-                    task_stats = stats[task_id]
+                    task_stats = stats[builder.task_id]
                     task_stats.routed += 1
+                    cap = caps.get(builder.task_id)
+                    key = cap.key(record["record_id"]) if cap is not None else 0
+                    if cap is not None and key >= cap.bound:
+                        task_stats.capped += 1
+                        continue
                     built = builder.build(record)
                     if built is None:
                         continue
                     task_stats.built += 1
-                    split = split or split_of(doc_id, params)
-                    instance_id = f"{task_id}-{record['record_id']}"
-                    instruction = pick_instruction(bank[task_id], instance_id, params.seed)
-                    if (
-                        split == "train"
-                        and tainted is not None
-                        and (tainted[row] or instruction in tainted_instructions)
-                    ):
-                        task_stats.contaminated += 1
-                        continue
-                    if (
-                        params.per_task_max is not None
-                        and task_stats.train + task_stats.validation >= params.per_task_max
-                    ):
-                        task_stats.capped += 1
-                        continue
-                    prompt = place(instruction.text, built, builder.position)
-                    task_stats.count(split, len(prompt), len(built.output))
-                    writers[task_id].add(
+                    split = split or split_of(record.get("doc_id") or record["record_id"], params)
+                    pending.append((row, builder, built, split, key))
+            tainted: set[int] = set()
+            train_rows = sorted({row for row, _, _, split, _ in pending if split == "train"})
+            if eval_index is not None and train_rows:
+                flags = eval_index.records_overlap(batch.take(pa.array(train_rows, pa.int64())))
+                tainted = {row for row, flag in zip(train_rows, flags) if flag}
+            for row, builder, built, split, key in pending:
+                record, task_id = records[row], builder.task_id
+                task_stats = stats[task_id]
+                instance_id = f"{task_id}-{record['record_id']}"
+                instruction = pick_instruction(bank[task_id], instance_id, params.seed)
+                if split == "train" and (row in tainted or instruction in tainted_instructions):
+                    task_stats.contaminated += 1
+                    continue
+                if task_id in caps and not caps[task_id].admit(key, split):
+                    task_stats.capped += 1
+                    continue
+                prompt = place(instruction.text, built, builder.position)
+                task_stats.count(split, len(prompt), len(built.output))
+                writers[task_id].add(
+                    split,
+                    (
+                        instance_id,
+                        task_id,
+                        categories[task_id],
+                        instruction.text,
+                        instruction.instruction_id,
+                        builder.position,
+                        join_input(built),
+                        prompt,
+                        built.output,
+                        record.get("source_dataset") or "",
+                        record["record_id"],
+                        record.get("doc_id") or record["record_id"],
                         split,
-                        (
-                            instance_id,
-                            task_id,
-                            categories[task_id],
-                            instruction.text,
-                            instruction.instruction_id,
-                            builder.position,
-                            join_input(built),
-                            prompt,
-                            built.output,
-                            record.get("source_dataset") or "",
-                            record["record_id"],
-                            doc_id,
-                            split,
-                        ),
-                        2 * len(prompt) + len(built.output),
-                    )
+                    ),
+                    2 * len(prompt) + len(built.output),
+                )
             advance(read.num_rows)
     for task_id, writer in writers.items():
         writer.close()
         task_stats = stats[task_id]
+        if task_id in caps:
+            _trim(folders[task_id], caps[task_id], task_stats)
         if task_stats.train == 0 and task_stats.validation > 0:
             task_stats.moved_to_train, dropped = _move_validation_to_train(folders[task_id], eval_index)
             task_stats.contaminated += dropped

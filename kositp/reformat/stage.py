@@ -56,6 +56,11 @@ class ReformatConfig(StageConfig):
     seed_jsonl_export: bool = False
 
 
+# Bump when shards change for the same inputs outside a builder (sampling, decontamination,
+# columns): it is part of every task's sub-version, so cached shards are rebuilt.
+CODE_VERSION = "2"
+
+
 class ReformatError(ValueError):
     pass
 
@@ -113,6 +118,7 @@ def task_subversion(
     task_id: str, instructions: list[Instruction], records_version: str, config: ReformatConfig, eval_fp: str
 ) -> str:
     shaping = {
+        "code": CODE_VERSION,
         "task": task_id,
         "builder": builder_code(task_id),
         "instructions": [(i.instruction_id, i.text) for i in instructions],
@@ -282,7 +288,7 @@ def run(ctx: StageContext) -> StageOutcome:
 
 STAGE = Stage(
     name="reformat",
-    code_version="1",
+    code_version=CODE_VERSION,
     config=ReformatConfig,
     run=run,
     inputs=("ingest", "instructions"),
