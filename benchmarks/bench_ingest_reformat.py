@@ -11,6 +11,7 @@ worker, peaks added: an upper bound).
     python benchmarks/bench_ingest_reformat.py                 # 150,000 records
     python benchmarks/bench_ingest_reformat.py --scale 10      # also 1,500,000 records
     python benchmarks/bench_ingest_reformat.py --work /tmp/bi  # keep the generated corpora
+    python benchmarks/bench_ingest_reformat.py --per-task-max 5000   # with a per-task cap
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from bench_ingest import BASE_RECORDS, corpus, peak_rss_mib
 from machine import describe
 
 
-def run_stages(corpus_dir: Path, root: Path) -> dict:
+def run_stages(corpus_dir: Path, root: Path, per_task_max: int | None) -> dict:
     """Runs in its own process: fingerprint + ingest + reformat, timed stage by stage."""
     import pandas  # noqa: F401  (pyarrow imports it on first use; a pipeline process has it already)
     from reformat_data import write_bank
@@ -60,7 +61,9 @@ def run_stages(corpus_dir: Path, root: Path) -> dict:
     seconds["ingest"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    reformat_config = ReformatConfig(validation_ratio=0.05, decontaminate_against="data/demo/eval")
+    reformat_config = ReformatConfig(
+        validation_ratio=0.05, decontaminate_against="data/demo/eval", per_task_max=per_task_max
+    )
     params = reformat_config.model_dump(mode="json")
     inputs = {"ingest": ingest_version, "instructions": "bench"}
     version = compute_version("reformat", REFORMAT.code_version, params, inputs, {})
@@ -77,9 +80,10 @@ def run_stages(corpus_dir: Path, root: Path) -> dict:
     }
 
 
-def measure(corpus_dir: Path) -> dict:
+def measure(corpus_dir: Path, per_task_max: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-reformat-") as root:
-        proc = subprocess.run([sys.executable, __file__, "--worker", str(corpus_dir), root], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, __file__, "--worker", str(corpus_dir), root, json.dumps(per_task_max)],
+                              capture_output=True, text=True,
                               check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -89,19 +93,21 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=1, help="also run at this multiple of 150,000 records")
     parser.add_argument("--records", type=int, default=BASE_RECORDS)
     parser.add_argument("--work", type=Path, help="folder to keep generated corpora in (default: a temporary one)")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--per-task-max", type=int, help="reformat's per-task cap (default: none, every instance)")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(run_stages(Path(args.worker[0]), Path(args.worker[1]))))
+        print(json.dumps(run_stages(Path(args.worker[0]), Path(args.worker[1]), json.loads(args.worker[2]))))
         return
     print(f"machine: {describe()}")
+    print(f"reformat per_task_max: {args.per_task_max or 'none'}")
     with tempfile.TemporaryDirectory(prefix="bench-ingest-reformat-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         figures = []
         for scale in sorted({1, args.scale}):
             records = args.records * scale
-            result = measure(corpus(work, records))
+            result = measure(corpus(work, records), args.per_task_max)
             figures.append(result)
             total = sum(result["seconds"].values())
             print(f"{records:>9,} raw records -> {result['kept']:,} kept -> {result['instances']:,} task instances: "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 # Before Prefect is imported anywhere: keep its database and result storage out of ~/.prefect.
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="kositp-prefect-"))
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_PREFECT_HOME / "storage")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -439,7 +439,7 @@ def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
 def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
     import random
 
-    from kositp.reformat.cap import TaskCap
+    from kositp.reformat.cap import TaskCap, record_hashes
     from kositp.reformat.shards import SplitParams, build_shards
     from kositp.reformat.stage import load_bank
 
@@ -461,8 +461,9 @@ def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
     _, everything = kept("all", records, None)
     stats, sample = kept("capped", shuffled, 3)
     for task in tasks:
-        key = TaskCap(task, 3, 3).key
-        expected = sorted(everything[task], key=lambda r: key(r["source_id"]))[:3]
+        rows = everything[task]
+        keys = TaskCap(task, 3, 3).keys(record_hashes([r["source_id"] for r in rows]))
+        expected = [r for _, r in sorted(zip(keys, rows), key=lambda pair: pair[0])][:3]
         assert sorted(r["id"] for r in sample[task]) == sorted(r["id"] for r in expected), task
         task_stats = stats[task]
         assert task_stats.train + task_stats.validation == len(expected)

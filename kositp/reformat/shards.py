@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from kositp.catalog import get_task
 from kositp.reformat.builders import BUILDERS, Builder, Built
-from kositp.reformat.cap import TaskCap
+from kositp.reformat.cap import TaskCap, record_hashes
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction, join_input, pick_instruction, place, stable_hash
 from kositp.reporting import Reporter
@@ -260,6 +260,8 @@ def build_shards(
         for read in batches:
             batch = read.filter(pc.is_in(read.column("kind"), value_set=routed_kinds))
             records = batch.to_pylist()
+            hashes = record_hashes(batch.column("record_id").to_pylist()) if caps else None
+            keys = {t: cap.keys(hashes) for t, cap in caps.items()} if hashes is not None else {}
             pending: list[tuple[int, Builder, Built, str, int]] = []
             for row, record in enumerate(records):
                 split = None
@@ -269,7 +271,7 @@ def build_shards(
                     task_stats = stats[builder.task_id]
                     task_stats.routed += 1
                     cap = caps.get(builder.task_id)
-                    key = cap.key(record["record_id"]) if cap is not None else 0
+                    key = keys[builder.task_id][row] if cap is not None else 0
                     if cap is not None and key >= cap.bound:
                         task_stats.capped += 1
                         continue
