@@ -131,7 +131,7 @@ def corpus(work: Path, records: int) -> Path:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak plus its largest finished child's (the candidate worker)."""
+    """This process's peak plus its largest finished child's (a worker process): an upper bound."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return (own + children) / 1024

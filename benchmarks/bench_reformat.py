@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "benchmarks"), str(REPO / "tests")]
 
+from bench_ingest import peak_rss_mib
+from machine import describe
 from reformat_data import sample_records, write_bank
 
 from kositp.records import RECORD_SCHEMA
@@ -69,7 +67,7 @@ def measure(root: Path) -> dict:
     return {
         "seconds": round(seconds, 2),
         "instances": result.rows.get("train", 0) + result.rows.get("validation", 0),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
     }
 
 
@@ -114,10 +112,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.root)))
         return
-    print(
-        f"machine: {platform.platform()}, python {platform.python_version()}, {os.cpu_count()} cpus, "
-        f"{psutil.virtual_memory().total / 2**30:.1f} GiB, pyarrow {pa.__version__}"
-    )
+    print(f"machine: {describe()} | pyarrow {pa.__version__}")
     results = [run_scale(n) for n in ([150_000, 1_500_000] if args.large else [150_000])]
     for r in results:
         print(
