@@ -270,6 +270,14 @@ def test_records_are_flagged_through_any_text_field_whatever_the_spacing(tmp_pat
         ]
     )
     assert index.records_overlap(batch).tolist() == [False, True, True, False]
+    # A null list slot may still span values (Arrow allows it): they belong to no record.
+    options = pa.ListArray.from_arrays(
+        pa.array([0, 1, 2, 3], pa.int32()),
+        pa.array(["비", "국회는 법률안을 심의하여 의결한다", "눈"]),
+        mask=pa.array([False, True, False]),
+    )
+    spanned = pa.RecordBatch.from_arrays([pa.array(["가", "나", "다"]), options], names=["text", "options"])
+    assert index.records_overlap(spanned).tolist() == [False, False, False]
 
 
 def test_an_instruction_shared_with_an_eval_set_drops_its_training_instances(tmp_path):

@@ -150,8 +150,10 @@ class EvalIndex:
                 continue
             column = batch.column(name)
             if pa.types.is_list(column.type):
+                # ``flatten`` skips what a null list slot may still span; so do these lengths.
+                lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy()
                 values.append(column.flatten())
-                owners.append(np.repeat(np.arange(batch.num_rows), np.diff(column.offsets.to_numpy())))
+                owners.append(np.repeat(np.arange(batch.num_rows), lengths))
             else:
                 values.append(column)
                 owners.append(np.arange(batch.num_rows))
