@@ -106,9 +106,9 @@ def build_shards_parallel(
     ``None`` decides by cores and record count, and stays in one process when the child's start
     would cost more than it saves; an explicit 2 always splits (the start is then not weighed).
     """
-    if (processes or auto_processes(records_path, len(task_ids))) < 2 or len(task_ids) < 2:
-        return build_shards(records_path, task_ids, bank, params, folders, reporter, eval_index)
-    here, there = split_tasks(task_ids, record_mix(records_path), CHILD_START_RECORDS if processes is None else 0)
+    here, there = list(task_ids), []
+    if (processes or auto_processes(records_path, len(task_ids))) >= 2 and len(task_ids) >= 2:
+        here, there = split_tasks(task_ids, record_mix(records_path), CHILD_START_RECORDS if processes is None else 0)
     if not there:
         return build_shards(records_path, task_ids, bank, params, folders, reporter, eval_index)
     spec_path = folders[there[0]].with_name(f"{folders[there[0]].name}.worker.json")
