@@ -8,7 +8,7 @@ added: an upper bound). Imports happen before the clock starts, as in a pipeline
 
     python benchmarks/bench_ingest.py                 # 150,000 records
     python benchmarks/bench_ingest.py --scale 10      # also 1,500,000 records
-    python benchmarks/bench_ingest.py --work /tmp/bi  # keep the generated corpora for reruns
+    python benchmarks/bench_ingest.py --work DIR  # keep the generated corpora in DIR for reruns
 """
 
 from __future__ import annotations

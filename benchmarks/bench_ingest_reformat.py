@@ -10,7 +10,7 @@ worker, peaks added: an upper bound).
 
     python benchmarks/bench_ingest_reformat.py                 # 150,000 records
     python benchmarks/bench_ingest_reformat.py --scale 10      # also 1,500,000 records
-    python benchmarks/bench_ingest_reformat.py --work /tmp/bi  # keep the generated corpora
+    python benchmarks/bench_ingest_reformat.py --work DIR  # keep the generated corpora in DIR
     python benchmarks/bench_ingest_reformat.py --per-task-max 5000   # with a per-task cap
 """
 

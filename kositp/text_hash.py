@@ -10,6 +10,8 @@ the bits so that any slice of the hash (a partition, a filter) is evenly used.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 _Q = 0x9E3779B97F4A7C15  # odd, so invertible mod 2^64
@@ -40,7 +42,7 @@ def _power_tables(size: int) -> tuple[np.ndarray, np.ndarray]:
     return _powers[:size], _inverse_powers[:size]
 
 
-def window_hashes(texts: list[str], n: int, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def window_hashes(texts: Sequence[str], n: int, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of each text's windows, flat, and row offsets (text ``i`` owns ``flat[off[i]:off[i+1]]``).
 
     ``skip`` is a boolean table by code point (its last entry False; larger code points are kept):

@@ -115,7 +115,7 @@ class EvalIndex:
         for end, text in enumerate(texts, 1):
             chars += len(text)
             if chars >= _CHECK_CHARS or end == len(texts):
-                yield window_hashes(list(texts[start:end]), self.n, _WHITESPACE)
+                yield window_hashes(texts[start:end], self.n, _WHITESPACE)
                 start, chars = end, 0
 
     def _overlaps(self, texts: Sequence[str]) -> np.ndarray:

@@ -260,8 +260,10 @@ def build_shards(
         for read in batches:
             batch = read.filter(pc.is_in(read.column("kind"), value_set=routed_kinds))
             records = batch.to_pylist()
-            hashes = record_hashes(batch.column("record_id").to_pylist()) if caps else None
-            keys = {t: cap.keys(hashes) for t, cap in caps.items()} if hashes is not None else {}
+            keys: dict[str, list[int]] = {}
+            if caps:
+                hashes = record_hashes(batch.column("record_id").to_pylist())
+                keys = {t: cap.keys(hashes) for t, cap in caps.items()}
             pending: list[tuple[int, Builder, Built, str, int]] = []
             for row, record in enumerate(records):
                 split = None
@@ -282,8 +284,8 @@ def build_shards(
                     split = split or split_of(record.get("doc_id") or record["record_id"], params)
                     pending.append((row, builder, built, split, key))
             tainted: set[int] = set()
-            train_rows = sorted({row for row, _, _, split, _ in pending if split == "train"})
-            if eval_index is not None and train_rows:
+            if eval_index is not None:
+                train_rows = sorted({row for row, _, _, split, _ in pending if split == "train"})
                 flags = eval_index.records_overlap(batch.take(pa.array(train_rows, pa.int64())))
                 tainted = {row for row, flag in zip(train_rows, flags) if flag}
             for row, builder, built, split, key in pending:
