@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from reformat_data import LAW_TEXT, sample_records, write_bank, write_records
@@ -126,14 +127,20 @@ def test_keywords_and_tables():
 
 
 def test_instruction_choice_is_stable_and_spread_and_placement_matches_the_seed():
-    bank = [Instruction(f"i{n}", f"지시문 {n}") for n in range(5)]
-    picks = [pick_instruction(bank, f"task-{n}", seed=7).instruction_id for n in range(50)]
-    assert picks == [pick_instruction(bank, f"task-{n}", seed=7).instruction_id for n in range(50)]
-    assert len(set(picks)) > 1
+    picks = [pick_instruction(5, f"task-{n}", seed=7) for n in range(50)]
+    assert picks == [pick_instruction(5, f"task-{n}", seed=7) for n in range(50)]
+    assert len(set(picks)) > 1 and set(picks) <= set(range(5))
     (mc,) = built("task007_extractive_qa_objective", [by_id("mrc-mc")])
-    after = place("지시문", mc, "after")
-    assert after.startswith(mc.context + "\n\n지시문\n\n보호수용제도와 성격이")
-    assert place("지시문", mc, "before").startswith("지시문\n\n" + mc.context)
+    title = built("task003_title_generation", sample_records())[0]
+    assert mc.query and not title.query
+    definition = pa.array(["지시문", "제목을 지으시오."])
+    context, query = pa.array([mc.context, title.context]), pa.array([mc.query, None], pa.string())
+    inputs, after = place(definition, context, query, "after")
+    assert inputs.to_pylist() == [f"{mc.context}\n\n{mc.query}", title.context]
+    assert after[0].as_py().startswith(mc.context + "\n\n지시문\n\n보호수용제도와 성격이")
+    assert after[1].as_py() == f"{title.context}\n\n제목을 지으시오."
+    _, before = place(definition, context, query, "before")
+    assert before.to_pylist() == [f"지시문\n\n{mc.context}\n\n{mc.query}", f"제목을 지으시오.\n\n{title.context}"]
 
 
 # --- the stage through the pipeline runner ---------------------------------------------------
@@ -251,8 +258,6 @@ def test_decontamination_drops_a_planted_overlap(tmp_path):
 
 
 def test_records_are_flagged_through_any_text_field_whatever_the_spacing(tmp_path):
-    import pyarrow as pa
-
     from kositp.reformat.decontaminate import EvalIndex
 
     (tmp_path / "eval").mkdir()

@@ -170,6 +170,19 @@ class EvalIndex:
         result[owner[contaminated[pc.index_in(texts, value_set=distinct).to_numpy()]]] = True
         return result
 
+    def flag_row_group(self, records: pq.ParquetFile, group: int) -> np.ndarray:
+        """:meth:`records_overlap` for one row group of ``records.parquet``, reading its text columns only."""
+        names = [c for c in RECORD_TEXT_FIELDS if c in records.schema_arrow.names]
+        table = records.read_row_group(group, columns=names, use_threads=False)
+        return np.concatenate([np.zeros(0, dtype=bool), *map(self.records_overlap, table.to_batches())])
+
+    def flag_records(self, records_path: Path) -> np.ndarray:
+        """Whether each record of ``records.parquet`` (in file order) overlaps the eval sets."""
+        records = pq.ParquetFile(records_path)
+        return np.concatenate(
+            [np.zeros(0, dtype=bool), *(self.flag_row_group(records, g) for g in range(records.num_row_groups))]
+        )
+
 
 def eval_fingerprint(eval_dir: Path | None) -> str:
     """Content hash of the eval folder: a changed eval set changes every task's sub-version."""

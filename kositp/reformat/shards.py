@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.catalog import get_task
-from kositp.reformat.builders import BUILDERS, Builder, Built
+from kositp.reformat.builders import BUILDERS, Position
 from kositp.reformat.cap import TaskCap, record_hashes
 from kositp.reformat.decontaminate import EvalIndex
-from kositp.reformat.placement import Instruction, join_input, pick_instruction, place, stable_hash
+from kositp.reformat.placement import Instruction, pick_instruction, place, stable_hash
 from kositp.reporting import Reporter
 
 SHARD_SCHEMA = pa.schema(
@@ -46,6 +46,8 @@ SHARD_SCHEMA = pa.schema(
         )
     ]
 )
+# Dictionary encoding pays for columns with few distinct values; on the text columns it is only tried and dropped.
+DICTIONARY_COLUMNS = ("task", "category", "definition", "instruction_id", "instruction_position", "source", "split")
 SPLITS = ("train", "validation")
 BATCH_ROWS = 4096
 WRITE_ROWS = 8192
@@ -83,10 +85,11 @@ class LengthStats:
     total: int = 0
     longest: int = 0
 
-    def add(self, n: int) -> None:
-        self.count += 1
-        self.total += n
-        self.longest = max(self.longest, n)
+    def add(self, lengths: np.ndarray) -> None:
+        if lengths.size:
+            self.count += int(lengths.size)
+            self.total += int(lengths.sum(dtype=np.int64))
+            self.longest = max(self.longest, int(lengths.max()))
 
     @property
     def mean(self) -> float:
@@ -106,13 +109,14 @@ class TaskStats:
     prompt_chars: LengthStats = field(default_factory=LengthStats)
     output_chars: LengthStats = field(default_factory=LengthStats)
 
-    def count(self, split: str, prompt_chars: int, output_chars: int) -> None:
+    def count(self, split: str, rows: pa.Table) -> None:
+        """Count rows written to ``split``, and their prompt and output lengths."""
         if split == "train":
-            self.train += 1
+            self.train += rows.num_rows
         else:
-            self.validation += 1
-        self.prompt_chars.add(prompt_chars)
-        self.output_chars.add(output_chars)
+            self.validation += rows.num_rows
+        self.prompt_chars.add(pc.utf8_length(rows["prompt"]).to_numpy())
+        self.output_chars.add(pc.utf8_length(rows["output"]).to_numpy())
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -132,19 +136,37 @@ def split_of(doc_id: str, params: SplitParams) -> str:
     )
 
 
-class _ShardWriter:
-    """Row buffers for one task, flushed to ``train.parquet`` / ``validation.parquet``."""
+def shard_writer(path: Path) -> pq.ParquetWriter:
+    return pq.ParquetWriter(path, SHARD_SCHEMA, use_dictionary=list(DICTIONARY_COLUMNS))
 
-    def __init__(self, folder: Path):
+
+def write_shard(table: pa.Table, path: Path) -> None:
+    with shard_writer(path) as writer:
+        writer.write_table(table)
+
+
+class _ShardWriter:
+    """Row buffers of one task, flushed to ``train.parquet`` / ``validation.parquet`` and counted.
+
+    A row holds only what differs per instance, as Python values: the instruction's index in the
+    task's bank, context, query (None for none), output, source, record id and document id. The
+    instruction columns are taken from the bank by index, ``input`` and ``prompt`` are joined by
+    :func:`place`, and the constant columns are repeated, all in Arrow.
+    """
+
+    def __init__(self, folder: Path, task_stats: TaskStats, category: str, position: Position,
+                 instructions: Sequence[Instruction]):
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.rows: dict[str, list[tuple[str, ...]]] = {s: [] for s in SPLITS}
+        self.folder, self.stats, self.category, self.position = folder, task_stats, category, position
+        self.definitions = pa.array([i.text for i in instructions], pa.string())
+        self.instruction_ids = pa.array([i.instruction_id for i in instructions], pa.string())
+        self.rows: dict[str, list[tuple]] = {s: [] for s in SPLITS}
         self.chars: dict[str, int] = dict.fromkeys(SPLITS, 0)
         self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def add(self, split: str, values: tuple[str, ...], chars: int) -> None:
+    def add(self, split: str, row: tuple[int, str, str | None, str, str, str, str], chars: int) -> None:
         rows = self.rows[split]
-        rows.append(values)
+        rows.append(row)
         self.chars[split] += chars
         if len(rows) >= WRITE_ROWS or self.chars[split] >= WRITE_CHARS:
             self.flush(split)
@@ -153,10 +175,37 @@ class _ShardWriter:
         rows = self.rows[split]
         if not rows:
             return
+        instruction, context, query, output, source, record_id, doc_id = zip(*rows)
+        index = pa.array(instruction, pa.int32())
+        definition = self.definitions.take(index)
+        input_, prompt = place(definition, pa.array(context, pa.string()), pa.array(query, pa.string()), self.position)
+        source_id = pa.array(record_id, pa.string())
+
+        def repeated(value: str) -> pa.Array:
+            return pa.repeat(pa.scalar(value, pa.string()), len(rows))
+
+        table = pa.Table.from_arrays(
+            [
+                pc.binary_join_element_wise(self.stats.task, source_id, "-"),
+                repeated(self.stats.task),
+                repeated(self.category),
+                definition,
+                self.instruction_ids.take(index),
+                repeated(self.position),
+                input_,
+                prompt,
+                pa.array(output, pa.string()),
+                pa.array(source, pa.string()),
+                source_id,
+                pa.array(doc_id, pa.string()),
+                repeated(split),
+            ],
+            schema=SHARD_SCHEMA,
+        )
         if split not in self.writers:
-            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", SHARD_SCHEMA)
-        columns = [pa.array(column, pa.string()) for column in zip(*rows)]
-        self.writers[split].write_table(pa.Table.from_arrays(columns, schema=SHARD_SCHEMA))
+            self.writers[split] = shard_writer(self.folder / f"{split}.parquet")
+        self.writers[split].write_table(table)
+        self.stats.count(split, table)
         rows.clear()
         self.chars[split] = 0
 
@@ -166,7 +215,7 @@ class _ShardWriter:
             if split in self.writers:
                 self.writers.pop(split).close()
             else:
-                pq.write_table(SHARD_SCHEMA.empty_table(), self.folder / f"{split}.parquet")
+                write_shard(SHARD_SCHEMA.empty_table(), self.folder / f"{split}.parquet")
 
 
 def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tuple[int, int]:
@@ -182,8 +231,8 @@ def _move_validation_to_train(folder: Path, eval_index: EvalIndex | None) -> tup
     table = table.set_column(
         table.schema.get_field_index("split"), "split", pa.array(["train"] * table.num_rows, pa.string())
     )
-    pq.write_table(table, folder / "train.parquet")
-    pq.write_table(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
+    write_shard(table, folder / "train.parquet")
+    write_shard(SHARD_SCHEMA.empty_table(), folder / "validation.parquet")
     return table.num_rows, before - table.num_rows
 
 
@@ -200,7 +249,7 @@ def _trim(folder: Path, cap: TaskCap, task_stats: TaskStats) -> None:
         source = pq.ParquetFile(path)
         trimmed = path.with_name(f"{split}.trimmed.parquet")
         start = 0
-        with pq.ParquetWriter(trimmed, SHARD_SCHEMA) as writer:
+        with shard_writer(trimmed) as writer:
             for group in range(source.num_row_groups):
                 table = source.read_row_group(group, use_threads=False)
                 keep = keys[start : start + table.num_rows] <= np.uint64(largest)
@@ -208,10 +257,7 @@ def _trim(folder: Path, cap: TaskCap, task_stats: TaskStats) -> None:
                 task_stats.capped += int((~keep).sum())
                 table = table.filter(pa.array(keep))
                 writer.write_table(table)
-                for prompt, output in zip(
-                    pc.utf8_length(table["prompt"]).to_pylist(), pc.utf8_length(table["output"]).to_pylist()
-                ):
-                    task_stats.count(split, prompt, output)
+                task_stats.count(split, table)
         trimmed.replace(path)
 
 
@@ -223,12 +269,13 @@ def build_shards(
     folders: Mapping[str, Path],
     reporter: Reporter,
     eval_index: EvalIndex | None = None,
+    contaminated: np.ndarray | None = None,
 ) -> dict[str, TaskStats]:
     """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``.
 
-    Per batch of records: build what the cap can still take, then check the records of the
-    training instances against the eval sets (in one batched call), then place instructions,
-    admit to the sample and write.
+    With an ``eval_index``, a training instance is dropped when its record is ``contaminated``
+    (one flag per record of the file, :meth:`EvalIndex.flag_records`; computed here when not
+    given) or its instruction overlaps the eval sets.
     """
     routes: dict[str, list] = defaultdict(list)
     for task_id in task_ids:
@@ -236,15 +283,15 @@ def build_shards(
         for kind in builder.kinds:
             routes[kind].append(builder)
     stats = {t: TaskStats(t) for t in task_ids}
-    writers = {t: _ShardWriter(folders[t]) for t in task_ids}
-    categories = {t: get_task(t).category for t in task_ids}
+    writers = {
+        t: _ShardWriter(folders[t], stats[t], get_task(t).category, BUILDERS[t].position, bank[t]) for t in task_ids
+    }
     caps = {t: TaskCap(t, params.seed, params.per_task_max) for t in task_ids} if params.per_task_max else {}
-    tainted_instructions: set[Instruction] = set()
+    tainted_instructions = {t: [False] * len(bank[t]) for t in task_ids}
     if eval_index is not None:
-        instructions = sorted({i for t in task_ids for i in bank[t]}, key=lambda i: i.instruction_id)
-        tainted_instructions = {
-            i for i, hit in zip(instructions, eval_index.overlaps_many([i.text for i in instructions])) if hit
-        }
+        tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
+        if contaminated is None:
+            contaminated = eval_index.flag_records(records_path)
     source = pq.ParquetFile(records_path)
     columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
@@ -257,23 +304,31 @@ def build_shards(
             )
         )
         routed_kinds = pa.array(sorted(routes), pa.string())
+        offset = 0
         for read in batches:
-            batch = read.filter(pc.is_in(read.column("kind"), value_set=routed_kinds))
+            routed = pc.fill_null(pc.is_in(read.column("kind"), value_set=routed_kinds), False)
+            batch = read.filter(routed)
             records = batch.to_pylist()
+            tainted = (
+                contaminated[offset + np.flatnonzero(routed.to_numpy(zero_copy_only=False))].tolist()
+                if contaminated is not None
+                else [False] * len(records)
+            )
+            offset += read.num_rows
             keys: dict[str, list[int]] = {}
             if caps:
                 hashes = record_hashes(batch.column("record_id").to_pylist())
                 keys = {t: cap.keys(hashes) for t, cap in caps.items()}
-            pending: list[tuple[int, Builder, Built, str, int]] = []
             for row, record in enumerate(records):
                 split = None
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
-                    task_stats = stats[builder.task_id]
+                    task_id = builder.task_id
+                    task_stats = stats[task_id]
                     task_stats.routed += 1
-                    cap = caps.get(builder.task_id)
-                    key = keys[builder.task_id][row] if cap is not None else 0
+                    cap = caps.get(task_id)
+                    key = keys[task_id][row] if cap is not None else 0
                     if cap is not None and key >= cap.bound:
                         task_stats.capped += 1
                         continue
@@ -282,44 +337,27 @@ def build_shards(
                         continue
                     task_stats.built += 1
                     split = split or split_of(record.get("doc_id") or record["record_id"], params)
-                    pending.append((row, builder, built, split, key))
-            tainted: set[int] = set()
-            if eval_index is not None:
-                train_rows = sorted({row for row, _, _, split, _ in pending if split == "train"})
-                flags = eval_index.records_overlap(batch.take(pa.array(train_rows, pa.int64())))
-                tainted = {row for row, flag in zip(train_rows, flags) if flag}
-            for row, builder, built, split, key in pending:
-                record, task_id = records[row], builder.task_id
-                task_stats = stats[task_id]
-                instance_id = f"{task_id}-{record['record_id']}"
-                instruction = pick_instruction(bank[task_id], instance_id, params.seed)
-                if split == "train" and (row in tainted or instruction in tainted_instructions):
-                    task_stats.contaminated += 1
-                    continue
-                if task_id in caps and not caps[task_id].admit(key, split):
-                    task_stats.capped += 1
-                    continue
-                prompt = place(instruction.text, built, builder.position)
-                task_stats.count(split, len(prompt), len(built.output))
-                writers[task_id].add(
-                    split,
-                    (
-                        instance_id,
-                        task_id,
-                        categories[task_id],
-                        instruction.text,
-                        instruction.instruction_id,
-                        builder.position,
-                        join_input(built),
-                        prompt,
-                        built.output,
-                        record.get("source_dataset") or "",
-                        record["record_id"],
-                        record.get("doc_id") or record["record_id"],
+                    record_id = record["record_id"]
+                    instruction = pick_instruction(len(bank[task_id]), f"{task_id}-{record_id}", params.seed)
+                    if split == "train" and (tainted[row] or tainted_instructions[task_id][instruction]):
+                        task_stats.contaminated += 1
+                        continue
+                    if cap is not None and not cap.admit(key, split):
+                        task_stats.capped += 1
+                        continue
+                    writers[task_id].add(
                         split,
-                    ),
-                    2 * len(prompt) + len(built.output),
-                )
+                        (
+                            instruction,
+                            built.context,
+                            built.query or None,
+                            built.output,
+                            record.get("source_dataset") or "",
+                            record_id,
+                            record.get("doc_id") or record_id,
+                        ),
+                        len(built.context) + len(built.query) + len(built.output),
+                    )
             advance(read.num_rows)
     for task_id, writer in writers.items():
         writer.close()

@@ -58,7 +58,7 @@ class ReformatConfig(StageConfig):
 
 # Bump when shards change for the same inputs outside a builder (sampling, decontamination,
 # columns): it is part of every task's sub-version, so cached shards are rebuilt.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 
 
 class ReformatError(ValueError):

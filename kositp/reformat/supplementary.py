@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import stable_hash
-from kositp.reformat.shards import SHARD_SCHEMA, SPLITS, SplitParams, split_of
+from kositp.reformat.shards import SHARD_SCHEMA, SPLITS, SplitParams, split_of, write_shard
 
 
 class SupplementaryError(ValueError):
@@ -101,5 +100,5 @@ def mix_supplementary(
         )
     folder.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        pq.write_table(pa.Table.from_pylist(out[split], schema=SHARD_SCHEMA), folder / f"{split}.parquet")
+        write_shard(pa.Table.from_pylist(out[split], schema=SHARD_SCHEMA), folder / f"{split}.parquet")
     return counts
