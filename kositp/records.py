@@ -8,6 +8,10 @@ data markers (``***``) are kept as they are.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
 import pyarrow as pa
 
 KINDS = ("mrc", "summary", "paper", "table_qa", "text")
@@ -38,3 +42,10 @@ RECORD_SCHEMA = pa.schema(
     ]
 )
 RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
+
+
+def record_id(record: Mapping[str, Any]) -> str:
+    """The id of a record: where it was read and what it says, so a rerun gives the same ids."""
+    answers = "\x1e".join(record.get("answers") or ())
+    content = "\x1f".join((record.get("text") or "", record.get("question") or "", answers, record.get("summary") or ""))
+    return hashlib.sha256(f"{record['source_dataset']}\x1f{record['location']}\x1f{content}".encode()).hexdigest()[:24]

@@ -116,8 +116,8 @@ def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch):
 def test_a_failing_worker_is_raised_with_its_log(tmp_path):
     sink = candidates.ProcessSink(tmp_path, 0.9)
     try:
-        sink.add({**record(0, ARTICLE), "record_id": "too-short"})
-        with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*24 ASCII characters"):
+        sink.add({"text": ARTICLE, "location": "기사.json#/0"})
+        with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*KeyError: 'source_dataset'"):
             sink.resolve()
     finally:
         sink.close()

@@ -16,7 +16,6 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn, Self
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
 from kositp.ingest.parquet_rows import RowWriter
-from kositp.records import RECORD_SCHEMA
+from kositp.records import RECORD_SCHEMA, record_id
 
 CANDIDATES = "candidates.parquet"
 SEND_BATCH = 1000
@@ -53,11 +52,13 @@ class LocalSink:
         self._writer = RowWriter(work_dir / CANDIDATES, RECORD_SCHEMA, compression="none")
         self._index = DuplicateIndex(work_dir, near_threshold)
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: dict[str, Any]) -> None:
+        """Give the record its id (here, so that with two processes the hashing is the worker's), then keep it."""
+        record["record_id"] = record_id(record)
         self._writer.add(record)
         self._index.add(record)
 
-    def add_many(self, records: list[Mapping[str, Any]]) -> None:
+    def add_many(self, records: list[dict[str, Any]]) -> None:
         for record in records:
             self.add(record)
 
@@ -88,7 +89,7 @@ class ProcessSink:
             [sys.executable, "-m", "kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
         )
-        self._batch: list[Mapping[str, Any]] = []
+        self._batch: list[dict[str, Any]] = []
         self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._broken = threading.Event()
         self._writer = threading.Thread(target=self._write_batches, name="ingest-candidates", daemon=True)
@@ -103,7 +104,7 @@ class ProcessSink:
                 return
         self._child.stdin.close()
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: dict[str, Any]) -> None:
         self._batch.append(record)
         if len(self._batch) >= SEND_BATCH:
             self._send(("add", self._batch))
@@ -173,7 +174,7 @@ class Candidates:
         self._work_dir = work_dir
         self._sink = ProcessSink(work_dir, near_threshold) if processes > 1 else LocalSink(work_dir, near_threshold)
 
-    def add(self, record: Mapping[str, Any]) -> None:
+    def add(self, record: dict[str, Any]) -> None:
         self._sink.add(record)
 
     def resolve(self) -> Duplicates:

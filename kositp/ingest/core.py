@@ -10,7 +10,6 @@ writes the per-file counts to ``files.parquet``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -79,12 +78,6 @@ class IngestResult:
             "by_kind": dict(sorted(self.by_kind.items())),
             "by_format": dict(sorted(self.by_format.items())),
         }
-
-
-def record_id(source_dataset: str, location: str, record: Mapping[str, Any]) -> str:
-    answers = "\x1e".join(record.get("answers") or ())
-    content = "\x1f".join((record.get("text") or "", record.get("question") or "", answers, record.get("summary") or ""))
-    return hashlib.sha256(f"{source_dataset}\x1f{location}\x1f{content}".encode()).hexdigest()[:24]
 
 
 def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tuple[str, str, Any]]:
@@ -164,7 +157,6 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
         record["answer_start"] = None
     if record["kind"] == "summary" and not record["summary"]:
         return Reject(location, "missing_field", "summary")
-    record["record_id"] = record_id(source.source_dataset, location, record)
     return record
 
 

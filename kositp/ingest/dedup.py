@@ -140,7 +140,7 @@ class DuplicateIndex:
                 entries[order[bounds[p] : bounds[p + 1]]].tofile(handle)
         ids = "".join(self._ids).encode("ascii")
         if len(ids) != RECORD_ID_BYTES * len(self._ids):
-            raise ValueError(f"record ids must be {RECORD_ID_BYTES} ASCII characters (kositp.ingest.core.record_id)")
+            raise ValueError(f"record ids must be {RECORD_ID_BYTES} ASCII characters (kositp.records.record_id)")
         self._id_file.write(ids)
         self._exact, self._near, self._ids = [], [], []
 

@@ -23,7 +23,8 @@ def _normalize_str(text: str) -> str:
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not _UNTIDY.search(text):
+    # Every character ``_UNTIDY`` looks for is unprintable, and ``isprintable`` is a quick C scan.
+    if (text.isprintable() and "  " not in text) or not _UNTIDY.search(text):
         return text.strip()
     text = _SPACES.sub(" ", _CONTROL.sub("", text))
     if "\n" in text:
