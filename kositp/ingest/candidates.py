@@ -24,6 +24,7 @@ import numpy as np
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
 from kositp.ingest.parquet_rows import RowWriter
 from kositp.records import RECORD_SCHEMA, record_id
+from kositp.worker_process import refuse_pandas
 
 CANDIDATES = "candidates.parquet"
 SEND_BATCH = 1000
@@ -189,4 +190,5 @@ class Candidates:
 
 
 if __name__ == "__main__":
+    refuse_pandas()
     _serve(Path(sys.argv[1]), json.loads(sys.argv[2]))
