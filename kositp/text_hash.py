@@ -53,14 +53,13 @@ def window_hashes(texts: Sequence[str], n: int, skip: np.ndarray | None = None) 
     ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
     points = np.frombuffer("".join(texts).encode("utf-32-le"), dtype=np.uint32)
     if skip is not None:
-        kept = ~skip[np.minimum(points, skip.size - 1)]
-        ends = np.concatenate(([0], np.cumsum(kept)))[ends]
+        kept = np.take(~skip, points, mode="clip")  # one pass; code points past the table clip to its last entry
+        ends = ends - np.searchsorted(np.flatnonzero(~kept), ends)
         points = points[kept]
     lengths = np.diff(ends, prepend=0)
-    points = points.astype(np.uint64)
     powers, inverse = _power_tables(points.size + 1)
     prefix = np.zeros(points.size + 1, dtype=np.uint64)
-    np.cumsum(points * powers[: points.size], out=prefix[1:])
+    np.cumsum(np.multiply(points, powers[: points.size], dtype=np.uint64), out=prefix[1:])
     windows = max(points.size - n + 1, 0)
     hashes = prefix[n : n + windows] - prefix[:windows]
     hashes *= inverse[:windows]
