@@ -46,8 +46,10 @@ RECORD_TEXT_FIELDS = (
     "table_html",
 )
 _CHECK_CHARS = 1_000_000  # per hashing call: about 40 bytes of numpy arrays per character
-_FILTER_BITS = 24
-_FILTER_MASK = np.uint64((1 << _FILTER_BITS) - 1)
+# The filter has about 32 slots per eval n-gram (a few percent of windows pass to the search),
+# at most 2^24; a small eval set gets a small table, which stays in the CPU cache.
+_FILTER_SLOTS_PER_NGRAM = 32
+_FILTER_BITS = (10, 24)
 
 
 def _strings(value: object) -> Iterator[str]:
@@ -105,9 +107,11 @@ class EvalIndex:
             for hashes, _ in self._hashed([unicodedata.normalize("NFC", t) for t in eval_texts(path)])
         ]
         self.ngrams = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
-        # A bit per low-24-bit value: most windows are rejected by one lookup before the search.
-        self._maybe = np.zeros(1 << _FILTER_BITS, dtype=bool)
-        self._maybe[(self.ngrams & _FILTER_MASK).astype(np.intp)] = True
+        # A flag per value of a hash's top bits: most windows are rejected by one lookup before the search.
+        bits = min(max((self.ngrams.size * _FILTER_SLOTS_PER_NGRAM).bit_length(), _FILTER_BITS[0]), _FILTER_BITS[1])
+        self._shift = np.uint64(64 - bits)
+        self._maybe = np.zeros(1 << bits, dtype=bool)
+        self._maybe[(self.ngrams >> self._shift).astype(np.intp)] = True
 
     def _hashed(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Window hashes and offsets of consecutive runs of ``texts`` of about ``_CHECK_CHARS``."""
@@ -122,7 +126,7 @@ class EvalIndex:
         result = np.zeros(len(texts), dtype=bool)
         done = 0
         for flat, offsets in self._hashed(texts):
-            candidates = np.flatnonzero(self._maybe[(flat & _FILTER_MASK).astype(np.intp)])
+            candidates = np.flatnonzero(self._maybe[(flat >> self._shift).astype(np.intp)])
             position = np.searchsorted(self.ngrams, flat[candidates]).clip(max=max(self.ngrams.size - 1, 0))
             matched = candidates[self.ngrams[position] == flat[candidates]]
             hits = np.zeros(flat.size + 1, dtype=np.int64)
