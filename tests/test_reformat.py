@@ -434,6 +434,23 @@ def test_a_failing_worker_is_reported_with_its_log(tmp_path):
         )
 
 
+def test_a_worker_that_dies_before_the_flags_meeting_is_reported_with_its_log(tmp_path):
+    import shutil
+
+    from kositp.reformat.parallel import build_shards_parallel
+    from kositp.reformat.shards import SplitParams
+
+    records, bank, eval_index = _parallel_inputs(tmp_path)
+    shutil.rmtree(tmp_path / "eval")  # the worker builds its own index from the folder, and cannot
+    tasks = [t.id for t in TASKS]
+    folders = {t: tmp_path / "out" / t for t in tasks}
+    with pytest.raises(RuntimeError, match=r"reformat worker failed \(exit code 1\)(.|\n)*is not a folder"):
+        build_shards_parallel(
+            records, tasks, bank, SplitParams(7, 0.3, None), folders, ConsoleReporter(show_progress=False),
+            eval_index, processes=2,
+        )
+
+
 def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
     from kositp.reformat.parallel import CHILD_START_RECORDS, share_work, split_tasks
 
