@@ -180,13 +180,6 @@ class EvalIndex:
         table = records.read_row_group(group, columns=names, use_threads=False)
         return np.concatenate([np.zeros(0, dtype=bool), *map(self.records_overlap, table.to_batches())])
 
-    def flag_records(self, records_path: Path) -> np.ndarray:
-        """Whether each record of ``records.parquet`` (in file order) overlaps the eval sets."""
-        records = pq.ParquetFile(records_path)
-        return np.concatenate(
-            [np.zeros(0, dtype=bool), *(self.flag_row_group(records, g) for g in range(records.num_row_groups))]
-        )
-
 
 def eval_fingerprint(eval_dir: Path | None) -> str:
     """Content hash of the eval folder: a changed eval set changes every task's sub-version."""

@@ -273,9 +273,10 @@ def build_shards(
 ) -> dict[str, TaskStats]:
     """One pass over ``records.parquet`` building every task in ``task_ids`` into ``folders[task]``.
 
-    With an ``eval_index``, a training instance is dropped when its record is ``contaminated``
-    (one flag per record of the file, :meth:`EvalIndex.flag_records`; computed here when not
-    given) or its instruction overlaps the eval sets.
+    With an ``eval_index``, a training instance is dropped when its record overlaps the eval sets
+    or its instruction does. Records are checked batch by batch as they are read, unless
+    ``contaminated`` already flags every record of the file (:mod:`kositp.reformat.parallel`
+    flags them once for both its processes).
     """
     routes: dict[str, list] = defaultdict(list)
     for task_id in task_ids:
@@ -290,8 +291,6 @@ def build_shards(
     tainted_instructions = {t: [False] * len(bank[t]) for t in task_ids}
     if eval_index is not None:
         tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
-        if contaminated is None:
-            contaminated = eval_index.flag_records(records_path)
     source = pq.ParquetFile(records_path)
     columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
@@ -309,11 +308,12 @@ def build_shards(
             routed = pc.fill_null(pc.is_in(read.column("kind"), value_set=routed_kinds), False)
             batch = read.filter(routed)
             records = batch.to_pylist()
-            tainted = (
-                contaminated[offset + np.flatnonzero(routed.to_numpy(zero_copy_only=False))].tolist()
-                if contaminated is not None
-                else [False] * len(records)
-            )
+            if contaminated is not None:
+                tainted = contaminated[offset + np.flatnonzero(routed.to_numpy(zero_copy_only=False))].tolist()
+            elif eval_index is not None:
+                tainted = eval_index.records_overlap(batch).tolist()
+            else:
+                tainted = [False] * len(records)
             offset += read.num_rows
             keys: dict[str, list[int]] = {}
             if caps:
