@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 LOCK ?= requirements/lock-cpu.txt
-# where the CPU torch wheel is found when re-locking (pip's find-links on our machines)
-TORCH_WHEELS ?= /opt/wheels
+# a folder holding the CPU torch wheel, for `make lock` where no index serves it
+# (e.g. `make lock TORCH_WHEELS=/path/to/wheels`); empty: the configured index only
+TORCH_WHEELS ?=
 PROFILE ?= demo
 PYTEST_ARGS ?=
 
@@ -29,7 +30,7 @@ test: $(BIN)/.installed
 # Re-resolve the lock after changing dependencies (uv resolves in seconds; pip backtracks for 30+ min).
 lock: $(BIN)/.installed
 	$(BIN)/uv pip compile pyproject.toml --extra serve --extra dev -c requirements/cpu-torch.txt \
-		--find-links $(TORCH_WHEELS) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		$(if $(TORCH_WHEELS),--find-links $(TORCH_WHEELS)) --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--no-emit-package torch -o $(LOCK)
 
 clean-venv:
