@@ -21,6 +21,7 @@ from typing import Any, NoReturn, Self
 
 import numpy as np
 
+from kositp.collector import collector_paused
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
 from kositp.ingest.parquet_rows import RowWriter
 from kositp.records import RECORD_SCHEMA, record_id
@@ -153,6 +154,7 @@ class ProcessSink:
         self._log.close()
 
 
+@collector_paused()
 def _serve(work_dir: Path, near_threshold: float | None) -> None:
     """The child's loop: batches in, until asked to resolve; ``(of, exact)`` out."""
     sink = LocalSink(work_dir, near_threshold)

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kositp.collector import collector_paused
 from kositp.ingest import adapters
 from kositp.ingest.adapters.base import Missing
 from kositp.ingest.candidates import Candidates, auto_processes
@@ -160,6 +161,7 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
     return record
 
 
+@collector_paused()
 def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
     """Read ``paths`` into ``records.parquet``, ``quarantine.parquet`` and ``files.parquet`` in ``out_dir``.
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from kositp.collector import collector_paused
 from kositp.reformat.builders import BUILDERS
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction
@@ -124,6 +125,7 @@ def claimed_flags(records_path: Path, claims: Path) -> np.ndarray:
     )
 
 
+@collector_paused()
 def build_shards_parallel(
     records_path: Path,
     task_ids: Sequence[str],
@@ -205,6 +207,7 @@ def build_shards_parallel(
     return {t: stats[t] for t in task_ids}
 
 
+@collector_paused()
 def _serve(spec_path: Path) -> None:
     """The child: flag its part of the records and meet the parent (over stdout and stdin), then build."""
     spec = json.loads(spec_path.read_text(encoding="utf-8"))
