@@ -27,7 +27,7 @@ from kositp.ingest.parquet_rows import RowWriter
 from kositp.records import RECORD_SCHEMA, record_id
 from kositp.worker_process import refuse_pandas
 
-CANDIDATES = "candidates.parquet"
+CANDIDATES = "candidates.arrow"
 SEND_BATCH = 1000
 MAX_QUEUED = 8
 # Starting the worker costs about a second; below this much raw input one process is faster.
@@ -51,7 +51,7 @@ class LocalSink:
     """Candidates written and keyed in this process."""
 
     def __init__(self, work_dir: Path, near_threshold: float | None):
-        self._writer = RowWriter(work_dir / CANDIDATES, RECORD_SCHEMA, compression="none")
+        self._writer = RowWriter(work_dir / CANDIDATES, RECORD_SCHEMA, temporary=True)
         self._index = DuplicateIndex(work_dir, near_threshold)
 
     def add(self, record: dict[str, Any]) -> None:

@@ -212,13 +212,16 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
 
 def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: RowWriter,
                       result: IngestResult) -> None:
-    """Pass two: candidates stream into ``records.parquet``; duplicates move to the quarantine."""
+    """Pass two: candidates stream into ``records.parquet``; duplicates move to the quarantine.
+
+    The candidates (an Arrow IPC file) are read a batch at a time through plain reads, not a
+    memory map, whose pages would count in RSS, which would then grow with the input.
+    """
     start = 0
-    candidates = pq.ParquetFile(candidates_path)
-    with pq.ParquetWriter(records_path, RECORD_SCHEMA) as records:
-        # Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file).
-        for group in range(candidates.num_row_groups):
-            batch = candidates.read_row_group(group)
+    with (pa.ipc.open_file(pa.OSFile(str(candidates_path))) as candidates,
+          pq.ParquetWriter(records_path, RECORD_SCHEMA) as records):
+        for index in range(candidates.num_record_batches):
+            batch = pa.Table.from_batches([candidates.get_batch(index)])
             is_duplicate = duplicates.of[start : start + batch.num_rows] != NONE
             kept = batch.filter(pa.array(~is_duplicate)) if is_duplicate.any() else batch
             records.write_table(kept)
