@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import zipfile
 
 import pytest
@@ -22,7 +23,7 @@ from ingest_fixtures import (
 )
 
 from kositp.ingest import adapters
-from kositp.ingest.normalize import html_to_text, normalize_text
+from kositp.ingest.normalize import _clean, _is_tidy, html_to_text, normalize_text
 from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Source, Utf8Transcoder, open_utf8
 from kositp.records import RECORD_SCHEMA
 
@@ -31,6 +32,21 @@ def test_normalize_keeps_masks_and_tidies():
     assert normalize_text("가\u0000나  다\t\t라\r\n\n\n\n마 ***-****") == "가나 다 라\n\n마 ***-****"
     assert normalize_text("\u1100\u1161") == "가"  # NFD jamo become one NFC syllable
     assert html_to_text("<h1>요 약</h1><p>첫 문단&amp;</p><p>둘째</p>") == "요 약\n\n첫 문단&\n\n둘째"
+    assert normalize_text("첫 줄\n둘째 줄\n\n셋째 줄") == "첫 줄\n둘째 줄\n\n셋째 줄"
+    assert normalize_text("첫 줄 \n 둘째 줄\n\n\n셋째 줄") == "첫 줄\n둘째 줄\n\n셋째 줄"
+
+
+def test_text_called_tidy_is_what_the_clean_up_leaves_alone():
+    """The shortcut in ``_normalize_str`` must never skip a change (nor miss text it could skip):
+    random mixes of the characters the clean-up acts on, around Korean syllables."""
+    pieces = ["가", "나다", " ", "  ", "\n", "\n\n", "\t", "\u00a0", "\u3000", "\u200b", "\ufeff", "\x00", "\x7f", "\x0b"]
+    rng = random.Random(7)
+    tidy = 0
+    for _ in range(20000):
+        text = "".join(rng.choices(pieces, weights=[30, 30, 10, 1, 10, 2, 1, 1, 1, 1, 1, 1, 1, 1], k=rng.randint(1, 12)))
+        assert _is_tidy(text) == (_clean(text) == text), repr(text)
+        tidy += _is_tidy(text)
+    assert 2000 < tidy < 18000  # both branches were exercised
 
 
 def test_admin_mrc_every_qa_type(tmp_path):

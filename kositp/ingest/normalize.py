@@ -11,7 +11,11 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2028\u
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _SPACE_AROUND_NEWLINE = re.compile(r" *\n *")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f\u00a0\u200b-\u200d\u2028\u2029\u3000\ufeff]|  ")
+# What the clean-up below would change: characters it removes or turns into a space, and runs of
+# spaces and newlines it shortens. A lone newline stays, so multi-line text that is already tidy
+# is returned as it is, as one-line text is.
+_UNTIDY_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u00a0\u200b-\u200d\u2028\u2029\u3000\ufeff]")
+_UNTIDY_RUNS = ("  ", " \n", "\n ", "\n\n\n")
 _TAG = re.compile(r"<[^>]+>")
 _BLOCK_TAG = re.compile(r"</?(?:p|br|h[1-6]|div|li|tr)\b[^>]*>", re.IGNORECASE)
 _TABLE = re.compile(r"<table\b.*?</table>", re.IGNORECASE | re.DOTALL)
@@ -23,13 +27,21 @@ def _normalize_str(text: str) -> str:
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    # Every character ``_UNTIDY`` looks for is unprintable, and ``isprintable`` is a quick C scan.
-    if (text.isprintable() and "  " not in text) or not _UNTIDY.search(text):
-        return text.strip()
+    return (text if _is_tidy(text) else _clean(text)).strip()
+
+
+def _clean(text: str) -> str:
     text = _SPACES.sub(" ", _CONTROL.sub("", text))
     if "\n" in text:
         text = _BLANK_LINES.sub("\n\n", _SPACE_AROUND_NEWLINE.sub("\n", text))
-    return text.strip()
+    return text
+
+
+def _is_tidy(text: str) -> bool:
+    """Whether :func:`_clean` would leave ``text`` as it is: a C scan or two instead of four regex passes."""
+    if text.isprintable():  # every character of ``_UNTIDY_CHARS`` and the newline are unprintable
+        return "  " not in text
+    return not any(run in text for run in _UNTIDY_RUNS) and not _UNTIDY_CHARS.search(text)
 
 
 def normalize_text(value: object) -> str:

@@ -82,7 +82,11 @@ class Ledger:
         self._writer = pq.ParquetWriter(self._draft, FILES_SCHEMA)
 
     def tally(self, source_file: str) -> FileTally:
-        return self._open.setdefault(source_file, FileTally())
+        """Called twice per record: a ``setdefault`` would build a throw-away tally each time."""
+        tally = self._open.get(source_file)
+        if tally is None:
+            tally = self._open[source_file] = FileTally()
+        return tally
 
     def read(self, source_file: str) -> None:
         self.tally(source_file).read += 1

@@ -13,7 +13,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -51,8 +51,9 @@ class Source:
     open_raw: Callable[[], BinaryIO] | None
     problem: tuple[str, str] | None = None
 
-    @property
+    @cached_property
     def suffix(self) -> str:
+        """Asked several times per source, and a book download has one source per passage."""
         return Path(self.name).suffix.lower()
 
 
@@ -164,8 +165,9 @@ def _zip_sources(open_archive: Callable[[], BinaryIO], label: str, dataset: str,
                     continue
                 name = member_name(info)
                 member = f"{label}!{name}"
-                if Path(name).suffix.lower() != ".zip":
-                    yield Source(member, dataset, name, lambda info=info: archive.open(info))
+                source = Source(member, dataset, name, lambda info=info: archive.open(info))
+                if source.suffix != ".zip":
+                    yield source
                 elif depth >= MAX_ZIP_DEPTH:
                     yield Source(member, dataset, name, None,
                                  ("unsupported_member", f"zip nested deeper than {MAX_ZIP_DEPTH} levels is not opened"))
