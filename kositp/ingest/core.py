@@ -133,9 +133,10 @@ def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max
     record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
     record.update({k: v for k, v in fields.items() if k in record})
     for name in TEXT_FIELDS:
-        record[name] = normalize_text(record[name]) or None
+        if record[name] is not None:  # most records have a few of these; None stays None
+            record[name] = normalize_text(record[name]) or None
     for name in LIST_FIELDS:
-        record[name] = normalize_list(record[name])
+        record[name] = normalize_list(record[name]) if record[name] is not None else []
     record["is_impossible"] = bool(record["is_impossible"])
     record.update(source_dataset=source.source_dataset, source_file=source.source_file, location=location, format=fmt)
     text = record["text"] or record["table_html"]
