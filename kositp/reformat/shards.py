@@ -320,6 +320,8 @@ def build_shards(
                 hashes = record_hashes(batch.column("record_id").to_pylist())
                 keys = {t: cap.keys(hashes) for t, cap in caps.items()}
             for row, record in enumerate(records):
+                record_id = record["record_id"]
+                doc_id = record.get("doc_id") or record_id
                 split = None
                 for builder in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
@@ -336,8 +338,7 @@ def build_shards(
                     if built is None:
                         continue
                     task_stats.built += 1
-                    split = split or split_of(record.get("doc_id") or record["record_id"], params)
-                    record_id = record["record_id"]
+                    split = split or split_of(doc_id, params)
                     instruction = pick_instruction(len(bank[task_id]), f"{task_id}-{record_id}", params.seed)
                     if split == "train" and (tainted[row] or tainted_instructions[task_id][instruction]):
                         task_stats.contaminated += 1
@@ -354,7 +355,7 @@ def build_shards(
                             built.output,
                             record.get("source_dataset") or "",
                             record_id,
-                            record.get("doc_id") or record_id,
+                            doc_id,
                         ),
                         len(built.context) + len(built.query) + len(built.output),
                     )
