@@ -7,6 +7,7 @@ import json
 import random
 import zipfile
 
+import ijson
 import pytest
 from ingest_fixtures import (
     CONTEXT,
@@ -23,8 +24,17 @@ from ingest_fixtures import (
 )
 
 from kositp.ingest import adapters
+from kositp.ingest.core import _parsed_whole
 from kositp.ingest.normalize import _clean, _is_tidy, html_to_text, normalize_text
-from kositp.ingest.readers import HEAD_BYTES, READ_CHUNK, ConcatenatedFile, Source, Utf8Transcoder, open_utf8
+from kositp.ingest.readers import (
+    HEAD_BYTES,
+    READ_CHUNK,
+    ConcatenatedFile,
+    HeadThenRest,
+    Source,
+    Utf8Transcoder,
+    open_utf8,
+)
 from kositp.records import RECORD_SCHEMA
 
 
@@ -47,6 +57,38 @@ def test_text_called_tidy_is_what_the_clean_up_leaves_alone():
         assert _is_tidy(text) == (_clean(text) == text), repr(text)
         tidy += _is_tidy(text)
     assert 2000 < tidy < 18000  # both branches were exercised
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"passage": "도서관은 오전 아홉 시에 문을 연다.", "summary": "개관 시간", "id": 7, "score": 0.5}',
+        '{"passage": "가", "index": -0, "big": 9223372036854775807, "e": 1E2, "small": -9223372036854775807}',
+        '{"lowest": -9223372036854775808}',
+        '{"a": 1, "a": 2, "nested": [[{"b": null}], true, false]}',
+        '  ["목록", "이다"]  ',
+        '{"over": 9223372036854775808}',
+        '{"under": -9223372036854775809}',
+        '{"inf": 1e400}',
+        '{"nan": NaN}',
+        '{"lone": "\\ud800 깨진 문자"}',
+        '{"pair": "\\ud83d\\ude00"}',
+        '{"a": 1} {"b": 2}',
+        '{"cut": "끝나지 않은',
+        "",
+    ],
+)
+def test_a_short_file_is_parsed_at_once_only_as_ijson_would_parse_it(document):
+    """The fast path for short one-document files gives what ijson gives, or hands the file back to ijson."""
+    data = document.encode("utf-8")
+    parsed = _parsed_whole(HeadThenRest(data, io.BytesIO(b""), whole=True))
+    try:
+        streamed = list(ijson.items(io.BytesIO(data), "", use_float=True))
+    except ijson.JSONError:
+        streamed = None
+    assert parsed is None or parsed == streamed
+    if document.startswith(('{"passage"', '{"a": 1, "a"')):
+        assert parsed is not None  # ordinary documents do take the fast path
 
 
 def test_admin_mrc_every_qa_type(tmp_path):

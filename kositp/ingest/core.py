@@ -10,12 +10,15 @@ writes the per-file counts to ``files.parquet``.
 from __future__ import annotations
 
 import csv
+import json
+import math
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NoReturn
 
 import ijson
 import numpy as np
@@ -46,6 +49,7 @@ SPAN_TYPES = {"span", "long", "table"}
 TEXT_FIELDS = ("title", "text", "question", "clue", "summary", "table_html", "doc_id")
 LIST_FIELDS = ("sentences", "answers", "options", "keywords")
 QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # What can stop a file part-way; UnicodeDecodeError and UndecodableError are ValueErrors.
 UNREADABLE = (ijson.JSONError, ValueError, csv.Error, *ARCHIVE_ERRORS)
 
@@ -112,13 +116,49 @@ def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tup
             prefix = adapter.prefix(head)
             base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
             unread = base.replace("*", "0", 1)
-            for n, unit in enumerate(ijson.items(stream, prefix, use_float=True)):
+            whole = _parsed_whole(stream) if not prefix else None
+            for n, unit in enumerate(ijson.items(stream, prefix, use_float=True) if whole is None else whole):
                 unread = base.replace("*", str(n + 1), 1)
                 for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
                     yield name, path, item
     except UNREADABLE as exc:
         where = f"{unread} (rest of file unread)" if unread else ""
         yield name, where, Reject("", _unreadable_reason(exc), f"{type(exc).__name__}: {exc}")
+
+
+def _parsed_whole(stream: BinaryIO) -> list[Any] | None:
+    """A short file that is one JSON document, parsed at once: ``[document]``, or None to stream it.
+
+    For the many one-passage files of a book download, setting up ijson costs more than the
+    parse. Only what ijson would give the same way is taken here: anything ijson reads
+    differently (NaN, numbers past 64 bits, lone surrogate escapes, which it turns into ``?``)
+    or rejects goes back to ijson, which then reports it as before.
+    """
+    data = getattr(stream, "whole", None)
+    if data is None or _SURROGATE_ESCAPE.search(data):
+        return None
+    try:
+        return [json.loads(data.decode("utf-8"), parse_int=_int64, parse_float=_finite, parse_constant=_refuse)]
+    except (ValueError, RecursionError):
+        return None
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(1 << 63) < value < 1 << 63:  # yajl, under ijson, takes the lowest 64-bit integer for an overflow
+        raise ValueError(f"integer {text} overflows")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} overflows a float")
+    return value
+
+
+def _refuse(text: str) -> NoReturn:
+    raise ValueError(f"{text} is not JSON")
 
 
 def _unreadable_reason(exc: Exception) -> str:

@@ -255,13 +255,15 @@ class HeadThenRest(io.RawIOBase):
     """A stream whose first bytes were already read (for detection), from its start again.
 
     Reopening the source instead would seek backwards, which inside a deflated nested zip means
-    decompressing the inner zip again from its start for every member (quadratic).
+    decompressing the inner zip again from its start for every member (quadratic). ``whole`` is
+    the file's bytes when the head already held all of them (a short file), else None.
     """
 
-    def __init__(self, head: bytes, rest: BinaryIO):
+    def __init__(self, head: bytes, rest: BinaryIO, whole: bool = False):
         super().__init__()
         self._head = memoryview(head)
         self._rest = rest
+        self.whole = head if whole else None
 
     def readable(self) -> bool:
         return True
@@ -352,7 +354,8 @@ def open_utf8(source: Source) -> tuple[BinaryIO, str, str]:
     if encoding in {"utf-8", "utf-8-sig"}:
         text_head = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
         body = head[len(codecs.BOM_UTF8):] if encoding == "utf-8-sig" else head
-        return HeadThenRest(body, stream), text_head.lstrip("\ufeff"), encoding
+        # read(n) of a zip member or a buffered file returns fewer than n bytes only at the end
+        return HeadThenRest(body, stream, whole=len(head) < HEAD_BYTES), text_head.lstrip("\ufeff"), encoding
     try:
         text_head = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=False)
     except LookupError as exc:
