@@ -114,13 +114,15 @@ class EvalIndex:
         self._maybe[(self.ngrams >> self._shift).astype(np.intp)] = True
 
     def _hashed(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Window hashes and offsets of consecutive runs of ``texts`` of about ``_CHECK_CHARS``."""
-        start, chars = 0, 0
-        for end, text in enumerate(texts, 1):
-            chars += len(text)
-            if chars >= _CHECK_CHARS or end == len(texts):
+        """Window hashes and offsets of consecutive runs of ``texts`` of about ``_CHECK_CHARS``
+        (a run ends with the text that takes it past a multiple of ``_CHECK_CHARS``)."""
+        chars = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
+        ends = np.unique(np.searchsorted(chars, np.arange(_CHECK_CHARS, chars[-1] if chars.size else 0, _CHECK_CHARS)) + 1)
+        start = 0
+        for end in [*ends.tolist(), len(texts)]:
+            if end > start:
                 yield window_hashes(texts[start:end], self.n, _WHITESPACE)
-                start, chars = end, 0
+                start = end
 
     def _overlaps(self, texts: Sequence[str]) -> np.ndarray:
         result = np.zeros(len(texts), dtype=bool)
