@@ -50,6 +50,17 @@ def test_every_task_has_a_builder_that_yields_from_real_shaped_records():
         assert built(task.id, records), f"{task.id} built nothing"
 
 
+def test_a_builder_reads_only_the_fields_it_declares():
+    """Shards read only the declared columns: a record cut down to them must build the same instance."""
+    routing = ("record_id", "source_dataset", "doc_id", "kind", "qa_type")
+    for builder in BUILDERS.values():
+        accepted = [r for r in sample_records() if builder.accepts(r)]
+        assert accepted, builder.task_id
+        for record in accepted:
+            declared = {k: v for k, v in record.items() if k in (*routing, *builder.fields)}
+            assert builder.build(declared) == builder.build(record), (builder.task_id, record["record_id"])
+
+
 def test_answerability_uses_the_seed_sentence_for_unanswerable_questions():
     outputs = {b.output for b in built("task001_answerability_classification", sample_records())}
     assert outputs == {UNANSWERABLE, "보호수용 필요성이 없는 경우"}

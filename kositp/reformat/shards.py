@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from kositp.catalog import get_task
 from kositp.reformat.builders import BUILDERS, Position
 from kositp.reformat.cap import TaskCap, record_hashes
-from kositp.reformat.decontaminate import EvalIndex
+from kositp.reformat.decontaminate import RECORD_TEXT_FIELDS, EvalIndex
 from kositp.reformat.placement import Instruction, pick_instruction, place, stable_hash
 from kositp.reporting import Reporter
 
@@ -296,7 +296,11 @@ def build_shards(
     if eval_index is not None:
         tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
     source = pq.ParquetFile(records_path)
-    columns = [c for c in _RECORD_COLUMNS if c in source.schema_arrow.names]
+    # What the builders read, what routing and the rows need, and every text field when flagging here.
+    wanted = {"record_id", "source_dataset", "doc_id", "kind", "qa_type"}.union(*(BUILDERS[t].fields for t in task_ids))
+    if eval_index is not None and contaminated is None:
+        wanted.update(RECORD_TEXT_FIELDS)
+    columns = [c for c in _RECORD_COLUMNS if c in wanted and c in source.schema_arrow.names]
     with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
         # Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file).
         batches = (
