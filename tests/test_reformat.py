@@ -15,6 +15,7 @@ from kositp.catalog import TASKS
 from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, pick_instruction, place
+from kositp.reformat.shards import ROUTING_FIELDS
 from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reporting import ConsoleReporter
@@ -52,12 +53,11 @@ def test_every_task_has_a_builder_that_yields_from_real_shaped_records():
 
 def test_a_builder_reads_only_the_fields_it_declares():
     """Shards read only the declared columns: a record cut down to them must build the same instance."""
-    routing = ("record_id", "source_dataset", "doc_id", "kind", "qa_type")
     for builder in BUILDERS.values():
         accepted = [r for r in sample_records() if builder.accepts(r)]
         assert accepted, builder.task_id
         for record in accepted:
-            declared = {k: v for k, v in record.items() if k in (*routing, *builder.fields)}
+            declared = {k: v for k, v in record.items() if k in (*ROUTING_FIELDS, *builder.fields)}
             assert builder.build(declared) == builder.build(record), (builder.task_id, record["record_id"])
 
 

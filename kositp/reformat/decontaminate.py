@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -117,12 +118,10 @@ class EvalIndex:
         """Window hashes and offsets of consecutive runs of ``texts`` of about ``_CHECK_CHARS``
         (a run ends with the text that takes it past a multiple of ``_CHECK_CHARS``)."""
         chars = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-        ends = np.unique(np.searchsorted(chars, np.arange(_CHECK_CHARS, chars[-1] if chars.size else 0, _CHECK_CHARS)) + 1)
-        start = 0
-        for end in [*ends.tolist(), len(texts)]:
-            if end > start:
-                yield window_hashes(texts[start:end], self.n, _WHITESPACE)
-                start = end
+        crossing = np.searchsorted(chars, np.arange(_CHECK_CHARS, chars[-1] if chars.size else 0, _CHECK_CHARS)) + 1
+        bounds = np.unique(np.concatenate(([0], crossing, [len(texts)]))).tolist()
+        for start, end in itertools.pairwise(bounds):
+            yield window_hashes(texts[start:end], self.n, _WHITESPACE)
 
     def _overlaps(self, texts: Sequence[str]) -> np.ndarray:
         result = np.zeros(len(texts), dtype=bool)

@@ -52,6 +52,8 @@ SPLITS = ("train", "validation")
 BATCH_ROWS = 4096
 WRITE_ROWS = 8192
 WRITE_CHARS = 400_000  # per buffer: the 44 buffers stay under ~100 MB however large the corpus
+# What routing a record and writing its rows read, whatever the task.
+ROUTING_FIELDS = ("record_id", "source_dataset", "doc_id", "kind", "qa_type")
 _RECORD_COLUMNS = (
     "record_id",
     "source_dataset",
@@ -297,7 +299,7 @@ def build_shards(
         tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
     source = pq.ParquetFile(records_path)
     # What the builders read, what routing and the rows need, and every text field when flagging here.
-    wanted = {"record_id", "source_dataset", "doc_id", "kind", "qa_type"}.union(*(BUILDERS[t].fields for t in task_ids))
+    wanted = set(ROUTING_FIELDS).union(*(BUILDERS[t].fields for t in task_ids))
     if eval_index is not None and contaminated is None:
         wanted.update(RECORD_TEXT_FIELDS)
     columns = [c for c in _RECORD_COLUMNS if c in wanted and c in source.schema_arrow.names]
