@@ -9,7 +9,7 @@ data markers (``***``) are kept as they are.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -44,8 +44,13 @@ RECORD_SCHEMA = pa.schema(
 RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
 
 
-def record_id(record: Mapping[str, Any]) -> str:
-    """The id of a record: where it was read and what it says, so a rerun gives the same ids."""
-    answers = "\x1e".join(record.get("answers") or ())
-    content = "\x1f".join((record.get("text") or "", record.get("question") or "", answers, record.get("summary") or ""))
-    return hashlib.sha256(f"{record['source_dataset']}\x1f{record['location']}\x1f{content}".encode()).hexdigest()[:24]
+def record_ids(columns: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The id of each record of a batch held as columns: where it was read and what it says, so a
+    rerun gives the same ids."""
+    fields = ("source_dataset", "location", "text", "question", "answers", "summary")
+    return [
+        hashlib.sha256(
+            "\x1f".join((dataset, location, text or "", question or "", "\x1e".join(answers or ()), summary or "")).encode()
+        ).hexdigest()[:24]
+        for dataset, location, text, question, answers, summary in zip(*(columns[f] for f in fields), strict=True)
+    ]

@@ -28,10 +28,10 @@ def record(n: int, text: str, question: str | None = None) -> dict:
 
 
 def resolve(tmp_path, texts, threshold=0.9):
+    records = [item if isinstance(item, dict) else record(n, item) for n, item in enumerate(texts)]
     index = DuplicateIndex(tmp_path / "index", threshold)
     try:
-        for n, item in enumerate(texts):
-            index.add(item if isinstance(item, dict) else record(n, item))
+        index.add({name: [r[name] for r in records] for name in ("record_id", "text", "question", "summary")})
         return index.resolve()
     finally:
         index.close()
@@ -67,7 +67,7 @@ def test_duplicates_are_found_across_flushed_batches(tmp_path, monkeypatch):
 
 def test_record_ids_must_have_the_fixed_width(tmp_path):
     with pytest.raises(ValueError, match="24 ASCII characters"):
-        resolve(tmp_path, [{"record_id": "short", "text": ARTICLE}])
+        resolve(tmp_path, [{"record_id": "short", "text": ARTICLE, "question": None, "summary": None}])
 
 
 def test_windows_belong_to_one_text_and_hash_equal_anywhere():
@@ -97,8 +97,10 @@ def test_bands_make_a_pair_at_the_threshold_a_candidate_almost_always(threshold)
     assert 1 - (1 - threshold ** (rows + 1)) ** wider < 0.99
 
 
-def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch):
-    monkeypatch.setattr(candidates, "SEND_BATCH", 2)
+@pytest.mark.parametrize("help_from", [0, candidates.MAX_QUEUED + 1], ids=["reader prepares", "worker prepares"])
+def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch, help_from):
+    monkeypatch.setattr(candidates, "BATCH", 2)
+    monkeypatch.setattr(candidates, "HELP_FROM", help_from)
     docs = summary_documents()
     write_json(tmp_path / "raw" / "aihub_a" / "one.json", docs)
     write_json(tmp_path / "raw" / "aihub_b" / "same.json", docs)
@@ -116,8 +118,8 @@ def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch):
 def test_a_failing_worker_is_raised_with_its_log(tmp_path):
     sink = candidates.ProcessSink(tmp_path, 0.9)
     try:
-        sink.add({"text": ARTICLE, "location": "기사.json#/0"})
-        with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*KeyError: 'source_dataset'"):
+        sink.add_batch({"text": [ARTICLE], "location": ["기사.json#/0"]})
+        with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*KeyError: 'title'"):
             sink.resolve()
     finally:
         sink.close()

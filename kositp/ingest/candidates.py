@@ -1,8 +1,9 @@
 """Where valid records go during the read: the candidates file and the duplicate index.
 
-Writing a record and hashing it for deduplication is about a third of the ingest loop. On a
+Records travel in batches held as columns. Completing a batch (:func:`kositp.ingest.finish.complete`),
+giving it ids, writing it and hashing it for deduplication is about half of the ingest loop. On a
 machine with two cores and a large input, that work runs in a second process fed with pickled
-batches, so reading and normalizing keep one core busy while the sink keeps the other. Batches
+batches, so reading and checking keep one core busy while the sink keeps the other. Batches
 are handled in the order they are sent, so the result is the same either way.
 """
 
@@ -10,26 +11,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import pickle
 import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Self
 
 import numpy as np
+import pyarrow as pa
 
 from kositp.collector import collector_paused
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
-from kositp.ingest.parquet_rows import RowWriter
-from kositp.records import RECORD_SCHEMA, record_id
+from kositp.ingest.finish import complete
+from kositp.records import RECORD_FIELDS, RECORD_SCHEMA, record_ids
 from kositp.worker_process import refuse_pandas
 
 CANDIDATES = "candidates.arrow"
-SEND_BATCH = 1000
-MAX_QUEUED = 8
+# Records per batch: a record batch of the candidates file, later a row group of records.parquet.
+BATCH = 5000
+MAX_QUEUED = 4
+# Batches waiting for the worker from which the reader prepares the next batch itself.
+HELP_FROM = 1
+_ROW = operator.itemgetter(*RECORD_FIELDS)
 # Starting the worker costs about a second; below this much raw input one process is faster.
 SECOND_PROCESS_FROM_BYTES = 16 << 20
 
@@ -47,22 +55,27 @@ def auto_processes(paths: list[str | Path]) -> int:
     return 1
 
 
+def prepare(columns: dict[str, Sequence[Any]]) -> None:
+    """Complete the records of a batch and give them their ids. The result does not depend on
+    which process does it, so the reader does it when the worker falls behind."""
+    complete(columns)
+    columns["record_id"] = record_ids(columns)
+
+
 class LocalSink:
-    """Candidates written and keyed in this process."""
+    """Candidates completed, written and keyed in this process."""
 
     def __init__(self, work_dir: Path, near_threshold: float | None):
-        self._writer = RowWriter(work_dir / CANDIDATES, RECORD_SCHEMA, temporary=True)
+        self._writer = pa.ipc.new_file(str(work_dir / CANDIDATES), RECORD_SCHEMA)
         self._index = DuplicateIndex(work_dir, near_threshold)
 
-    def add(self, record: dict[str, Any]) -> None:
-        """Give the record its id (here, so that with two processes the hashing is the worker's), then keep it."""
-        record["record_id"] = record_id(record)
-        self._writer.add(record)
-        self._index.add(record)
-
-    def add_many(self, records: list[dict[str, Any]]) -> None:
-        for record in records:
-            self.add(record)
+    def add_batch(self, columns: dict[str, Sequence[Any]], prepared: bool = False) -> None:
+        """Keep a batch, :func:`prepare` d here unless the sender did it. The candidates file is
+        Arrow IPC: read back once, it is written and read without any encoding."""
+        if not prepared:
+            prepare(columns)
+        self._writer.write_table(pa.Table.from_pydict(columns, schema=RECORD_SCHEMA))
+        self._index.add(columns)
 
     def resolve(self) -> tuple[np.ndarray, np.ndarray]:
         """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`)."""
@@ -91,7 +104,6 @@ class ProcessSink:
             [sys.executable, "-m", "kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
         )
-        self._batch: list[dict[str, Any]] = []
         self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._broken = threading.Event()
         self._writer = threading.Thread(target=self._write_batches, name="ingest-candidates", daemon=True)
@@ -106,11 +118,12 @@ class ProcessSink:
                 return
         self._child.stdin.close()
 
-    def add(self, record: dict[str, Any]) -> None:
-        self._batch.append(record)
-        if len(self._batch) >= SEND_BATCH:
-            self._send(("add", self._batch))
-            self._batch = []
+    def add_batch(self, columns: dict[str, Sequence[Any]]) -> None:
+        """Sent as it is while the worker keeps up; :func:`prepare` d first while batches wait for it."""
+        prepared = self._outbox.qsize() >= HELP_FROM
+        if prepared:
+            prepare(columns)
+        self._send(("add", columns, prepared))
 
     def _send(self, message: tuple | None) -> None:
         blob = None if message is None else pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -129,9 +142,6 @@ class ProcessSink:
         raise RuntimeError(f"the ingest candidate worker failed (exit code {code}):\n{tail}")
 
     def resolve(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._batch:
-            self._send(("add", self._batch))
-            self._batch = []
         self._send(("resolve",))
         self._send(None)
         self._writer.join()
@@ -161,7 +171,7 @@ def _serve(work_dir: Path, near_threshold: float | None) -> None:
     inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (message := pickle.load(inbox))[0] == "add":
-            sink.add_many(message[1])
+            sink.add_batch(*message[1:])
         pickle.dump(sink.resolve(), outbox, protocol=pickle.HIGHEST_PROTOCOL)
         outbox.flush()
     finally:
@@ -176,11 +186,21 @@ class Candidates:
         self.path = work_dir / CANDIDATES
         self._work_dir = work_dir
         self._sink = ProcessSink(work_dir, near_threshold) if processes > 1 else LocalSink(work_dir, near_threshold)
+        self._records: list[dict[str, Any]] = []
 
     def add(self, record: dict[str, Any]) -> None:
-        self._sink.add(record)
+        """A record from :func:`kositp.ingest.finish.checked_record`, sent on with its batch."""
+        self._records.append(record)
+        if len(self._records) >= BATCH:
+            self._send()
+
+    def _send(self) -> None:
+        if self._records:
+            self._sink.add_batch(dict(zip(RECORD_FIELDS, zip(*map(_ROW, self._records), strict=True), strict=True)))
+            self._records = []
 
     def resolve(self) -> Duplicates:
+        self._send()
         of, exact = self._sink.resolve()
         return Duplicates(of, exact, open_record_ids(self._work_dir, len(of)))
 

@@ -31,7 +31,7 @@ from kositp.ingest import adapters
 from kositp.ingest.adapters.base import Missing
 from kositp.ingest.candidates import Candidates, auto_processes
 from kositp.ingest.dedup import NONE, Duplicates
-from kositp.ingest.normalize import normalize_list, normalize_text
+from kositp.ingest.finish import checked_record
 from kositp.ingest.parquet_rows import RowWriter
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
 from kositp.ingest.readers import (
@@ -43,11 +43,8 @@ from kositp.ingest.readers import (
     open_utf8,
 )
 from kositp.ingest.tabular import iter_rows
-from kositp.records import RECORD_FIELDS, RECORD_SCHEMA
+from kositp.records import RECORD_SCHEMA
 
-SPAN_TYPES = {"span", "long", "table"}
-TEXT_FIELDS = ("title", "text", "question", "clue", "summary", "table_html", "doc_id")
-LIST_FIELDS = ("sentences", "answers", "options", "keywords")
 QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # What can stop a file part-way; UnicodeDecodeError and UndecodableError are ValueErrors.
@@ -169,39 +166,6 @@ def _unreadable_reason(exc: Exception) -> str:
     return "malformed_json"
 
 
-def _finish(fields: dict[str, Any], source: Source, fmt: str, location: str, max_chars: int) -> dict[str, Any] | Reject:
-    record: dict[str, Any] = dict.fromkeys(RECORD_FIELDS)
-    record.update({k: v for k, v in fields.items() if k in record})
-    for name in TEXT_FIELDS:
-        if record[name] is not None:  # most records have a few of these; None stays None
-            record[name] = normalize_text(record[name]) or None
-    for name in LIST_FIELDS:
-        record[name] = normalize_list(record[name]) if record[name] is not None else []
-    record["is_impossible"] = bool(record["is_impossible"])
-    record.update(source_dataset=source.source_dataset, source_file=source.source_file, location=location, format=fmt)
-    text = record["text"] or record["table_html"]
-    if not text:
-        return Reject(location, "empty_text", "no passage text after normalization")
-    if len(text) > max_chars:
-        return Reject(location, "too_long", f"{len(text)} characters > max_chars {max_chars}")
-    if record["kind"] in ("mrc", "table_qa") and not record["is_impossible"]:
-        if not record["answers"]:
-            return Reject(location, "missing_field", "answers")
-        if record["qa_type"] in SPAN_TYPES:
-            start = text.find(record["answers"][0])
-            if start < 0:
-                return Reject(location, "answer_not_in_context", f"answer {record['answers'][0][:40]!r} not in context")
-            given = fields.get("answer_start")
-            record["answer_start"] = given if isinstance(given, int) and text.startswith(record["answers"][0], given) else start
-        else:
-            record["answer_start"] = None
-    else:
-        record["answer_start"] = None
-    if record["kind"] == "summary" and not record["summary"]:
-        return Reject(location, "missing_field", "summary")
-    return record
-
-
 @collector_paused()
 def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
     """Read ``paths`` into ``records.parquet``, ``quarantine.parquet`` and ``files.parquet`` in ``out_dir``.
@@ -238,7 +202,7 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
             if isinstance(item, Missing):
                 item = Reject(location, "missing_field", item.field)
             if isinstance(item, dict):
-                item = _finish(item, source, fmt, location, settings.max_chars)
+                item = checked_record(item, source, fmt, location, settings.max_chars)
             if isinstance(item, Reject):
                 ledger.reject(source.source_file, item.reason)
                 quarantine.add({"source_file": source.source_file, "location": item.location or location,

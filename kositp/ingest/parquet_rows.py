@@ -1,5 +1,4 @@
-"""Rows appended to a parquet file (or a temporary Arrow IPC file) in batches, so memory stays flat
-however many are written."""
+"""Rows appended to a parquet file in batches, so memory stays flat however many are written."""
 
 from __future__ import annotations
 
@@ -14,13 +13,10 @@ BATCH = 5000
 
 
 class RowWriter:
-    """Buffers row dicts and writes one row group (or IPC record batch) per ``BATCH`` rows.
+    """Buffers row dicts and writes one row group per ``BATCH`` rows."""
 
-    ``temporary`` files, read back once, are Arrow IPC: written and read without any encoding.
-    """
-
-    def __init__(self, path: Path, schema: pa.Schema, temporary: bool = False):
-        self._writer = pa.ipc.new_file(str(path), schema) if temporary else pq.ParquetWriter(path, schema)
+    def __init__(self, path: Path, schema: pa.Schema):
+        self._writer = pq.ParquetWriter(path, schema)
         self._schema = schema
         self._rows: list[Mapping[str, Any]] = []
 
