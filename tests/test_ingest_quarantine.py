@@ -216,6 +216,44 @@ def test_damaged_member_bytes_are_a_broken_archive(tmp_path):
     assert quarantine.location.iloc[0] == f"{path}!a.json"  # the CRC fails on the first read: nothing was kept
 
 
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_short_members_read_at_once_give_what_zipfile_gives(tmp_path, compression):
+    short = json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()
+    long = json.dumps(admin_mrc(every_admin_qa() * 40), ensure_ascii=False, indent=1).encode()
+    assert len(short) < HEAD_BYTES <= len(long)
+    path = tmp_path / "행정문서.zip"
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("짧은.json", short)
+        archive.writestr("긴.json", long)
+    write_json(tmp_path / "plain" / "짧은.json", json.loads(short))
+    _, from_zip, _ = run_ingest(tmp_path / "zip", path)
+    _, from_file, _ = run_ingest(tmp_path / "file", tmp_path / "plain")
+    in_zip = from_zip[from_zip.source_file.str.endswith("!짧은.json")]
+    content = ["question", "text", "answers", "answer_start", "qa_type", "title"]
+    assert len(in_zip) == len(from_file) == len(every_admin_qa())
+    assert in_zip[content].to_json() == from_file[content].to_json()
+
+
+@pytest.mark.parametrize("damage", ["inflated bytes", "length"])
+def test_a_damaged_short_deflated_member_is_a_broken_archive(tmp_path, damage):
+    text = json.dumps(admin_mrc(every_admin_qa()), ensure_ascii=False).encode()
+    path = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.json", text)
+        archive.writestr("b.json", text)
+    data = bytearray(path.read_bytes())
+    if damage == "length":  # the central directory says a.json is one byte longer than it inflates to
+        entry = data.find(b"PK\x01\x02")
+        data[entry + 24 : entry + 28] = (len(text) + 1).to_bytes(4, "little")
+    else:
+        data[60:62] = bytes(255 - b for b in data[60:62])
+    path.write_bytes(bytes(data))
+    _, records, quarantine = run_ingest(tmp_path, path)
+    assert reasons(quarantine)["broken_archive"] == 1
+    assert quarantine.set_index("reason").loc["broken_archive", "source_file"] == f"{path}!a.json"
+    assert set(records.source_file) == {f"{path}!b.json"}
+
+
 def nest(name: str, members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

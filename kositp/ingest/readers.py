@@ -7,7 +7,9 @@ import bisect
 import codecs
 import io
 import itertools
+import os
 import re
+import struct
 import zipfile
 import zlib
 from collections import defaultdict
@@ -24,6 +26,11 @@ READ_CHUNK = 65536
 READABLE_SUFFIXES = (".json", ".jsonl", ".csv")
 MAX_ZIP_DEPTH = 3
 _UTF8_FLAG = 0x800
+_ENCRYPTED = 0x1
+_INFLATE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# A local file header: signature and fixed fields, then the name and extra field lengths.
+_LOCAL_MAGIC = b"PK\x03\x04"
+_LOCAL_HEADER = struct.Struct("<26xHH")
 _PART = re.compile(r"^(?P<base>.+\.zip)\.part(?P<number>\d+)$", re.IGNORECASE)
 # What a damaged archive raises while it is opened or read: a bad central directory or CRC, a
 # stream cut short, a compression method zipfile lacks (Deflate64).
@@ -53,8 +60,9 @@ class Source:
 
     @cached_property
     def suffix(self) -> str:
-        """Asked several times per source, and a book download has one source per passage."""
-        return Path(self.name).suffix.lower()
+        """Asked several times per source, and a book download has one source per passage
+        (``os.path`` here: building a ``Path`` for each costs more than the rest of the lookup)."""
+        return os.path.splitext(self.name)[1].lower()
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
@@ -165,7 +173,7 @@ def _zip_sources(open_archive: Callable[[], BinaryIO], label: str, dataset: str,
                     continue
                 name = member_name(info)
                 member = f"{label}!{name}"
-                source = Source(member, dataset, name, lambda info=info: archive.open(info))
+                source = Source(member, dataset, name, lambda info=info: open_member(archive, info))
                 if source.suffix != ".zip":
                     yield source
                 elif depth >= MAX_ZIP_DEPTH:
@@ -173,6 +181,28 @@ def _zip_sources(open_archive: Callable[[], BinaryIO], label: str, dataset: str,
                                  ("unsupported_member", f"zip nested deeper than {MAX_ZIP_DEPTH} levels is not opened"))
                 else:
                     yield from _zip_sources(lambda info=info: archive.open(info), member, dataset, "nested zip", depth + 1)
+
+
+def open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
+    """A member to read, opened by ``zipfile`` or, when short, read here at once.
+
+    A book download holds one short file per passage, and ``ZipFile.open`` costs more than
+    reading and inflating such a file: its local header is skipped and the rest inflated in one
+    call, its length and CRC checked as ``zipfile`` checks them.
+    """
+    if info.file_size >= HEAD_BYTES or info.flag_bits & _ENCRYPTED or info.compress_type not in _INFLATE:
+        return archive.open(info)
+    archive.fp.seek(info.header_offset)
+    header = archive.fp.read(_LOCAL_HEADER.size)
+    if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_MAGIC:
+        raise zipfile.BadZipFile(f"bad local file header for {info.filename}")
+    archive.fp.seek(sum(_LOCAL_HEADER.unpack(header)), io.SEEK_CUR)
+    data = archive.fp.read(info.compress_size)
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data, HEAD_BYTES)
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise zipfile.BadZipFile(f"bad length or CRC-32 for file {info.filename}")
+    return io.BytesIO(data)
 
 
 class ConcatenatedFile(io.RawIOBase):
