@@ -14,7 +14,7 @@ from kositp.artifacts import ArtifactStore, compute_version
 from kositp.catalog import TASKS
 from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
-from kositp.reformat.placement import Instruction, pick_instruction, place
+from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reformat.shards import ROUTING_FIELDS
 from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
@@ -138,8 +138,11 @@ def test_keywords_and_tables():
 
 
 def test_instruction_choice_is_stable_and_spread_and_placement_matches_the_seed():
-    picks = [pick_instruction(5, f"task-{n}", seed=7) for n in range(50)]
-    assert picks == [pick_instruction(5, f"task-{n}", seed=7) for n in range(50)]
+    record_ids = [f"{n:024d}" for n in range(50)]
+    picks = list(map(instruction_chooser("task", 5, seed=7), record_ids))
+    assert picks == list(map(instruction_chooser("task", 5, seed=7), record_ids))
+    assert picks == [stable_hash("7", f"task-{r}") % 5 for r in record_ids], "the documented hash, continued per id"
+    assert picks != list(map(instruction_chooser("task", 5, seed=8), record_ids))
     assert len(set(picks)) > 1 and set(picks) <= set(range(5))
     (mc,) = built("task007_extractive_qa_objective", [by_id("mrc-mc")])
     title = built("task003_title_generation", sample_records())[0]

@@ -12,6 +12,7 @@ from Python once, rather than the input and the prompt that repeats it, halves t
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -33,9 +34,14 @@ def stable_hash(*parts: str) -> int:
     return zlib.crc32("\x1f".join(parts).encode())
 
 
-def pick_instruction(count: int, instance_id: str, seed: int) -> int:
-    """The index, in a task's ``count`` instructions, of the one this instance gets."""
-    return stable_hash(str(seed), instance_id) % count
+def instruction_chooser(task_id: str, count: int, seed: int) -> Callable[[str], int]:
+    """For one task of ``count`` instructions, the index of the one each record's instance gets.
+
+    The hash is ``stable_hash(str(seed), f"{task_id}-{record_id}")``; the CRC of all but the
+    record id is computed once here and continued per instance.
+    """
+    prefix = zlib.crc32(f"{seed}\x1f{task_id}-".encode())
+    return lambda record_id: zlib.crc32(record_id.encode(), prefix) % count
 
 
 def place(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -20,10 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kositp.catalog import get_task
-from kositp.reformat.builders import BUILDERS, Position
+from kositp.reformat.builders import BUILDERS, Builder, Position
 from kositp.reformat.cap import TaskCap, record_hashes
 from kositp.reformat.decontaminate import RECORD_TEXT_FIELDS, EvalIndex
-from kositp.reformat.placement import Instruction, pick_instruction, place, stable_hash
+from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reporting import Reporter
 
 SHARD_SCHEMA = pa.schema(
@@ -267,6 +268,17 @@ def _trim(folder: Path, cap: TaskCap, task_stats: TaskStats) -> None:
         trimmed.replace(path)
 
 
+class _Route(NamedTuple):
+    """What the loop needs of one task, looked up once rather than for every instance."""
+
+    builder: Builder
+    stats: TaskStats
+    writer: _ShardWriter
+    choose: Callable[[str], int]
+    tainted_instructions: list[bool]
+    cap: TaskCap | None
+
+
 def build_shards(
     records_path: Path,
     task_ids: Collection[str],
@@ -284,11 +296,6 @@ def build_shards(
     ``contaminated`` already flags every record of the file (:mod:`kositp.reformat.parallel`
     flags them once for both its processes).
     """
-    routes: dict[str, list] = defaultdict(list)
-    for task_id in task_ids:
-        builder = BUILDERS[task_id]
-        for kind in builder.kinds:
-            routes[kind].append(builder)
     stats = {t: TaskStats(t) for t in task_ids}
     writers = {
         t: _ShardWriter(folders[t], stats[t], get_task(t).category, BUILDERS[t].position, bank[t]) for t in task_ids
@@ -297,6 +304,13 @@ def build_shards(
     tainted_instructions = {t: [False] * len(bank[t]) for t in task_ids}
     if eval_index is not None:
         tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
+    routes: dict[str, list[_Route]] = defaultdict(list)
+    for task_id in task_ids:
+        builder = BUILDERS[task_id]
+        route = _Route(builder, stats[task_id], writers[task_id], instruction_chooser(task_id, len(bank[task_id]), params.seed),
+                       tainted_instructions[task_id], caps.get(task_id))
+        for kind in builder.kinds:
+            routes[kind].append(route)
     source = pq.ParquetFile(records_path)
     # What the builders read, what routing and the rows need, and every text field when flagging here.
     wanted = set(ROUTING_FIELDS).union(*(BUILDERS[t].fields for t in task_ids))
@@ -333,14 +347,11 @@ def build_shards(
                 record_id = record["record_id"]
                 doc_id = record.get("doc_id") or record_id
                 split = None
-                for builder in routes.get(record["kind"], ()):
+                for builder, task_stats, writer, choose, tainted_instructions, cap in routes.get(record["kind"], ()):
                     if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
                         continue
-                    task_id = builder.task_id
-                    task_stats = stats[task_id]
                     task_stats.routed += 1
-                    cap = caps.get(task_id)
-                    key = keys[task_id][row] if cap is not None else 0
+                    key = keys[builder.task_id][row] if cap is not None else 0
                     if cap is not None and key >= cap.bound:
                         task_stats.capped += 1
                         continue
@@ -349,25 +360,18 @@ def build_shards(
                         continue
                     task_stats.built += 1
                     split = split or split_of(doc_id, params)
-                    instruction = pick_instruction(len(bank[task_id]), f"{task_id}-{record_id}", params.seed)
-                    if split == "train" and (tainted[row] or tainted_instructions[task_id][instruction]):
+                    instruction = choose(record_id)
+                    if split == "train" and (tainted[row] or tainted_instructions[instruction]):
                         task_stats.contaminated += 1
                         continue
                     if cap is not None and not cap.admit(key, split):
                         task_stats.capped += 1
                         continue
-                    writers[task_id].add(
+                    context, query, output = built
+                    writer.add(
                         split,
-                        (
-                            instruction,
-                            built.context,
-                            built.query or None,
-                            built.output,
-                            record.get("source_dataset") or "",
-                            record_id,
-                            doc_id,
-                        ),
-                        len(built.context) + len(built.query) + len(built.output),
+                        (instruction, context, query or None, output, record.get("source_dataset") or "", record_id, doc_id),
+                        len(context) + len(query) + len(output),
                     )
             advance(read.num_rows)
     for task_id, writer in writers.items():
