@@ -199,10 +199,10 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
                      advance) -> None:
     """Pass one: every unit read is counted, then rejected now or kept as a candidate."""
     for source in iter_sources(paths):
-        ledger.tally(source.source_file)
+        tally = ledger.tally(source.source_file)
         for fmt, path, item in _units(source, settings.format, settings.columns):
             location = f"{source.source_file}{path}"
-            ledger.read(source.source_file)
+            tally.read += 1
             if isinstance(item, Missing):
                 item = Reject(location, "missing_field", item.field)
             if isinstance(item, dict):
@@ -212,7 +212,7 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
                 quarantine.add({"source_file": source.source_file, "location": item.location or location,
                                 "format": fmt, "reason": item.reason, "detail": item.detail, "record_id": None})
             else:
-                ledger.keep(source.source_file)
+                tally.kept += 1
                 candidates.add(item)
             if advance:
                 advance(1)

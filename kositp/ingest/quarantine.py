@@ -82,28 +82,23 @@ class Ledger:
         self._writer = pq.ParquetWriter(self._draft, FILES_SCHEMA)
 
     def tally(self, source_file: str) -> FileTally:
-        """Called twice per record: a ``setdefault`` would build a throw-away tally each time."""
+        """The open file's counts. The read loop counts into it directly (twice per record), and
+        :meth:`finish` adds them to the totals."""
         tally = self._open.get(source_file)
         if tally is None:
             tally = self._open[source_file] = FileTally()
         return tally
 
-    def read(self, source_file: str) -> None:
-        self.tally(source_file).read += 1
-        self.totals.read += 1
-
-    def keep(self, source_file: str) -> None:
-        self.tally(source_file).kept += 1
-        self.totals.kept += 1
-
     def reject(self, source_file: str, reason: str) -> None:
         self.tally(source_file).rejected += 1
-        self.totals.rejected += 1
         self.by_reason[reason] += 1
 
     def finish(self, source_file: str) -> None:
-        """The file is read: check it and move its counts out of memory."""
+        """The file is read: add its counts to the totals, check it and move it out of memory."""
         tally = self._open.pop(source_file, FileTally())
+        self.totals.read += tally.read
+        self.totals.kept += tally.kept
+        self.totals.rejected += tally.rejected
         tally.check(source_file)
         self._done.append((source_file, tally))
         if len(self._done) >= _FLUSH_ROWS:
