@@ -70,8 +70,8 @@ class LocalSink:
         self._index = DuplicateIndex(work_dir, near_threshold)
 
     def add_batch(self, columns: dict[str, Sequence[Any]], prepared: bool = False) -> None:
-        """Keep a batch, :func:`prepare` d here unless the sender did it. The candidates file is
-        Arrow IPC: read back once, it is written and read without any encoding."""
+        """Keep a batch, prepared here (:func:`prepare`) unless the sender prepared it. The candidates
+        file is Arrow IPC: read back once, it is written and read without any encoding."""
         if not prepared:
             prepare(columns)
         self._writer.write_table(pa.Table.from_pydict(columns, schema=RECORD_SCHEMA))
@@ -119,7 +119,7 @@ class ProcessSink:
         self._child.stdin.close()
 
     def add_batch(self, columns: dict[str, Sequence[Any]]) -> None:
-        """Sent as it is while the worker keeps up; :func:`prepare` d first while batches wait for it."""
+        """Sent as it is while the worker keeps up, prepared first (:func:`prepare`) while batches wait for it."""
         prepared = self._outbox.qsize() >= HELP_FROM
         if prepared:
             prepare(columns)
