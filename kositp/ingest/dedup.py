@@ -134,8 +134,10 @@ class DuplicateIndex:
         exact["key"] = np.frombuffer(digests, dtype="<u8")
         exact["idx"] = np.arange(first, self._count, dtype=np.uint32)
         exact["sig"] = NONE
-        near = [(first + i, key.replace(" ", "")) for i, (key, q) in enumerate(zip(keys, question)) if not q] if self._bands else []
-        entries = np.concatenate([exact, self._near_entries(near)]) if near else exact
+        entries = exact
+        if self._bands:
+            near = [(first + i, key.replace(" ", "")) for i, (key, q) in enumerate(zip(keys, question)) if not q]
+            entries = np.concatenate([exact, self._near_entries(near)]) if near else exact
         partition = (entries["key"] >> np.uint64(64 - PARTITION_BITS)).astype(np.intp)
         order = np.argsort(partition, kind="stable")
         bounds = np.searchsorted(partition[order], np.arange((1 << PARTITION_BITS) + 1))

@@ -11,12 +11,14 @@ process completes it: both call the same normalization.
 from __future__ import annotations
 
 from collections.abc import MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kositp.ingest.normalize import normalize_list, normalize_text
 from kositp.ingest.quarantine import Reject
-from kositp.ingest.readers import Source
 from kositp.records import RECORD_FIELDS
+
+if TYPE_CHECKING:  # the candidate worker imports this module and never opens a source
+    from kositp.ingest.readers import Source
 
 SPAN_TYPES = {"span", "long", "table"}
 CHECKED_TEXT_FIELDS = ("text", "table_html", "summary")
