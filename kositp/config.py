@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from kositp.errors import PermanentError
+
 log = logging.getLogger("kositp")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,8 +58,8 @@ SEED_SFT_KEYS: dict[str, str | None] = {
 }
 
 
-class ProfileError(ValueError):
-    pass
+class ProfileError(PermanentError, ValueError):
+    """The profile or an override is wrong; the message names the file, section or key."""
 
 
 class StageConfig(BaseModel):

@@ -21,6 +21,8 @@ from typing import BinaryIO
 
 from charset_normalizer import from_bytes
 
+from kositp.errors import InputNotFound
+
 HEAD_BYTES = 65536
 READ_CHUNK = 65536
 READABLE_SUFFIXES = (".json", ".jsonl", ".csv")
@@ -98,7 +100,7 @@ def iter_sources(paths: list[str | Path]) -> Iterator[Source]:
     for given in paths:
         root = Path(given)
         if not root.exists():
-            raise FileNotFoundError(f"ingest path does not exist: {root}")
+            raise InputNotFound(f"ingest path does not exist: {root}")
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         listed.extend((path, _dataset_name(path, root)) for path in files)
     parts: dict[Path, list[tuple[int, Path]]] = defaultdict(list)

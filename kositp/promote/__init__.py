@@ -1,0 +1,1 @@
+"""Promotion: which exported model a profile serves, decided by a gate on zero-shot scores."""
