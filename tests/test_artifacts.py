@@ -1,6 +1,8 @@
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,10 +18,22 @@ from kositp.artifacts import (
 BASE = {"stage": "reformat", "code_version": "1", "params": {"seed": 42}, "inputs": {"ingest": "abc"}, "fingerprint": {"f": 1}}
 
 
-def test_version_is_deterministic_and_ignores_key_order():
-    again = dict(BASE, params={"seed": 42}, inputs={"ingest": "abc"})
-    assert compute_version(**BASE) == compute_version(**again)
-    assert compute_version(**dict(BASE, params={"a": 1, "b": 2})) == compute_version(**dict(BASE, params={"b": 2, "a": 1}))
+def test_version_ignores_key_order_at_every_depth():
+    first = dict(BASE, params={"a": 1, "b": {"x": [1, 2], "y": "값"}}, inputs={"ingest": "abc", "instructions": "def"})
+    second = dict(BASE, params={"b": {"y": "값", "x": [1, 2]}, "a": 1}, inputs={"instructions": "def", "ingest": "abc"})
+    assert compute_version(**first) == compute_version(**second)
+
+
+def test_version_is_the_same_in_another_process():
+    """A version names a folder on disk: a new process (another hash seed) must find it again."""
+    script = (
+        "import json, sys; from kositp.artifacts import compute_version; "
+        "print(compute_version(**json.loads(sys.argv[1])))"
+    )
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    other = subprocess.run([sys.executable, "-c", script, json.dumps(BASE)], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert other == compute_version(**BASE)
 
 
 @pytest.mark.parametrize(
@@ -137,8 +151,11 @@ def test_two_concurrent_publishers_leave_one_intact_copy(tmp_path):
 def test_corrupted_file_is_reported_by_name_and_not_used(tmp_path):
     store = ArtifactStore(tmp_path)
     artifact = _publish(store)
-    (artifact.path / "data" / "records.txt").write_text("변조된 기록", encoding="utf-8")
-    with pytest.raises(CorruptArtifact, match="records.txt"):
+    target = artifact.path / "data" / "records.txt"
+    tampered = "변조 기록".encode()
+    assert len(tampered) == target.stat().st_size  # same size: only the checksum can tell
+    target.write_bytes(tampered)
+    with pytest.raises(CorruptArtifact, match="records.txt: checksum mismatch"):
         store.open("ingest", "v1")
 
 
