@@ -172,6 +172,25 @@ def dpo_artifact(store_with_sft, tmp_path_factory):
     return store_with_sft.open("dpo", result.version), first_steps[0], checkpoints_after_crash
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_dpo(store_with_sft, dpo_artifact, tmp_path_factory):
+    """The same DPO run without a crash, published under another version, for comparison."""
+    item = _planned(
+        DPO_STAGE,
+        _dpo_config(_user_file(tmp_path_factory.mktemp("user"))),
+        {"sft": "sft000000000001", "reformat": "reformat0000001"},
+        "dpo000000000002",
+    )
+    result = execute(item, store_with_sft, "test", ConsoleReporter(show_progress=False))
+    return store_with_sft.open("dpo", result.version)
+
+
+def _adapter_weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter" / "adapter_model.safetensors"))
+
+
 def test_user_pairs_keep_good_lines_and_report_bad_ones_by_number(tmp_path):
     pairs, problems = preferences.read_user_pairs(_user_file(tmp_path))
     assert [p.prompt for p in pairs] == ["한국의 전통 음식을 하나 알려주세요.", "봄에 피는 꽃은?"]
@@ -210,6 +229,18 @@ def test_dpo_resumes_after_a_crash_and_publishes_the_adapter(dpo_artifact):
     ]
     assert {1, 2, 3, 4} <= set(steps)
     assert len(pd.read_parquet(artifact.path / "pairs.parquet")) == artifact.rows["pairs"]
+
+
+def test_resumed_dpo_adapter_equals_an_uninterrupted_runs(dpo_artifact, uninterrupted_dpo, store_with_sft):
+    """The policy restored at resume is the checkpoint's, not the SFT adapter started over."""
+    resumed = _adapter_weights(dpo_artifact[0].path)
+    straight = _adapter_weights(uninterrupted_dpo.path)
+    sft = _adapter_weights(store_with_sft.open("sft", "sft000000000001").path)
+    assert resumed.keys() == straight.keys() == sft.keys()
+    moved = max((straight[name] - sft[name]).abs().max().item() for name in sft)
+    assert moved > 1e-4  # training changed the adapter, so equality below says something
+    for name, weight in straight.items():
+        torch.testing.assert_close(resumed[name], weight, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
