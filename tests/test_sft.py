@@ -279,23 +279,67 @@ def test_checkpoint_interval_must_line_up_with_eval_steps():
         SftConfig(**{**TINY, "checkpoint_steps": 3})
 
 
-def test_local_base_model_fingerprint_follows_its_files(tiny_model_dir):
-    fingerprint = common.base_model_fingerprint(str(tiny_model_dir))
-    assert fingerprint["config"]["model_type"] == "llama"
-    assert fingerprint["files"]["model.safetensors"] > 0
-    assert json.dumps(fingerprint)
+def test_local_base_model_fingerprint_follows_its_files(tiny_model_dir, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    before = common.base_model_fingerprint(str(model_dir))
+    assert before["config"]["model_type"] == "llama" and "model.safetensors" in before["files"]
+    weights = model_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size: the weights changed in place
+    weights.write_bytes(bytes(data))
+    after = common.base_model_fingerprint(str(model_dir))
+    assert after["files"]["model.safetensors"] != before["files"]["model.safetensors"]
+    assert STAGE.fingerprint(SftConfig(**{**TINY, "base_model": str(model_dir)})) == after
 
 
-def test_packing_trains_on_full_length_blocks(store):
+def _recording_trainer(monkeypatch) -> list[dict]:
+    """Make ``run`` build a trainer that keeps every training batch's token rows."""
+    from kositp.train import sft
+
+    seen: list[dict] = []
+    base = sft_trainer_class()
+
+    class Recording(base):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            seen.append({key: inputs[key].detach().clone() for key in ("input_ids", "position_ids") if key in inputs})
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "sft_trainer_class", lambda: Recording)
+    return seen
+
+
+def _sequences_per_row(batch: dict) -> list[int]:
+    """How many examples each row of a batch holds: positions restart at 0 for each one."""
+    if "position_ids" not in batch:
+        return [1] * batch["input_ids"].shape[0]
+    return [int((row == 0).sum()) for row in batch["position_ids"]]
+
+
+def test_packing_puts_several_examples_in_one_step_of_two_rows(store, monkeypatch):
+    seen = _recording_trainer(monkeypatch)
     result = execute(
-        _planned(store, packing=True, max_seq_length=64, eval_strategy="no", load_best_model_at_end=False),
+        _planned(store, packing=True, max_seq_length=256, eval_strategy="no", load_best_model_at_end=False),
         store,
         "test",
         ConsoleReporter(show_progress=False),
     )
-    report = store.open("sft", result.version).report
-    assert report["packing"] is True and report["global_step"] == 6
-    assert (Path(result.path) / common.ADAPTER_DIR / "adapter_model.safetensors").is_file()
+    assert len(seen) == 6 and store.open("sft", result.version).report["packing"] is True
+    # two rows a step (train_batch_size); packed blocks of up to 256 tokens hold more examples than that
+    assert all(sum(_sequences_per_row(batch)) > 2 for batch in seen)
+
+
+def test_without_packing_a_step_trains_one_example_per_row(store, monkeypatch):
+    seen = _recording_trainer(monkeypatch)
+    execute(
+        _planned(store, max_steps=2, max_seq_length=256, eval_strategy="no", load_best_model_at_end=False),
+        store,
+        "test",
+        ConsoleReporter(show_progress=False),
+    )
+    assert len(seen) == 2 and all(sum(_sequences_per_row(batch)) == 2 for batch in seen)
 
 
 def test_forcing_unsloth_on_a_gpu_without_the_package_names_it(monkeypatch):

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kositp.artifacts import file_sha256
+from kositp.model_refs import require_model
+
 log = logging.getLogger("kositp")
 
 CHECKPOINT_DIR = "checkpoints"
@@ -258,7 +261,12 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str = "training") -
 
 
 def base_model_fingerprint(ref: str) -> dict[str, Any]:
-    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder by content."""
+    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder by content.
+
+    Every file's sha256, not its size: weights edited in place (a re-quantisation, a fixed
+    tokenizer of the same length) must give a new SFT version, never reuse the old adapter.
+    """
+    require_model(ref)
     path = Path(ref)
     if not path.is_dir():
         return {"base_model": ref}
@@ -266,7 +274,9 @@ def base_model_fingerprint(ref: str) -> dict[str, Any]:
     return {
         "base_model": str(path.resolve()),
         "config": json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None,
-        "files": {p.name: p.stat().st_size for p in sorted(path.iterdir()) if p.is_file()},
+        "files": {
+            p.relative_to(path).as_posix(): file_sha256(p) for p in sorted(path.rglob("*")) if p.is_file()
+        },
     }
 
 
