@@ -58,6 +58,10 @@ SEED_SFT_KEYS: dict[str, str | None] = {
 }
 
 
+# Top-level profile keys besides one section per stage (``extends`` is read and removed by ``_read``).
+PROFILE_KEYS = ("name", "root", "stages", "prefect")
+
+
 class ProfileError(PermanentError, ValueError):
     """The profile or an override is wrong; the message names the file, section or key."""
 
@@ -163,13 +167,14 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, value = item.partition("=")
-    if not sep or not key.strip():
+    path = key.strip().split(".")
+    if not sep or not all(part.strip() for part in path):
         raise ProfileError(f"override {item!r} must look like section.key=value")
     try:
         parsed = yaml.safe_load(value) if value else ""
     except yaml.YAMLError:
         parsed = value
-    return key.strip().split("."), parsed
+    return [part.strip() for part in path], parsed
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -186,10 +191,27 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     return data
 
 
+def check_sections(data: Mapping[str, Any], source: str) -> None:
+    """Every top-level key is known and every section a mapping, so a typo (``sftt:``,
+    ``--set sfft.lora_r=16``) or a section set to a scalar (``--set sft=5``) fails here, in one line."""
+    from kositp.stages import PIPELINE_ORDER  # stages imports the artifact store; config stays light
+
+    known = (*PROFILE_KEYS, *PIPELINE_ORDER)
+    unknown = [str(key) for key in data if key not in known]
+    if unknown:
+        raise ProfileError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                           f"known: {', '.join(known)}")
+    for key in ("prefect", *PIPELINE_ORDER):
+        if data.get(key) is not None and not isinstance(data[key], Mapping):
+            raise ProfileError(f"{source}: section {key!r} must be a mapping of settings, got "
+                               f"{type(data[key]).__name__} (set one key: {key}.NAME=VALUE)")
+
+
 def load_profile(ref: str, overrides: Sequence[str] = (), root: str | Path | None = None) -> Profile:
     """A profile by name (``configs/NAME.yaml``) or path (YAML profile or seed ``config.json``)."""
     path = find_profile(ref)
     data = apply_overrides(_read(path), overrides)
+    check_sections(data, f"profile {path}" + (" with --set overrides" if overrides else ""))
     if root is not None:
         data["root"] = str(root)
     return Profile(name=str(data.get("name") or path.stem), data=data, source=str(path), overrides=list(overrides))

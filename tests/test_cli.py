@@ -57,3 +57,26 @@ def test_run_json_reports_every_stage_and_fails_nonzero(prefect_server, monkeypa
 def test_run_rejects_a_bad_override_before_starting_prefect():
     result = runner.invoke(app, ["run", "--set", "sft.lora_rank=8"])
     assert result.exit_code == 2 and "section 'sft'" in result.output and "lora_rank" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "sfft.lora_r=16"], "unknown top-level key(s) 'sfft'; known: name, root, stages, prefect, ingest"),
+        (["--set", ".x=1"], "override '.x=1' must look like section.key=value"),
+        (["--set", "sft=5"], "section 'sft' must be a mapping of settings, got int"),
+        (["--set", "sft.lora_r=-5"], "lora_r\n  Input should be greater than or equal to 1"),
+    ],
+)
+def test_run_rejects_unknown_sections_and_bad_values_before_any_stage(args, message, tmp_path):
+    result = runner.invoke(app, ["run", "--root", str(tmp_path), "--json", *args])
+    assert result.exit_code == 2 and message in result.output
+    assert result.stdout == "" and not any(tmp_path.iterdir())
+
+
+def test_a_misspelt_profile_section_exits_2_in_one_line(tmp_path):
+    profile = tmp_path / "오타.yaml"
+    profile.write_text("extends: demo\nsftt:\n  lora_r: 16\n", encoding="utf-8")
+    result = runner.invoke(app, ["run", "--profile", str(profile), "--root", str(tmp_path / "a")])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "unknown top-level key(s) 'sftt'; known: name, root" in result.output

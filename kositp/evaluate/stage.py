@@ -31,9 +31,9 @@ class EvaluateConfig(StageConfig):
     prompt_set: str = DEFAULT_PROMPT_SET
     batch_size: int = Field(default=8, ge=1)
     seed: int = 0
-    temperature: float = 0.5
-    top_k: int = 50
-    max_new_tokens: int = 256
+    temperature: float = Field(0.5, ge=0)
+    top_k: int = Field(50, ge=0)
+    max_new_tokens: int = Field(256, ge=1)
     vllm_python: str | None = None
     base_url: str | None = None
     served_model: str | None = None

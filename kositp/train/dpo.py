@@ -40,19 +40,19 @@ class DpoConfig(StageConfig):
     device: str = "auto"
     load_in_4bit: bool = False
     pairs: PairsConfig = PairsConfig()
-    beta: float = 0.1
+    beta: float = Field(0.1, gt=0)
     loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1)
-    max_length: int = 1024
-    learning_rate: float = 5e-6
-    num_train_epochs: float = 1.0
-    max_steps: int = -1
-    train_batch_size: int = 2
-    gradient_accumulation_steps: int = 1
-    warmup_steps: int = 0
+    max_length: int = Field(1024, ge=1)
+    learning_rate: float = Field(5e-6, gt=0)
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1)  # -1: num_train_epochs decides
+    train_batch_size: int = Field(2, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
     optim: str = "adamw_torch"
     use_gradient_checkpointing: bool = False
     save_steps: int = Field(50, ge=1)
-    save_total_limit: int | None = 2
+    save_total_limit: int | None = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
     seed: int = 3407
 

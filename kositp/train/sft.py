@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow.parquet as pq
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from kositp.config import StageConfig
 from kositp.prompt_format import format_completion, format_prompt
@@ -50,31 +50,31 @@ class SftConfig(StageConfig):
     backend: Literal["auto", "unsloth", "hf"] = "auto"
     device: str = "auto"
     load_in_4bit: bool = True
-    max_seq_length: int = 2048
-    lora_r: int = 8
-    lora_alpha: int = 32
+    max_seq_length: int = Field(2048, ge=1)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(32, gt=0)
     lora_target_modules: list[str] = SEED_TARGET_MODULES
-    lora_dropout: float = 0.0
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
     use_gradient_checkpointing: bool | Literal["unsloth"] = True
     seed: int = 3407
     use_rslora: bool = False
-    num_train_epochs: float = 3
-    max_steps: int = -1
-    train_batch_size: int = 4
-    eval_batch_size: int = 4
-    gradient_accumulation_steps: int = 4
-    weight_decay: float = 0.01
-    learning_rate: float = 2e-4
+    num_train_epochs: float = Field(3, gt=0)
+    max_steps: int = Field(-1, ge=-1)  # -1: num_train_epochs decides
+    train_batch_size: int = Field(4, ge=1)
+    eval_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(4, ge=1)
+    weight_decay: float = Field(0.01, ge=0)
+    learning_rate: float = Field(2e-4, gt=0)
     lr_scheduler_type: str = "linear"
-    warmup_steps: int = 0
-    logging_steps: int = 100
+    warmup_steps: int = Field(0, ge=0)
+    logging_steps: int = Field(100, ge=1)
     optim: str = "adamw_8bit"
     eval_strategy: Literal["no", "steps", "epoch"] = "steps"
-    save_steps: int = 9811
-    eval_steps: int = 9811
-    checkpoint_steps: int | None = None
+    save_steps: int = Field(9811, ge=1)
+    eval_steps: int = Field(9811, ge=1)
+    checkpoint_steps: int | None = Field(None, ge=1)
     load_best_model_at_end: bool = True
-    save_total_limit: int | None = 3
+    save_total_limit: int | None = Field(3, ge=1)
     packing: bool = False
     padding_free: bool = False
     completion_only_loss: bool = True
