@@ -115,8 +115,12 @@ def build_tiny_model(out_dir: Path, spec: TinySpec = TinySpec(), texts: Iterable
 
 
 def resolve_base_model(ref: str, cache_dir: Path) -> str:
-    """A hub id or path unchanged; a ``tiny-llama`` reference built once into ``cache_dir``."""
+    """A hub id or path unchanged (a missing local path raises); a ``tiny-llama`` reference built once
+    into ``cache_dir``."""
     if not is_tiny(ref):
+        from kositp.model_refs import require_model  # model_refs asks this module what tiny-llama is
+
+        require_model(ref)
         return ref
     spec = TinySpec.parse(ref)
     target = cache_dir / "models" / f"tiny-llama-{spec.slug}"

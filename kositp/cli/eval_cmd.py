@@ -41,9 +41,12 @@ def eval_(
     from kositp.evaluate.backends import BackendError
     from kositp.evaluate.loaders import EvalDataError
     from kositp.evaluate.stage import EvaluateConfig, evaluate_to
+    from kositp.model_refs import require_model
     from kositp.reporting import ConsoleReporter
 
     try:
+        if backend != "openai":
+            require_model(model)
         config = EvaluateConfig(
             data_dir=str(data_dir),
             sets=[s.strip() for s in sets.split(",") if s.strip()],
