@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
+from kositp.causal_lm import continuation_logprobs, prompt_ids
 from kositp.evaluate.backends import BackendError, OpenAIBackend, Sampling, VLLMBackend, make_backend
 from kositp.evaluate.loaders import EvalDataError, load_set, stratified_sample
 from kositp.evaluate.metrics import INVALID, set_metrics
@@ -202,10 +203,10 @@ def _train_preference(backend, prompts: list[str], label: str, steps: int = 40) 
     model = backend.model
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    label_ids = backend._ids(label)
+    label_ids = backend.tokenizer(label, add_special_tokens=False)["input_ids"]
     for _ in range(steps):
         for prompt in prompts:
-            ids = backend._prompt_ids(prompt) + label_ids
+            ids = prompt_ids(backend.tokenizer, prompt) + label_ids
             targets = torch.tensor([[-100] * (len(ids) - len(label_ids)) + label_ids])
             loss = model(input_ids=torch.tensor([ids]), labels=targets).loss
             optimizer.zero_grad()
@@ -230,8 +231,15 @@ def test_choice_picks_the_label_a_trained_model_prefers(tiny_model_dir: Path, ev
     assert max(scores, key=scores.get) == target
     # batched scoring equals scoring one sequence at a time
     single = [
-        backend.label_logprobs(
-            [(backend._prompt_ids(PROMPTS["kornli"].render(examples[0].text)), backend._ids(w))]
+        continuation_logprobs(
+            backend.model,
+            backend.tokenizer,
+            [
+                (
+                    prompt_ids(backend.tokenizer, PROMPTS["kornli"].render(examples[0].text)),
+                    backend.tokenizer(w, add_special_tokens=False)["input_ids"],
+                )
+            ],
         )[0]
         for w in PROMPTS["kornli"].label_words
     ]

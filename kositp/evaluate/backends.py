@@ -44,61 +44,31 @@ class Backend(Protocol):
 
 
 class HFBackend:
-    """transformers on CPU or GPU; label words scored by summed log-likelihood, batched."""
+    """transformers on CPU or GPU; label words scored by their tokens' log-likelihoods, batched."""
 
     name = "hf"
 
     def __init__(self, model_path: str | Path, batch_size: int = 8, device: str | None = None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from kositp.causal_lm import load_causal_lm
+        from kositp.train.common import resolve_device
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-        dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
-        self.model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype).to(self.device).eval()
+        self.device = device or resolve_device("auto")
+        self.model, self.tokenizer = load_causal_lm(model_path, self.device)
+        self.model.eval()
         self.batch_size = batch_size
-        self.pad_id = self.tokenizer.pad_token_id
-        if self.pad_id is None:
-            self.pad_id = self.tokenizer.eos_token_id
-
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _prompt_ids(self, text: str) -> list[int]:
-        """The prompt with the tokenizer's own special tokens (BOS where the model expects one),
-        as generation and the vLLM worker see it; label words are appended without any."""
-        return self.tokenizer(text)["input_ids"]
-
-    def label_logprobs(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[float]:
-        """Summed log-probability of each label continuation given its prompt, in one padded batch."""
-        import torch
-
-        seqs = [p + c for p, c in pairs]
-        width = max(map(len, seqs))
-        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for row, seq in enumerate(seqs):
-            input_ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.inference_mode():
-            logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
-            ).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-        scores = []
-        for row, (prompt, cont) in enumerate(pairs):
-            positions = torch.arange(len(prompt) - 1, len(prompt) + len(cont) - 1)
-            scores.append(float(logprobs[row, positions, torch.tensor(cont)].sum()))
-        return scores
 
     def choose(self, prompts: Sequence[str], labels: Sequence[str], advance: Advance) -> list[list[float]]:
-        label_ids = [self._ids(label) for label in labels]
+        """Per prompt, the summed log-probability of each label word's tokens; prompts carry the
+        tokenizer's special tokens (as in training), label words none."""
+        from kositp.causal_lm import continuation_logprobs, prompt_ids
+
+        label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
         per_batch = max(1, self.batch_size // max(1, len(labels)))
         out: list[list[float]] = []
         for start in range(0, len(prompts), per_batch):
             chunk = prompts[start : start + per_batch]
-            pairs = [(self._prompt_ids(p), ids) for p in chunk for ids in label_ids]
-            flat = self.label_logprobs(pairs)
+            pairs = [(prompt_ids(self.tokenizer, p), ids) for p in chunk for ids in label_ids]
+            flat = continuation_logprobs(self.model, self.tokenizer, pairs)
             out += [flat[i * len(labels) : (i + 1) * len(labels)] for i in range(len(chunk))]
             advance(len(chunk))
         return out
@@ -106,30 +76,19 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], sampling: Sampling, advance: Advance) -> list[str]:
         import torch
 
+        from kositp.causal_lm import generate_text
+
         torch.manual_seed(sampling.seed)
-        out: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = [self._prompt_ids(p) for p in prompts[start : start + self.batch_size]]
-            width = max(map(len, chunk))
-            input_ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros_like(input_ids)
-            for row, ids in enumerate(chunk):  # left padding: generation continues every row at the end
-                input_ids[row, width - len(ids) :] = torch.tensor(ids)
-                mask[row, width - len(ids) :] = 1
-            with torch.inference_mode():
-                generated = self.model.generate(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=mask.to(self.device),
-                    do_sample=True,
-                    temperature=sampling.temperature,
-                    top_k=sampling.top_k,
-                    max_new_tokens=sampling.max_new_tokens,
-                    pad_token_id=self.pad_id,
-                )
-            new_tokens = generated[:, width:].cpu()
-            out += self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            advance(len(chunk))
-        return out
+        return generate_text(
+            self.model,
+            self.tokenizer,
+            prompts,
+            sampling.max_new_tokens,
+            batch_size=self.batch_size,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            advance=advance,
+        )
 
 
 class VLLMBackend:

@@ -1,5 +1,6 @@
-"""Pieces every training stage shares: device and backend choice, loading the base model,
-resuming from checkpoints, the training log and its loss curve.
+"""Pieces every training stage shares: device and backend choice, loading the base model through
+Unsloth (:mod:`kositp.causal_lm` loads it everywhere else), resuming from checkpoints, the
+training log and its loss curve.
 
 SFT and DPO differ in their data and trainer; everything around the trainer (which card, which
 backend, where checkpoints live, what gets logged) must behave identically, so it lives here.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kositp.artifacts import file_sha256
+from kositp.gguf_model import gguf_fingerprint, is_gguf_ref
 from kositp.model_refs import require_model
 
 log = logging.getLogger("kositp")
@@ -103,40 +105,6 @@ def resolve_backend(requested: str, device: str) -> BackendChoice:
     if not unsloth_importable():
         return BackendChoice("hf", "auto picked hf: a CUDA GPU is present but unsloth is not installed")
     return BackendChoice("unsloth", "auto picked unsloth: a CUDA GPU is present and unsloth is installed")
-
-
-def load_hf_model(
-    model_path: str, device: str, load_in_4bit: bool = False, gradient_checkpointing: bool = False
-):
-    """Base causal LM + tokenizer through transformers; 4-bit only on a GPU (bitsandbytes)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    kwargs: dict[str, Any] = {}
-    if device.startswith("cuda"):
-        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if load_in_4bit:
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
-            )
-        kwargs["device_map"] = {"": device}
-    else:
-        if load_in_4bit:
-            log.info("load_in_4bit ignored on %s (4-bit loading needs a CUDA GPU)", device)
-        kwargs["dtype"] = torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
-    if load_in_4bit and device.startswith("cuda"):
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    if gradient_checkpointing:
-        model.config.use_cache = False
-    return model, tokenizer
 
 
 def import_unsloth():
@@ -261,11 +229,14 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str = "training") -
 
 
 def base_model_fingerprint(ref: str) -> dict[str, Any]:
-    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder by content.
+    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder or a GGUF file
+    by content.
 
     Every file's sha256, not its size: weights edited in place (a re-quantisation, a fixed
     tokenizer of the same length) must give a new SFT version, never reuse the old adapter.
     """
+    if is_gguf_ref(ref):
+        return gguf_fingerprint(ref)
     require_model(ref)
     path = Path(ref)
     if not path.is_dir():
@@ -286,6 +257,8 @@ def adapter_base_model(adapter_dir: Path) -> str:
     if not config_path.is_file():
         raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json; is this a PEFT adapter folder?")
     return json.loads(config_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
+
+
 def trim_training_log(path: Path, step: int) -> None:
     """Drop log rows past ``step``: a resumed run replays them from the checkpoint."""
     rows = [r for r in read_training_log(path) if r.get("step", 0) <= step]

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from kositp.causal_lm import load_causal_lm
 from kositp.config import StageConfig
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
@@ -121,8 +122,11 @@ def load_policy(adapter_dir: Path, backend: str, device: str, config: DpoConfig)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    base, _ = common.load_hf_model(
-        common.adapter_base_model(adapter_dir), device, config.load_in_4bit, config.use_gradient_checkpointing
+    base, _ = load_causal_lm(
+        common.adapter_base_model(adapter_dir),
+        device,
+        load_in_4bit=config.load_in_4bit,
+        gradient_checkpointing=config.use_gradient_checkpointing,
     )
     model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
     return model, AutoTokenizer.from_pretrained(str(adapter_dir))

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kositp.artifacts import Artifact, ArtifactStore
+from kositp.causal_lm import generate_ids, load_causal_lm, prompt_ids
 from kositp.config import StageConfig
 from kositp.prompt_format import CHAT_TEMPLATE, STOP_MARKER, cut_at_stop, format_prompt
 from kositp.stages import StageContext, StageOutcome
@@ -46,6 +47,7 @@ class ExportConfig(StageConfig):
     gguf_quantization: str | None = "q4_k_m"
     hub_repo_id: str | None = None
     hub_private: bool = True
+    license: str = "other"  # the card's license: the base model's terms decide it (apache-2.0, gemma, ...)
 
 
 def run(ctx: StageContext) -> StageOutcome:
@@ -71,7 +73,7 @@ def run(ctx: StageContext) -> StageOutcome:
         ctx.reporter.info(f"export: GGUF skipped ({gguf['reason']})")
 
     lineage = lineage_versions(trained)
-    card = model_card(trained, lineage, info, check)
+    card = model_card(trained, lineage, info, check, config.license)
     (ctx.out_dir / "README.md").write_text(card, encoding="utf-8")
     shutil.copy(ctx.out_dir / "README.md", merged_dir / "README.md")
     ctx.reporter.markdown("export-model-card", card)
@@ -109,7 +111,7 @@ def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, An
     from peft import PeftModel
     from transformers import AutoTokenizer, GenerationConfig
 
-    base, _ = common.load_hf_model(common.adapter_base_model(adapter_dir), "cpu")
+    base, _ = load_causal_lm(common.adapter_base_model(adapter_dir), "cpu")
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
@@ -161,24 +163,20 @@ def check_merged_matches_adapter(
     one of those tokens within ``check_logprob_tolerance`` nats of its own best token; a real
     merge bug (adapter lost, wrong base, quantized merge) misses by far more.
     """
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    def load(path: str) -> Any:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, config.dtype)).to(device)
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    with_adapter = PeftModel.from_pretrained(
-        load(common.adapter_base_model(adapter_dir)), str(adapter_dir)
-    ).eval()
-    merged = load(str(merged_dir)).eval()
+    base, _ = load_causal_lm(common.adapter_base_model(adapter_dir), device, dtype=config.dtype)
+    with_adapter = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    merged, _ = load_causal_lm(merged_dir, device, dtype=config.dtype)
     rows = []
     with reporter.progress("merged vs adapter check", len(config.check_prompts)) as advance:
         for prompt in config.check_prompts:
-            expected = greedy_ids(with_adapter, tokenizer, prompt, config.check_answer_length)
-            actual = greedy_ids(merged, tokenizer, prompt, config.check_answer_length)
-            gap = 0.0 if expected == actual else logprob_gap(merged, tokenizer, prompt, expected)
+            ids = prompt_ids(tokenizer, format_prompt(prompt))
+            expected = generate_ids(with_adapter, tokenizer, [ids], config.check_answer_length)[0]
+            actual = generate_ids(merged, tokenizer, [ids], config.check_answer_length)[0]
+            gap = 0.0 if expected == actual else logprob_gap(merged, ids, expected)
             rows.append(
                 {
                     "prompt": prompt[:60],
@@ -198,32 +196,16 @@ def check_merged_matches_adapter(
     }
 
 
-def logprob_gap(model: Any, tokenizer: Any, prompt: str, answer_ids: list[int]) -> float:
+def logprob_gap(model: Any, prompt: list[int], answer_ids: list[int]) -> float:
     """Largest gap (nats) between the model's best token and ``answer_ids``' token, teacher-forced."""
     import torch
 
-    prompt_ids = tokenizer(format_prompt(prompt), add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt_ids + answer_ids], device=model.device)
-    with torch.no_grad():
-        logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1 : -1].float()
+    ids = torch.tensor([prompt + answer_ids], device=model.device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, logits_to_keep=len(answer_ids) + 1).logits[0, :-1].float()
     logprobs = torch.log_softmax(logits, dim=-1)
     chosen = logprobs.gather(-1, torch.tensor(answer_ids, device=logits.device).unsqueeze(-1)).squeeze(-1)
     return float((logprobs.max(-1).values - chosen).max())
-
-
-def greedy_ids(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int) -> list[int]:
-    import torch
-
-    encoded = tokenizer(format_prompt(prompt), return_tensors="pt", add_special_tokens=False).to(model.device)
-    with torch.no_grad():
-        output = model.generate(
-            **encoded,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-        )
-    return output[0, encoded["input_ids"].shape[1] :].tolist()
 
 
 def export_gguf(adapter_dir: Path, out_dir: Path, config: ExportConfig, device: str) -> dict[str, Any]:
@@ -260,9 +242,20 @@ def lineage_versions(artifact: Artifact) -> dict[str, str]:
     return found
 
 
+def ingested_sources(store: ArtifactStore, lineage: dict[str, str]) -> list[str]:
+    """The corpora the model was tuned on, as the ingest stage counted them by source."""
+    if "ingest" not in lineage or not store.exists("ingest", lineage["ingest"]):
+        return []
+    return sorted(store.open("ingest", lineage["ingest"], verify=False).report.get("by_source", {}))
+
+
 def model_card(
-    trained: Artifact, lineage: dict[str, str], info: dict[str, Any], check: dict[str, Any]
+    trained: Artifact, lineage: dict[str, str], info: dict[str, Any], check: dict[str, Any], license: str = "other"
 ) -> str:
+    """A Hub model card (YAML metadata + text). Scores are not here: this export is not evaluated
+    yet; the promote stage writes the card with its evaluation into its own artifact."""
+    from huggingface_hub import ModelCard, ModelCardData
+
     store = ArtifactStore(trained.path.parent.parent)
     lineage_rows = "\n".join(f"| {stage} | `{version}` |" for stage, version in sorted(lineage.items()))
     params = []
@@ -277,7 +270,17 @@ def model_card(
         if check["all_equal"]
         else f"Merged model differs from base + adapter on {check['differing']} prompts."
     )
-    return f"""# KOSITP Korean instruction-tuned model
+    data = ModelCardData(
+        base_model=info["base_model"] if "/" in info["base_model"] and not Path(info["base_model"]).exists() else None,
+        library_name="transformers",
+        language="ko",
+        license=license,
+        datasets=ingested_sources(store, lineage) or None,
+        tags=["kositp", "korean", "lora", "instruction-tuning", *(["dpo"] if "dpo" in lineage else [])],
+        pipeline_tag="text-generation",
+        model_name="KOSITP Korean instruction-tuned model",
+    )
+    text = f"""# KOSITP Korean instruction-tuned model
 
 Base model: `{info["base_model"]}`, LoRA-tuned by the KOSITP pipeline and merged to {info["dtype"]}.
 Exported from `{trained.stage}/{trained.version}`.
@@ -304,8 +307,10 @@ then EOS. The tokenizer's chat template produces this format; stop generation at
 
 ## Evaluation
 
-Results are added by the evaluate stage.
+This export is not evaluated yet. The promote stage writes this card with the zero-shot scores
+and the promotion decision into `promote/<version>/README.md` (`kositp promoted` names it).
 """
+    return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + text.replace("{", "{{ '{' }}").replace("}", "{{ '}' }}")))
 
 
 def push_to_hub(merged_dir: Path, config: ExportConfig, reporter: Any) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from kositp.causal_lm import generate_text
 from kositp.prompt_format import cut_at_stop, format_prompt
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
@@ -95,48 +96,16 @@ def generate_answers(
     batch_size: int,
     advance: Callable[[int], None] = lambda n: None,
 ) -> list[str]:
-    """Greedy answers in the seed format, cut at the stop marker (what a server would return).
-
-    Batches are left-padded for generation; the tokenizer's own padding side is restored after.
-    """
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    model.eval()
-    try:
-        return _generate_batches(model, tokenizer, prompts, max_new_tokens, batch_size, advance)
-    finally:
-        tokenizer.padding_side = padding_side
-
-
-def _generate_batches(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[str],
-    max_new_tokens: int,
-    batch_size: int,
-    advance: Callable[[int], None],
-) -> list[str]:
-    import torch
-
-    answers: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = [format_prompt(p) for p in prompts[start : start + batch_size]]
-        encoded = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(
-            model.device
-        )
-        with torch.no_grad():
-            generated = model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-        answers += [
-            cut_at_stop(text)[0] for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        ]
-        advance(len(batch))
-    return answers
+    """Greedy answers in the seed format, cut at the stop marker (what a server would return)."""
+    texts = generate_text(
+        model,
+        tokenizer,
+        [format_prompt(p) for p in prompts],
+        max_new_tokens,
+        batch_size=batch_size,
+        advance=advance,
+    )
+    return [cut_at_stop(text)[0] for text in texts]
 
 
 def similarity(answer: str, reference: str) -> float:

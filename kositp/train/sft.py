@@ -23,10 +23,10 @@ from typing import Any, Literal
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
+from kositp.causal_lm import load_causal_lm, resolve_base_model
 from kositp.config import StageConfig
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
-from kositp.tiny_model import resolve_base_model
 from kositp.train import common
 from kositp.train.trl_compat import sft_trainer_class
 
@@ -161,10 +161,10 @@ def build_model(config: SftConfig, backend: str, device: str, model_path: str):
         return model, tokenizer
     from peft import LoraConfig, get_peft_model
 
-    model, tokenizer = common.load_hf_model(
+    model, tokenizer = load_causal_lm(
         model_path,
         device,
-        config.load_in_4bit,
+        load_in_4bit=config.load_in_4bit,
         gradient_checkpointing=bool(config.use_gradient_checkpointing),
     )
     lora = LoraConfig(

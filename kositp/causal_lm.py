@@ -1,0 +1,206 @@
+"""One way to find, load and generate from a causal LM, for every stage that needs one.
+
+SFT and DPO load a base model, DPO answers training prompts with it, export loads base + adapter
+and the merged folder and compares their answers, evaluation scores and samples. When each did
+this its own way, they disagreed on the beginning-of-sequence token, padding side and dtype, so
+the model was asked questions in a form it was never trained on. Here a prompt is always
+tokenized as TRL's SFT tokenizes it (the tokenizer's own special tokens, BOS where the model has
+one), left-padded for batches.
+
+Heavy libraries are imported inside the functions: importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from kositp.gguf_model import converted_model, is_gguf_ref
+from kositp.tiny_model import resolve_base_model as resolve_tiny_or_named
+
+log = logging.getLogger("kositp")
+
+Advance = Callable[[int], None]
+
+
+def resolve_base_model(ref: str, cache_dir: Path) -> str:
+    """A loadable folder or Hub id for a profile's ``base_model``.
+
+    ``tiny-llama[:...]`` is built once into ``cache_dir``; a ``.gguf`` path or
+    ``package:<name>`` is converted once into ``cache_dir`` (keyed by the file's sha256); a Hub id
+    or local folder is returned as is.
+    """
+    if is_gguf_ref(ref):
+        return str(converted_model(ref, cache_dir))
+    return resolve_tiny_or_named(ref, cache_dir)
+
+
+def default_dtype(device: str) -> Any:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_causal_lm(
+    path: str | Path,
+    device: str = "cpu",
+    *,
+    dtype: str | None = None,
+    load_in_4bit: bool = False,
+    gradient_checkpointing: bool = False,
+) -> tuple[Any, Any]:
+    """Model + tokenizer from a folder or Hub id, on ``device``.
+
+    ``dtype`` (``"bfloat16"``, ``"float32"``, ...) defaults to 16 bits on a GPU and float32 on the
+    CPU; 4-bit loading (bitsandbytes) only on a GPU, prepared for k-bit training.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    on_gpu = device.startswith("cuda")
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype) if dtype else default_dtype(device)}
+    if load_in_4bit and on_gpu:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"]
+        )
+    elif load_in_4bit:
+        log.info("load_in_4bit ignored on %s (4-bit loading needs a CUDA GPU)", device)
+    if on_gpu:
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+    if load_in_4bit and on_gpu:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if gradient_checkpointing:
+        model.config.use_cache = False
+    return model, tokenizer
+
+
+def prompt_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text`` as the model saw prompts in training: with the tokenizer's own special tokens."""
+    return tokenizer(text)["input_ids"]
+
+
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
+    """``input_ids`` and ``attention_mask`` for rows padded on the left, so that every row ends at
+    the last position (rotary positions are relative: the padding does not shift what a row sees)."""
+    import torch
+
+    width = max(map(len, rows))
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for row, ids in enumerate(rows):
+        input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+        mask[row, width - len(ids) :] = 1
+    return input_ids, mask
+
+
+def pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def generate_ids(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    *,
+    batch_size: int = 8,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    advance: Advance = lambda n: None,
+) -> list[list[int]]:
+    """New token ids per prompt, up to and including the first EOS; greedy unless ``temperature``.
+
+    Callers that sample seed torch themselves, so that a run is reproducible end to end.
+    """
+    import torch
+
+    model.eval()
+    eos, pad = tokenizer.eos_token_id, pad_id(tokenizer)
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_k": top_k}
+        if temperature
+        else {"do_sample": False}
+    )
+    out: list[list[int]] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        input_ids, mask = left_padded(chunk, pad)
+        with torch.inference_mode():
+            generated = model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad,
+                eos_token_id=eos,
+                **sampling,
+            )
+        for row in generated[:, input_ids.shape[1] :].tolist():
+            out.append(row[: row.index(eos) + 1] if eos in row else row)
+        advance(len(chunk))
+    return out
+
+
+def generate_text(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    *,
+    batch_size: int = 8,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    advance: Advance = lambda n: None,
+) -> list[str]:
+    """:func:`generate_ids` on text prompts, decoded without special tokens."""
+    ids = generate_ids(
+        model,
+        tokenizer,
+        [prompt_ids(tokenizer, p) for p in prompts],
+        max_new_tokens,
+        batch_size=batch_size,
+        temperature=temperature,
+        top_k=top_k,
+        advance=advance,
+    )
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def continuation_logprobs(
+    model: Any, tokenizer: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
+) -> list[float]:
+    """Per (prompt ids, continuation ids) pair, the summed log-probability of the continuation.
+
+    Rows are left-padded so every continuation ends at the last position, and the model computes
+    logits only for the last ``longest continuation + 1`` positions: with a 262k vocabulary the
+    full ``batch x length x vocab`` logits would be gigabytes for a handful of label tokens.
+    """
+    import torch
+
+    seqs = [list(p) + list(c) for p, c in pairs]
+    input_ids, mask = left_padded(seqs, pad_id(tokenizer))
+    keep = max(len(c) for _, c in pairs) + 1
+    with torch.inference_mode():
+        logits = model(
+            input_ids=input_ids.to(model.device),
+            attention_mask=mask.to(model.device),
+            logits_to_keep=keep,
+        ).logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+    scores = []
+    for row, (_, cont) in enumerate(pairs):
+        # logits[:, j] predicts the token at position (width - keep + j + 1)
+        steps = torch.arange(keep - 1 - len(cont), keep - 1)
+        scores.append(float(logprobs[row, steps, torch.tensor(list(cont), dtype=torch.long)].sum()))
+    return scores

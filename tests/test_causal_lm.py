@@ -1,0 +1,73 @@
+"""The one loader and the one generation/scoring helper every stage uses, on the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kositp.causal_lm import (
+    continuation_logprobs,
+    generate_ids,
+    load_causal_lm,
+    prompt_ids,
+    resolve_base_model,
+)
+from kositp.errors import InputNotFound
+from kositp.prompt_format import format_prompt
+
+PROMPTS = [
+    "이 영화 정말 재미있었어요.",
+    "다음 두 문장이 같은 뜻인지 판단하세요. 문장1: 오늘 날씨가 좋다. 문장2: 오늘은 맑은 날이다.",
+    "대한민국의 수도는?",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir: Path):
+    import torch
+
+    torch.set_num_threads(1)
+    return load_causal_lm(tiny_model_dir, "cpu")
+
+
+def test_continuation_logprobs_equal_a_plain_forward_pass_per_pair(tiny):
+    """Left padding, positions and the kept-logits window give each pair's own log-likelihood."""
+    import torch
+
+    model, tokenizer = tiny
+    pairs = [
+        (prompt_ids(tokenizer, format_prompt(p)), tokenizer(label, add_special_tokens=False)["input_ids"])
+        for p in PROMPTS
+        for label in ("긍정", "사회적 편견 없음")
+    ]
+    assert len({len(p) for p, _ in pairs}) > 1 and len({len(c) for _, c in pairs}) > 1
+    expected = []
+    for prompt, cont in pairs:
+        with torch.inference_mode():
+            logits = model(input_ids=torch.tensor([prompt + cont])).logits[0]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        expected.append(sum(float(logprobs[len(prompt) - 1 + i, t]) for i, t in enumerate(cont)))
+    assert continuation_logprobs(model, tokenizer, pairs) == pytest.approx(expected, abs=1e-4)
+
+
+def test_batched_greedy_generation_equals_one_prompt_at_a_time(tiny):
+    model, tokenizer = tiny
+    ids = [prompt_ids(tokenizer, format_prompt(p)) for p in PROMPTS]
+    one_by_one = [generate_ids(model, tokenizer, [row], 8)[0] for row in ids]
+    assert generate_ids(model, tokenizer, ids, 8, batch_size=3) == one_by_one
+    assert all(0 < len(row) <= 8 for row in one_by_one)
+
+
+def test_prompts_carry_the_tokenizers_special_tokens_as_in_training(tiny):
+    _, tokenizer = tiny
+    assert (
+        prompt_ids(tokenizer, "안녕하세요") == tokenizer(text="안녕하세요")["input_ids"]
+    )  # what TRL's SFT uses
+
+
+def test_a_missing_gguf_base_model_is_named(tmp_path: Path):
+    with pytest.raises(InputNotFound, match=r"base model not found: GGUF file .*missing\.gguf"):
+        resolve_base_model(str(tmp_path / "missing.gguf"), tmp_path)
+    with pytest.raises(InputNotFound, match="package 'no-such-model-package' is not installed"):
+        resolve_base_model("package:no-such-model-package", tmp_path)
