@@ -19,7 +19,7 @@ from kositp.evaluate.backends import BackendError, OpenAIBackend, Sampling, VLLM
 from kositp.evaluate.loaders import EvalDataError, load_set, stratified_sample
 from kositp.evaluate.metrics import INVALID, set_metrics
 from kositp.evaluate.prompts import load_prompt_set
-from kositp.evaluate.runner import parse_generation, predict
+from kositp.evaluate.runner import normalised_scores, parse_generation, predict
 from kositp.reporting import ConsoleReporter
 
 PROMPTS = load_prompt_set()
@@ -139,8 +139,8 @@ def test_metrics_match_hand_computed_values():
     gold = ["긍정", "긍정", "부정", "부정"]
     pred = ["긍정", "부정", "부정", INVALID]
     m = set_metrics(gold, pred, ["긍정", "부정"])
-    # classes 긍정 (P 1, R 1/2, F1 2/3), 부정 (P 1/2, R 1/2, F1 1/2), invalid (F1 0) -> (2/3 + 1/2 + 0) / 3
-    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 3)
+    # over the gold labels only: 긍정 (P 1, R 1/2, F1 2/3), 부정 (P 1/2, R 1/2, F1 1/2); invalid is wrong
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     # the seed's metric drops the invalid answer: 긍정 F1 2/3, 부정 F1 2/3
     assert m["seed_macro_f1"] == pytest.approx(2 / 3)
     assert m["accuracy"] == pytest.approx(0.5)
@@ -158,6 +158,26 @@ def test_metrics_match_hand_computed_values():
     low, high = m["macro_f1_ci95"]
     assert 0.0 <= low <= high <= 1.0
     assert set_metrics(gold, pred, ["긍정", "부정"])["macro_f1_ci95"] == m["macro_f1_ci95"]
+
+
+def test_one_invalid_answer_among_a_thousand_costs_a_thousandth_not_a_third():
+    """The strict metric is sklearn's macro F1 with ``labels=`` the gold labels, invalid counted wrong."""
+    gold = ["긍정", "부정"] * 500
+    pred = [INVALID, *gold[1:]]
+    m = set_metrics(gold, pred, ["긍정", "부정"])
+    assert m["macro_f1"] == f1_score(gold, pred, labels=["긍정", "부정"], average="macro")
+    assert m["macro_f1"] == pytest.approx(0.9995, abs=1e-4)  # sklearn's default gives 0.667 here
+    assert m["seed_macro_f1"] == 1.0 and m["coverage"] == pytest.approx(0.999)
+    low, high = m["macro_f1_ci95"]
+    assert 0.99 < low <= m["macro_f1"] <= high <= 1.0
+
+
+def test_per_byte_choice_scoring_divides_by_the_label_length():
+    labels = ["중립", "사회적 편견 없음"]
+    assert normalised_scores([-6.0, -23.0], labels, "sum") == [-6.0, -23.0]
+    assert normalised_scores([-6.0, -23.0], labels, "per_byte") == [-1.0, -1.0]  # 6 and 23 bytes
+    with pytest.raises(ValueError, match="unknown choice scoring 'mean'"):
+        normalised_scores([-1.0], labels[:1], "mean")
 
 
 def test_generate_parsing_cuts_at_the_marker_and_flags_invalid_answers():
@@ -414,7 +434,8 @@ def test_cli_json_macro_f1_equals_sklearn_on_predictions(
     for name, metrics in line["sets"].items():
         part = frame[frame["set"] == name]
         assert metrics["n"] == len(part)
-        assert metrics["macro_f1"] == f1_score(part["gold"], part["prediction"], average="macro")
+        words = PROMPTS[name].label_words
+        assert metrics["macro_f1"] == f1_score(part["gold"], part["prediction"], labels=words, average="macro")
         assert metrics["coverage"] == (part["prediction"] != INVALID).mean()
     assert {p.name for p in out.iterdir()} >= {"predictions.parquet", "metrics.json", "report.md", "f1.png"}
 

@@ -1,7 +1,9 @@
 """Run one method over the loaded sets and collect predictions and metrics.
 
 ``choice`` picks the label word with the highest log-likelihood: deterministic, every example
-gets a label. ``generate`` follows the seed: sample, cut at ``$&%``; an answer that is not exactly
+gets a label. Label words differ in length (``중립`` against ``사회적 편견 없음``), and a summed
+log-likelihood favours short ones; ``choice_scoring="per_byte"`` divides each label's score by its
+UTF-8 length, as lm-eval's ``acc_norm`` does. ``generate`` follows the seed: sample, cut at ``$&%``; an answer that is not exactly
 a label word is stored as ``invalid`` (so that ``prediction`` in predictions.parquet yields the
 strict macro F1 directly), and the seed's metric (invalid dropped) is reported beside it.
 """
@@ -23,6 +25,16 @@ from kositp.prompt_format import cut_at_stop
 from kositp.reporting import ConsoleReporter, Reporter
 
 METHODS = ("choice", "generate")
+CHOICE_SCORING = ("sum", "per_byte")
+
+
+def normalised_scores(scores: Sequence[float], labels: Sequence[str], scoring: str) -> list[float]:
+    """Label scores as compared: summed log-likelihoods, or per UTF-8 byte of the label word."""
+    if scoring == "sum":
+        return list(scores)
+    if scoring == "per_byte":
+        return [score / len(label.encode("utf-8")) for score, label in zip(scores, labels)]
+    raise ValueError(f"unknown choice scoring {scoring!r} ({', '.join(CHOICE_SCORING)})")
 
 
 def parse_generation(raw: str, labels: Sequence[str]) -> str:
@@ -38,13 +50,16 @@ def predict(
     method: str,
     sampling: Sampling,
     reporter: Reporter,
+    choice_scoring: str = "sum",
 ) -> pd.DataFrame:
     labels = prompt.label_words
     prompts = [prompt.render(e.text) for e in examples]
     name = examples[0].set if examples else ""
     with reporter.progress(f"{name} ({method}, {backend.name})", len(prompts)) as advance:
         if method == "choice":
-            scores = backend.choose(prompts, labels, advance)
+            scores = [
+                normalised_scores(r, labels, choice_scoring) for r in backend.choose(prompts, labels, advance)
+            ]
             raw = [
                 labels[max(range(len(labels)), key=row.__getitem__)] if max(row) > float("-inf") else ""
                 for row in scores
@@ -81,6 +96,7 @@ def evaluate_sets(
     sampling: Sampling | None = None,
     seed: int = 0,
     reporter: Reporter | None = None,
+    choice_scoring: str = "sum",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Predictions for every set (one frame) and per-set metrics, keyed by set name."""
     reporter = reporter or ConsoleReporter()
@@ -93,11 +109,12 @@ def evaluate_sets(
             name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed
         )
         reporter.info(f"{name}: {len(examples)} examples from {data_dir}")
-        frame = predict(examples, prompts[name], backend, method, sampling, reporter)
+        frame = predict(examples, prompts[name], backend, method, sampling, reporter, choice_scoring)
         frames.append(frame)
         metrics[name] = {
             "method": method,
             "backend": backend.name,
+            **({"choice_scoring": choice_scoring} if method == "choice" else {}),
             **set_metrics(
                 frame["gold"].tolist(), frame["prediction"].tolist(), prompts[name].label_words, seed
             ),

@@ -27,6 +27,7 @@ class EvaluateConfig(StageConfig):
     limit: int | None = Field(default=None, ge=1)
     nsmc_sample: bool = False
     method: Literal["choice", "generate"] = "choice"
+    choice_scoring: Literal["sum", "per_byte"] = "sum"  # per_byte: lm-eval's acc_norm
     backend: Literal["auto", "hf", "vllm", "openai"] = "auto"
     prompt_set: str = DEFAULT_PROMPT_SET
     batch_size: int = Field(default=8, ge=1)
@@ -88,6 +89,7 @@ def evaluate_to(
         sampling=config.sampling,
         seed=config.seed,
         reporter=reporter,
+        choice_scoring=config.choice_scoring,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(out_dir / "predictions.parquet", index=False)
