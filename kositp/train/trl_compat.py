@@ -15,6 +15,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from kositp.errors import PermanentError
+
+# The private name in ``trl.trainer.utils`` that both trainers compute through (TRL 1.15).
+KERNEL_NAME = "_ChunkedLogProbFunction"
+
+
+class TrlIncompatible(PermanentError):
+    """The installed TRL no longer has the private kernel slot this module works around."""
+
+
+def _trl_utils() -> Any:
+    """``trl.trainer.utils``, checked to still hold the kernel slot; else one error naming the version.
+
+    Setting the attribute on a TRL that no longer reads it would leave the trainers failing (or
+    computing) somewhere else, with nothing pointing here.
+    """
+    import trl
+    from trl.trainer import utils as trl_utils
+
+    if not hasattr(trl_utils, KERNEL_NAME):
+        raise TrlIncompatible(
+            f"trl {trl.__version__}: trl.trainer.utils.{KERNEL_NAME} is gone; kositp/train/trl_compat.py "
+            "was written for trl 1.15: install the pinned trl or update trl_compat"
+        )
+    return trl_utils
+
 
 class TorchChunkedLogProbs:
     """Same inputs and outputs as ``trl.kernels.ChunkedLogProbFunction.apply``; autograd does the backward."""
@@ -54,11 +80,10 @@ class TorchChunkedLogProbs:
 
 def ensure_logprob_kernel() -> bool:
     """Install the PyTorch fallback when TRL has no Triton kernel; True when it was installed."""
-    from trl.trainer import utils as trl_utils
-
-    if getattr(trl_utils, "_ChunkedLogProbFunction", None) is not None:
+    trl_utils = _trl_utils()
+    if getattr(trl_utils, KERNEL_NAME) is not None:
         return False
-    trl_utils._ChunkedLogProbFunction = TorchChunkedLogProbs
+    setattr(trl_utils, KERNEL_NAME, TorchChunkedLogProbs)
     return True
 
 
@@ -68,9 +93,7 @@ def fused_loss_kernel_usable(device_type: str) -> bool:
     TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
     torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
     """
-    from trl.trainer import utils as trl_utils
-
-    return trl_utils._ChunkedLogProbFunction is not None and device_type in ("cuda", "xpu")
+    return getattr(_trl_utils(), KERNEL_NAME) is not None and device_type in ("cuda", "xpu")
 
 
 def sft_trainer_class():
