@@ -2,22 +2,29 @@
 
 One flow serves every way people run it (see ``deployments/prefect.yaml``): a full rebuild, the
 nightly retrain on the GPU pool, a single-stage rerun (``only``) and the CPU demo. Stages whose
-version is already published are cache hits; a failing stage stops the run, and everything it
-published before stays for the rerun.
+version is published and intact are cache hits; a damaged one is moved aside and rebuilt; a
+failing stage stops the run, and everything it published before stays for the rerun. The
+parameters are typed and documented (Google style) because Prefect turns them into the UI's Run
+form: the stage fields are drop-downs of the stage names.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect.settings import get_current_settings
 
 from kositp.artifacts import ArtifactStore
 from kositp.config import load_profile
 from kositp.pipeline import StageResult, plan, select
+from kositp.retention import collect_garbage
+from kositp.stages import PIPELINE_ORDER
 from tasks.secrets import export_secret_blocks
 from tasks.stage_tasks import stage_task
+
+StageName = Literal[PIPELINE_ORDER]  # type: ignore[valid-type]
 
 
 class PipelineFailed(RuntimeError):
@@ -32,12 +39,25 @@ class PipelineFailed(RuntimeError):
 def pipeline(
     profile: str = "demo",
     root: str | None = None,
-    until: str | None = None,
-    only: list[str] | None = None,
+    until: StageName | None = None,
+    only: list[StageName] | None = None,
     overrides: list[str] | None = None,
-    force: list[str] | None = None,
+    force: list[StageName] | None = None,
+    keep_versions: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the profile's stages in order; returns one ``StageResult`` dict per stage run."""
+    """Run the profile's stages in order; returns one ``StageResult`` dict per stage run.
+
+    Args:
+        profile: A profile name from configs/ (demo, seed, solar-10.7b, mistral-7b, gemma-270m, ...) or
+            a path, relative to the repository, to a YAML profile or a seed config.json.
+        root: Artifact root; empty uses the profile's `root`.
+        until: Run the stages up to and including this one.
+        only: Run just these stages (e.g. sft after a failure); their inputs must be published.
+        overrides: Profile overrides as section.key=value, e.g. sft.lora_r=16 or evaluate.limit=200.
+        force: Rebuild these stages even though their version is published.
+        keep_versions: After a successful run, delete artifact versions beyond the newest N per stage,
+            except promoted and latest models and everything they were built from. Empty keeps all.
+    """
     logger = get_run_logger()
     for env_var in export_secret_blocks():
         logger.info("%s taken from its Prefect Secret block", env_var)
@@ -47,7 +67,10 @@ def pipeline(
     forced = set(force or [])
     results: list[dict[str, Any]] = []
     for item in select(plan(loaded), until=until, only=only or []):
-        existed = store.exists(item.name, item.version) and item.name not in forced
+        intact, note = store.intact(item.name, item.version)
+        if note:
+            logger.warning(note)
+        existed = intact and item.name not in forced
         task_run = stage_task(item.stage, settings, refresh=not existed)
         state = task_run(item, str(store.root), loaded.name, settings, item.name in forced, return_state=True)
         if state.is_failed():
@@ -57,6 +80,14 @@ def pipeline(
             raise PipelineFailed(f"stage {item.name} failed: {failure.error}", results)
         outcome: StageResult = state.result()
         outcome.status = "cached" if existed else outcome.status
+        outcome.note = note or outcome.note
         logger.info("%s %s %s -> %s", item.name, item.version, outcome.status, outcome.path)
         results.append(outcome.as_dict())
+    if keep_versions is not None:
+        result_dir = get_current_settings().results.local_storage_path
+        removed, busy = collect_garbage(store, keep_versions, result_dirs=[result_dir])
+        logger.info(
+            "retention: removed %d folders (%.1f MB)%s", len(removed), sum(r.bytes for r in removed) / 1e6,
+            f"; {len(busy)} held by a running build" if busy else "",
+        )
     return results

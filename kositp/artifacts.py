@@ -6,6 +6,11 @@ folder and a finished version is never built twice. Builds happen in a staging f
 (``<root>/<stage>/.staging/<version>/``) and are published by one atomic rename, under a file
 lock, so a crash never leaves a half artifact that looks finished and two concurrent builders
 of one version leave one intact copy.
+
+Opening an artifact verifies it: sizes always, sha256 checksums unless a verification stamp
+(``<root>/<stage>/.verified/<version>.json``, each file's size, mtime and inode when it last
+checked out, as git's index keeps them) says the file has not been touched since. A damaged
+artifact is moved aside to ``<root>/<stage>/.damaged/`` for inspection, never used or reused.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from kositp.secrets import redact
 MANIFEST = "manifest.json"
 VERSION_LENGTH = 16
 _CHUNK = 1 << 20
+# Coarse filesystem clocks tick every few milliseconds; a file younger than this when a stamp is
+# taken is hashed again next time rather than trusted by its size and mtime.
+_RACY_MARGIN_NS = 2_000_000_000
 
 
 class ArtifactError(Exception):
@@ -81,6 +89,12 @@ def file_sha256(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _file_key(path: Path) -> list[int]:
+    """What changes when a file is rewritten, touched or replaced: size, mtime (ns) and inode."""
+    info = path.stat()
+    return [info.st_size, info.st_mtime_ns, info.st_ino]
 
 
 def _now() -> str:
@@ -140,6 +154,33 @@ class ArtifactStore:
 
     def exists(self, stage: str, version: str) -> bool:
         return (self.path(stage, version) / MANIFEST).is_file()
+
+    def _stamp_path(self, stage: str, version: str) -> Path:
+        return self.root / stage / ".verified" / f"{version}.json"
+
+    def intact(self, stage: str, version: str) -> tuple[bool, str | None]:
+        """Whether the version is published and intact; a damaged one is moved aside first.
+
+        Returns ``(False, note)`` with a note naming the damage and where the folder went, so the
+        caller rebuilds it and says so; ``(False, None)`` when it was simply never published.
+        """
+        if not self.exists(stage, version):
+            return False, None
+        try:
+            self.open(stage, version)
+        except CorruptArtifact as exc:
+            moved = self.set_aside(stage, version)
+            return False, f"{stage}/{version} was damaged ({exc}); moved to {moved}, rebuilding it"
+        return True, None
+
+    def set_aside(self, stage: str, version: str) -> Path:
+        """Move a damaged version out of the way (kept for inspection) so it can be rebuilt."""
+        with self._lock(stage, version):
+            target = self.root / stage / ".damaged" / f"{version}-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path(stage, version), target)
+            self._stamp_path(stage, version).unlink(missing_ok=True)
+            return target
 
     @contextmanager
     def build(
@@ -221,6 +262,7 @@ class ArtifactStore:
             shutil.rmtree(retired)
         else:
             os.replace(staging.path, final)
+        self._write_stamp(staging.stage, staging.version, final, files)
         return Artifact(staging.stage, staging.version, final, manifest)
 
     def open(self, stage: str, version: str, *, verify: bool = True) -> Artifact:
@@ -234,22 +276,47 @@ class ArtifactStore:
         except json.JSONDecodeError as exc:
             raise CorruptArtifact(f"{manifest_path}: manifest is not valid JSON ({exc})") from exc
         if verify:
-            self._verify(folder, manifest)
+            self._verify(stage, version, folder, manifest)
         return Artifact(stage, version, folder, manifest)
 
-    @staticmethod
-    def _verify(folder: Path, manifest: Mapping[str, Any]) -> None:
+    def _read_stamp(self, stage: str, version: str) -> dict[str, list[int]]:
+        """File keys that may be trusted without hashing.
+
+        As in git's "racy clean" rule, a file modified within the filesystem's timestamp
+        granularity of when the stamp was taken could change again with the same mtime, so
+        only files older than that margin are trusted; the others are hashed next time.
+        """
+        try:
+            stamp = json.loads(self._stamp_path(stage, version).read_text(encoding="utf-8"))
+            cutoff = int(stamp["written_ns"]) - _RACY_MARGIN_NS
+            return {k: v for k, v in stamp["files"].items() if isinstance(v, list) and len(v) == 3 and v[1] < cutoff}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return {}
+
+    def _write_stamp(self, stage: str, version: str, folder: Path, files: Mapping[str, Any]) -> None:
+        stamp = {"written_ns": time.time_ns(), "files": {relative: _file_key(folder / relative) for relative in files}}
+        target = self._stamp_path(stage, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps(stamp), encoding="utf-8")
+        os.replace(tmp, target)
+
+    def _verify(self, stage: str, version: str, folder: Path, manifest: Mapping[str, Any]) -> None:
         problems = []
-        for relative, expected in manifest.get("files", {}).items():
+        stamp = self._read_stamp(stage, version)
+        files = manifest.get("files", {})
+        for relative, expected in files.items():
             target = folder / relative
             if not target.is_file():
                 problems.append(f"{target}: missing")
             elif target.stat().st_size != expected["bytes"]:
                 problems.append(f"{target}: size {target.stat().st_size} != {expected['bytes']}")
-            elif file_sha256(target) != expected["sha256"]:
+            elif stamp.get(relative) != _file_key(target) and file_sha256(target) != expected["sha256"]:
                 problems.append(f"{target}: checksum mismatch")
         if problems:
             raise CorruptArtifact("corrupted artifact, not used:\n  " + "\n  ".join(problems))
+        if any(stamp.get(relative) != _file_key(folder / relative) for relative in files):
+            self._write_stamp(stage, version, folder, files)
 
     def versions(self, stage: str) -> list[str]:
         stage_dir = self.root / stage

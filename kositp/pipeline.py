@@ -43,11 +43,13 @@ class StageResult:
     path: str
     rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    note: str | None = None  # e.g. a damaged artifact that was moved aside and rebuilt
 
     def to_json(self) -> dict[str, Any]:
         out = {"stage": self.stage, "version": self.version, "status": self.status, "path": self.path}
-        if self.error:
-            out["error"] = self.error
+        for key in ("error", "note"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,9 +109,15 @@ def execute(
     reporter: Reporter | None = None,
     force: bool = False,
 ) -> StageResult:
-    """Build one planned stage unless its version is already published; publish atomically."""
+    """Build one planned stage unless an intact copy of its version is published; publish atomically.
+
+    A published copy that fails verification is moved aside and rebuilt, never reported cached.
+    """
     reporter = reporter or ConsoleReporter()
     stage = item.stage
+    _, note = store.intact(stage.name, item.version)
+    if note:
+        reporter.warning(note)
     inputs = {}
     for name, version in item.inputs.items():
         if not store.exists(name, version):
@@ -134,6 +142,8 @@ def execute(
                 profile_name=profile_name,
                 config=item.config,
                 cache_dir=store.root / "_cache",
+                root=store.root,
+                version=item.version,
             )
             outcome = stage.run(context)
             artifact = store.publish(
@@ -148,4 +158,4 @@ def execute(
             )
             status = "ran"
     store.set_latest(stage.name, profile_name, item.version)
-    return StageResult(stage.name, item.version, status, str(artifact.path), rows=dict(artifact.rows))
+    return StageResult(stage.name, item.version, status, str(artifact.path), rows=dict(artifact.rows), note=note)

@@ -31,6 +31,8 @@ class StageContext:
     profile_name: str = ""
     config: BaseModel | None = None
     cache_dir: Path | None = None
+    root: Path | None = None  # the artifact store's root: stages that read beyond their inputs (promote)
+    version: str = ""
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Stage:
     description: str = ""
 
 
-PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", "evaluate")
+PIPELINE_ORDER = ("ingest", "instructions", "reformat", "sft", "dpo", "export", "evaluate", "promote")
 
 _STAGE_MODULES: tuple[str, ...] = (
     "kositp.ingest.stage",
@@ -71,6 +73,7 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.train.dpo_stage",
     "kositp.train.export_stage",
     "kositp.evaluate.stage",
+    "kositp.promote.stage",
 )
 
 

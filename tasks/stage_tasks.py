@@ -3,7 +3,9 @@
 The task's cache key is the artifact version (qualified by the artifact root), so Prefect's
 cache and the artifact store agree: a published version is a ``Cached`` task run in the UI and
 a no-op on disk. GPU stages carry the ``gpu`` tag and hold a slot of the ``gpu`` global
-concurrency limit while they run, so two trainings never share a card.
+concurrency limit while they run, so two trainings never share a card. A stage that fails with a
+:class:`kositp.errors.PermanentError` (a bad profile, a missing input or model) is not retried:
+the profile's retries are for failures that pass (out of memory, a network error, a lost node).
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from contextlib import nullcontext
 from typing import Any
 
 from prefect import Task, task
+from prefect.client.schemas.objects import TaskRun
 from prefect.concurrency.sync import concurrency
+from prefect.states import State
 
 from kositp.artifacts import ArtifactStore
 from kositp.config import PrefectSettings
+from kositp.errors import PermanentError
 from kositp.pipeline import PlannedStage, StageResult, execute
 from kositp.stages import Stage
 from tasks.reporting import PrefectReporter
@@ -26,6 +31,10 @@ def cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     item: PlannedStage = parameters["item"]
     root = str(ArtifactStore(parameters["root"]).root.resolve())
     return f"kositp-{item.name}-{item.version}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def retry_unless_permanent(_task: Task, _task_run: TaskRun, state: State) -> bool:
+    return not isinstance(state.result(raise_on_failure=False), PermanentError)
 
 
 def _run_stage(item: PlannedStage, root: str, profile_name: str, settings: PrefectSettings, force: bool) -> StageResult:
@@ -46,6 +55,7 @@ def make_stage_task(stage: Stage) -> Task:
         tags=["kositp", "gpu"] if stage.gpu else ["kositp"],
         cache_key_fn=cache_key,
         persist_result=True,
+        retry_condition_fn=retry_unless_permanent,
         task_run_name=f"{stage.name}-{{item.version}}",
     )
 

@@ -1,11 +1,15 @@
-"""Shared fixtures: an isolated Prefect home, one local Prefect server per session, a tiny model."""
+"""Shared fixtures: an isolated Prefect home, one real Prefect server per session, a tiny model."""
 
 from __future__ import annotations
 
 import atexit
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,13 +25,58 @@ os.environ.pop("PREFECT_API_URL", None)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def prefect_server():
-    """A real local Prefect server for the whole session (it takes ~25 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
+    """``prefect server start`` as a user runs it (SQLite, services on), shared by the session.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    The scheduler loops every 2 s so that a test sees a cron deployment's runs appear. Yields the
+    API URL; this process and every subprocess a test starts (CLI, workers) talk to it.
+    """
+    import httpx
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    log = open(_PREFECT_HOME / "server.log", "wb")  # noqa: SIM115 (open for the whole session)
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"prefect server did not start:\n{(_PREFECT_HOME / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -278,14 +278,18 @@ def test_export_merges_checks_and_reloads(dpo_artifact, tiny_model_dir):
     generated = model.generate(**encoded, max_new_tokens=5, do_sample=False)
     assert generated.shape[1] > encoded["input_ids"].shape[1]
 
-    card = (artifact.path / "README.md").read_text(encoding="utf-8")
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(artifact.path / "README.md")
     for stage, version in (
         ("reformat", "reformat0000001"),
         ("sft", "sft000000000001"),
         ("dpo", "dpo000000000001"),
     ):
-        assert f"| {stage} | `{version}` |" in card
-    assert "Results are added by the evaluate stage" in card
+        assert f"| {stage} | `{version}` |" in card.text
+    metadata = card.data.to_dict()
+    assert (metadata["library_name"], metadata["language"], metadata["license"]) == ("transformers", "ko", "other")
+    assert "dpo" in metadata["tags"] and "eval_results" not in metadata  # scores come with promotion
 
 
 def test_export_fails_when_the_merged_model_answers_differently(dpo_artifact, tiny_model_dir, monkeypatch):

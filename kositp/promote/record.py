@@ -20,7 +20,8 @@ from filelock import FileLock
 
 from kositp.errors import PermanentError
 
-Decision = Literal["promoted", "kept"]
+# rescored: the promoted model was re-evaluated with new settings; its scores are replaced
+Decision = Literal["promoted", "kept", "rescored"]
 DecidedBy = Literal["gate", "manual"]
 # A record is a few hundred bytes per decision; anything far larger is not ours.
 MAX_RECORD_BYTES = 64 << 20
@@ -99,13 +100,13 @@ def record_decision(
     candidate: Promotion,
     decision: Decision,
 ) -> PromotionHistory:
-    """Append a decision about ``candidate``; when it is promoted it becomes ``current``."""
+    """Append a decision about ``candidate``; when promoted (or rescored) it becomes ``current``."""
     path = record_path(root, profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         record = read_history(root, profile)
         record.history.append({"decision": decision, **asdict(candidate)})
-        if decision == "promoted":
+        if decision in ("promoted", "rescored"):
             record.current = candidate
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(record.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")

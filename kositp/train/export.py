@@ -310,7 +310,7 @@ then EOS. The tokenizer's chat template produces this format; stop generation at
 This export is not evaluated yet. The promote stage writes this card with the zero-shot scores
 and the promotion decision into `promote/<version>/README.md` (`kositp promoted` names it).
 """
-    return str(ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + text.replace("{", "{{ '{' }}").replace("}", "{{ '}' }}")))
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n{text}"))
 
 
 def push_to_hub(merged_dir: Path, config: ExportConfig, reporter: Any) -> str | None:

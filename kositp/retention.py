@@ -1,0 +1,155 @@
+"""Retention: ``kositp artifacts gc`` keeps what a person or the pipeline can still need.
+
+A nightly retrain publishes a merged 16-bit model every night it trains; nothing else ever
+deletes one. A version is kept when it is among the newest ``keep`` of its stage, is a
+profile's latest or promoted model (or the promote decision and evaluation behind it), or is an
+input, at any depth, of a kept version (its lineage): the served model can always be traced back
+to the data it came from and rebuilt. Everything else goes, with the bookkeeping that only
+makes sense beside it (verification stamps, locks, Prefect result files keyed by its version),
+and so do staging folders that nobody has written to for a day and half-finished publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from kositp.artifacts import MANIFEST, ArtifactStore
+from kositp.promote.record import read_history
+
+ABANDONED_AFTER_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Removal:
+    stage: str
+    version: str
+    path: Path
+    bytes: int
+    why: str
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def newest_mtime(path: Path) -> float:
+    """The last time anything under ``path`` changed (a training writes deep inside its folder)."""
+    return max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.rglob("*"))])
+
+
+def _manifest_inputs(store: ArtifactStore, stage: str, version: str) -> dict[str, str]:
+    try:
+        manifest = json.loads((store.path(stage, version) / MANIFEST).read_text(encoding="utf-8"))
+        return dict(manifest.get("inputs", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def pinned_versions(store: ArtifactStore) -> dict[tuple[str, str], str]:
+    """Versions kept whatever their age: each profile's latest and promoted ones, with the reason."""
+    pinned: dict[tuple[str, str], str] = {}
+    for stage in store.stages():
+        for pointer in (store.root / stage).glob("latest-*.json"):
+            try:
+                version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            pinned[(stage, version)] = f"latest of {pointer.stem.removeprefix('latest-')}"
+    for record in store.root.glob("promoted-*.json"):
+        profile = record.stem.removeprefix("promoted-")
+        current = read_history(store.root, profile).current
+        if current is None:
+            continue
+        pinned[("export", current.export_version)] = f"promoted for {profile}"
+        pinned[("evaluate", current.evaluate_version)] = f"promoted for {profile}"
+        if current.promote_version:
+            pinned[("promote", current.promote_version)] = f"promoted for {profile}"
+    return pinned
+
+
+def kept_versions(store: ArtifactStore, keep: int) -> dict[tuple[str, str], str]:
+    """Every version to keep, with why; lineage is followed through the manifests' inputs."""
+    kept = pinned_versions(store)
+    for stage in store.stages():
+        newest = sorted(store.list(stage), key=lambda a: a.manifest.get("finished_at", ""), reverse=True)[:keep]
+        for artifact in newest:
+            kept.setdefault((stage, artifact.version), f"among the newest {keep}")
+    pending = list(kept)
+    while pending:
+        stage, version = pending.pop()
+        for input_stage, input_version in _manifest_inputs(store, stage, version).items():
+            if (input_stage, input_version) not in kept:
+                kept[(input_stage, input_version)] = f"input of {stage}/{version}"
+                pending.append((input_stage, input_version))
+    return kept
+
+
+def plan_gc(store: ArtifactStore, keep: int, now: float | None = None) -> list[Removal]:
+    """What ``gc`` would remove: unkept versions, abandoned staging folders, leftover retirements."""
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (got {keep}): the newest version of a stage is always kept")
+    now = time.time() if now is None else now
+    kept = kept_versions(store, keep)
+    removals = []
+    for stage in store.stages():
+        for version in store.versions(stage):
+            if (stage, version) not in kept:
+                path = store.path(stage, version)
+                removals.append(Removal(stage, version, path, tree_size(path), "not kept"))
+    for stage_dir in (p for p in store.root.iterdir() if p.is_dir()) if store.root.is_dir() else ():
+        staging = stage_dir / ".staging"
+        for folder in sorted(staging.iterdir()) if staging.is_dir() else ():
+            if now - newest_mtime(folder) > ABANDONED_AFTER_S:
+                removals.append(
+                    Removal(stage_dir.name, folder.name, folder, tree_size(folder), "staging untouched for a day")
+                )
+        for retired in sorted(stage_dir.glob(".retired-*")):
+            removals.append(Removal(stage_dir.name, retired.name, retired, tree_size(retired), "left by a re-publish"))
+    return removals
+
+
+def _remove(store: ArtifactStore, removal: Removal, result_dirs: Iterable[Path]) -> bool:
+    """Delete one planned removal under its version's lock; ``False`` when a build holds it."""
+    lock_dir = store.root / removal.stage / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_dir / f"{removal.version}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    try:
+        shutil.rmtree(removal.path, ignore_errors=False)
+        if removal.why == "not kept":
+            (store.root / removal.stage / ".verified" / f"{removal.version}.json").unlink(missing_ok=True)
+            for folder in result_dirs:
+                for result in Path(folder).glob(f"kositp-{removal.stage}-{removal.version}-*"):
+                    result.unlink(missing_ok=True)
+    finally:
+        lock.release()
+    if removal.why == "not kept":
+        Path(lock.lock_file).unlink(missing_ok=True)
+    return True
+
+
+def collect_garbage(
+    store: ArtifactStore, keep: int, *, dry_run: bool = False, result_dirs: Iterable[str | os.PathLike[str]] = ()
+) -> tuple[list[Removal], list[Removal]]:
+    """Remove what :func:`plan_gc` lists; returns (removed, skipped because a build holds them)."""
+    planned = plan_gc(store, keep)
+    if dry_run:
+        return planned, []
+    folders = [Path(f) for f in result_dirs]
+    removed, busy = [], []
+    for removal in planned:
+        (removed if _remove(store, removal, folders) else busy).append(removal)
+    return removed, busy
