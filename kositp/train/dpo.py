@@ -19,7 +19,7 @@ from kositp.causal_lm import load_causal_lm
 from kositp.config import StageConfig
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
-from kositp.train import common, preferences
+from kositp.train import common, distributed, preferences
 from kositp.train.preferences import PreferencePair
 
 PAIRS_FILE = "pairs.parquet"
@@ -36,7 +36,7 @@ class PairsConfig(StageConfig):
     generation_batch_size: int = Field(8, ge=1)
 
 
-class DpoConfig(StageConfig):
+class DpoConfig(distributed.ScaleOutSettings):
     backend: Literal["auto", "hf", "unsloth"] = "auto"
     device: str = "auto"
     load_in_4bit: bool = False
@@ -60,13 +60,16 @@ class DpoConfig(StageConfig):
 
 def run(ctx: StageContext) -> StageOutcome:
     config: DpoConfig = ctx.config  # type: ignore[assignment]
+    if distributed.should_launch(config):
+        return distributed.launch(ctx, "dpo", config)
     device = common.resolve_device(config.device)
     backend = common.resolve_backend(config.backend, device)
     ctx.reporter.info(f"dpo: device {device}; {backend.reason}")
     sft_adapter = ctx.inputs["sft"].path / common.ADAPTER_DIR
     model, tokenizer = load_policy(sft_adapter, backend.name, device, config)
 
-    pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
+    with distributed.main_process_first():  # launched: rank 0 builds the pairs, the other ranks read them
+        pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
     if not pairs:
         counts = {k: v for k, v in pair_report.items() if isinstance(v, int)}
         raise preferences.PreferenceError(
@@ -76,7 +79,8 @@ def run(ctx: StageContext) -> StageOutcome:
     dataset = to_dataset(pairs, tokenizer.eos_token)
 
     trainer = make_trainer(model, tokenizer, dataset, config, ctx.out_dir / common.CHECKPOINT_DIR, device)
-    trainer.add_callback(common.make_log_callback(ctx.out_dir / common.TRAINING_LOG, ctx.reporter))
+    if distributed.is_main_process():
+        trainer.add_callback(common.make_log_callback(ctx.out_dir / common.TRAINING_LOG, ctx.reporter))
     checkpoint = common.last_checkpoint(ctx.out_dir)
     if checkpoint:
         ctx.reporter.info(f"dpo: resuming from {checkpoint.name}")
@@ -85,7 +89,8 @@ def run(ctx: StageContext) -> StageOutcome:
         trainer.add_callback(step_progress(advance))
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    trainer.model.save_pretrained(ctx.out_dir / common.ADAPTER_DIR, selected_adapters=["default"])
+    if not distributed.save_adapter(trainer, ctx.out_dir / common.ADAPTER_DIR, selected_adapters=["default"]):
+        return StageOutcome()  # a launched rank other than 0: rank 0 writes the outputs and the report
     tokenizer.save_pretrained(ctx.out_dir / common.ADAPTER_DIR)
     rows = common.read_training_log(ctx.out_dir / common.TRAINING_LOG)
     plot = common.plot_loss(rows, ctx.out_dir / common.LOSS_PLOT, title="DPO")
@@ -137,7 +142,7 @@ def build_pairs(
 ) -> tuple[list[PreferencePair], dict[str, Any]]:
     """User pairs and/or on-policy pairs; a resumed run reuses the pairs it already built."""
     pairs_path = ctx.out_dir / PAIRS_FILE
-    if ctx.resumed and pairs_path.is_file():
+    if (ctx.resumed or not distributed.is_main_process()) and pairs_path.is_file():
         pairs = preferences.read_pairs(pairs_path)
         ctx.reporter.info(f"dpo: reusing {len(pairs)} pairs from the interrupted attempt")
         return pairs, json.loads((ctx.out_dir / "pairs_report.json").read_text(encoding="utf-8"))

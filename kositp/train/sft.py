@@ -24,10 +24,9 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from kositp.causal_lm import load_causal_lm, resolve_base_model
-from kositp.config import StageConfig
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
-from kositp.train import common
+from kositp.train import common, distributed
 from kositp.train.trl_compat import sft_trainer_class
 
 log = logging.getLogger("kositp")
@@ -43,7 +42,7 @@ CPU_OPTIMIZERS = {
 }
 
 
-class SftConfig(StageConfig):
+class SftConfig(distributed.ScaleOutSettings):
     """The ``sft`` profile section; defaults are the seed's ``config.json`` values."""
 
     base_model: str = "tiny-llama"
@@ -235,6 +234,8 @@ def trainer_arguments(
 def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     """Train (or finish training) the SFT adapter into ``ctx.out_dir``; ``callbacks`` are extra trainer hooks."""
     config = ctx.config if isinstance(ctx.config, SftConfig) else SftConfig(**ctx.params)
+    if distributed.should_launch(config):
+        return distributed.launch(ctx, "sft", config)
     reporter, out_dir = ctx.reporter, ctx.out_dir
 
     # 1. data
@@ -282,7 +283,11 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
-        callbacks=[common.make_log_callback(log_path), common.make_progress_callback(reporter), *callbacks],
+        callbacks=[
+            *distributed.main_process_only(common.make_log_callback(log_path)),
+            common.make_progress_callback(reporter),
+            *callbacks,
+        ],
     )
     # throughput counts this attempt only: the resumed state already holds the earlier tokens
     tokens_before = (
@@ -299,7 +304,8 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
 
     # 5. outputs
     adapter_dir = out_dir / common.ADAPTER_DIR
-    trainer.model.save_pretrained(adapter_dir)
+    if not distributed.save_adapter(trainer, adapter_dir):
+        return StageOutcome()  # a launched rank other than 0: rank 0 writes the outputs and the report
     tokenizer.save_pretrained(adapter_dir)
     rows = common.read_training_log(log_path)
     plot = common.plot_loss(rows, out_dir / common.LOSS_PLOT, title=f"sft {config.base_model}")
