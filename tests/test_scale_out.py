@@ -194,3 +194,49 @@ def test_more_processes_need_a_backend_and_device_that_can_launch():
     with pytest.raises(ValueError, match="one card per process"):
         DpoConfig(num_processes=2, device="cuda:1")
     assert SftConfig(num_processes=2).model_dump()["num_processes"] == 2
+
+
+FAKE_VLLM = """
+class SamplingParams:
+    def __init__(self, **kw):
+        self.kw = kw
+
+class _Completion:
+    def __init__(self, text):
+        self.text = text
+
+class _Output:
+    def __init__(self, text):
+        self.outputs = [_Completion(text)]
+
+class LLM:
+    def __init__(self, model, seed=0, tensor_parallel_size=1):
+        self.tensor_parallel_size = tensor_parallel_size
+
+    def generate(self, prompts, params):
+        return [_Output(f"tensor_parallel_size={self.tensor_parallel_size}") for _ in prompts]
+"""
+
+
+def test_vllm_evaluation_shards_the_model_over_the_profiles_gpus(monkeypatch, tmp_path: Path):
+    """The evaluate section's tensor_parallel_size reaches vLLM's engine (a stand-in module here)."""
+    import sys
+
+    from kositp.evaluate.stage import EvaluateConfig, evaluate_to
+
+    (tmp_path / "vllm").mkdir()
+    (tmp_path / "vllm" / "__init__.py").write_text(FAKE_VLLM, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    config = EvaluateConfig(
+        data_dir=str(Path(__file__).resolve().parents[1] / "data" / "demo" / "eval"),
+        sets=["nsmc"],
+        limit=2,
+        method="generate",
+        backend="vllm",
+        vllm_python=sys.executable,
+        tensor_parallel_size=4,
+    )
+    predictions, _ = evaluate_to(tmp_path / "out", tmp_path, config, Recorder(), None, "stand-in")
+    assert predictions["raw_output"].tolist() == ["tensor_parallel_size=4"] * 2
+    with pytest.raises(ValueError, match="tensor_parallel_size"):
+        EvaluateConfig(tensor_parallel_size=0)

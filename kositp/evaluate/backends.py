@@ -96,7 +96,9 @@ class VLLMBackend:
 
     name = "vllm"
 
-    def __init__(self, model_path: str | Path, python: str | None, batch_size: int = 256):
+    def __init__(
+        self, model_path: str | Path, python: str | None, batch_size: int = 256, tensor_parallel_size: int = 1
+    ):
         python = python or os.environ.get("KOSITP_VLLM_PYTHON")
         if not python:
             raise BackendError(
@@ -110,8 +112,10 @@ class VLLMBackend:
         self.python = python
         self.model_path = str(model_path)
         self.batch_size = batch_size
+        self.tensor_parallel_size = tensor_parallel_size
 
     def _run(self, request: dict, prompts: Sequence[str]) -> list[dict]:
+        request = {**request, "tensor_parallel_size": self.tensor_parallel_size}
         worker = Path(__file__).with_name("vllm_worker.py")
         with tempfile.TemporaryDirectory(prefix="kositp-vllm-") as tmp:
             req, res = Path(tmp) / "request.jsonl", Path(tmp) / "results.jsonl"
@@ -215,6 +219,7 @@ def make_backend(
     *,
     batch_size: int = 8,
     vllm_python: str | None = None,
+    tensor_parallel_size: int = 1,
     base_url: str | None = None,
     served_model: str | None = None,
 ) -> Backend:
@@ -225,7 +230,9 @@ def make_backend(
     if name == "hf":
         return HFBackend(model, batch_size=batch_size)
     if name == "vllm":
-        return VLLMBackend(model, vllm_python, batch_size=batch_size)
+        return VLLMBackend(
+            model, vllm_python, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size
+        )
     if name == "openai":
         if not base_url:
             raise BackendError("the openai backend needs base_url (e.g. http://localhost:8000/v1)")

@@ -36,6 +36,8 @@ class EvaluateConfig(StageConfig):
     top_k: int = Field(50, ge=0)
     max_new_tokens: int = Field(256, ge=1)
     vllm_python: str | None = None
+    # GPUs one vLLM engine shards the model over (vLLM's tensor_parallel_size); the vllm backend only
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
     base_url: str | None = None
     served_model: str | None = None
 
@@ -75,6 +77,7 @@ def evaluate_to(
         model,
         batch_size=config.batch_size,
         vllm_python=config.vllm_python,
+        tensor_parallel_size=config.tensor_parallel_size,
         base_url=config.base_url,
         served_model=config.served_model,
     )

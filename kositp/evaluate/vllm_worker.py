@@ -1,7 +1,8 @@
 """Runs inside the vLLM environment (``KOSITP_VLLM_PYTHON``), never imported by kositp.
 
 Usage: ``python vllm_worker.py REQUEST.jsonl RESULTS.jsonl``. The request's first line is a header
-``{"method": "choice"|"generate", "model": PATH, "labels": [...], "sampling": {...}}``, then one
+``{"method": "choice"|"generate", "model": PATH, "labels": [...], "sampling": {...},
+"tensor_parallel_size": N}`` (the engine shards the model over N GPUs), then one
 ``{"prompt": ...}`` per line; the results file gets one line per prompt, in order:
 ``{"scores": [...]}`` (choice: summed log-probability of each label's tokens after the prompt,
 read from vLLM's prompt log-probabilities) or ``{"text": ...}`` (generate).
@@ -60,7 +61,11 @@ def main(request_path: str, results_path: str) -> None:
         from vllm import LLM
     except ImportError as exc:
         raise SystemExit(f"vllm is not importable from {sys.executable}: {exc}") from exc
-    llm = LLM(model=header["model"], seed=header.get("sampling", {}).get("seed", 0))
+    llm = LLM(
+        model=header["model"],
+        seed=header.get("sampling", {}).get("seed", 0),
+        tensor_parallel_size=header.get("tensor_parallel_size", 1),
+    )
     if header["method"] == "choice":
         rows = [{"scores": s} for s in choice_scores(llm, llm.get_tokenizer(), prompts, header["labels"])]
     elif header["method"] == "generate":
