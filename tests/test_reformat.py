@@ -16,9 +16,11 @@ from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reformat.shards import ROUTING_FIELDS
-from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
+from kositp.reformat.stage import BUILD_MODULES, STAGE, ReformatConfig, ReformatError, build_code, task_subversion
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
+from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache
 from kositp.reporting import ConsoleReporter
+from kositp.source_digest import source_digest
 
 SHARD_COLUMNS = {
     "id",
@@ -514,3 +516,79 @@ def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
         assert task_stats.prompt_chars.total == sum(len(r["prompt"]) for r in sample[task])
         assert task_stats.output_chars.longest == max((len(r["output"]) for r in sample[task]), default=0)
     assert sum(s.capped for s in stats.values()) > 0
+
+
+# --- the per-task cache key and its pruning -------------------------------------------------
+
+
+def _package_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    import kositp
+
+    copy = tmp_path / "kositp"
+    shutil.copytree(Path(kositp.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _key(task_id: str, code: str) -> str:
+    bank = [Instruction("i1", "다음 글을 읽고 질문에 답하시오.")]
+    return task_subversion(task_id, bank, "ingest-v1", ReformatConfig(), "no-eval", code=code)
+
+
+def test_editing_a_helper_a_builder_calls_changes_the_task_keys(tmp_path):
+    """task021 and task022 are lambdas around ``_with_clue``: the helper's source is in the key."""
+    copy = _package_copy(tmp_path)
+    before = source_digest(BUILD_MODULES, root=copy)
+    assert before == build_code()  # the copy is the code that runs
+    builders = copy / "reformat" / "builders.py"
+    source = builders.read_text(encoding="utf-8")
+    edited = source.replace('f"{built.output}\\n{clue}"', 'f"{built.output}\\n\\n{clue}"')  # the clue's separator
+    assert edited != source
+    builders.write_text(edited, encoding="utf-8")
+    after = source_digest(BUILD_MODULES, root=copy)
+    for task in ("task021_extractive_qa_objective_explanation", "task002_summarization"):
+        assert _key(task, before) != _key(task, after), task
+
+
+def test_a_helper_module_edit_reaches_the_key_and_an_unrelated_one_does_not(tmp_path):
+    copy = _package_copy(tmp_path)
+    before = source_digest(BUILD_MODULES, root=copy)
+    unrelated = copy / "train" / "sft.py"
+    unrelated.write_text(unrelated.read_text(encoding="utf-8") + "\n# 무관한 수정\n", encoding="utf-8")
+    assert source_digest(BUILD_MODULES, root=copy) == before
+    helper = copy / "text_hash.py"  # reached only through reformat.cap and reformat.decontaminate
+    helper.write_text(helper.read_text(encoding="utf-8") + "\n# 해시 설명\n", encoding="utf-8")
+    assert source_digest(BUILD_MODULES, root=copy) != before
+
+
+def test_cache_entries_no_version_refers_to_are_pruned(tmp_path):
+    import shutil
+
+    records = many_records(2)
+    cache = tmp_path / "_cache" / "reformat"
+    _, first = run_stage(tmp_path, records, validation_ratio=0.0)
+    _, second = run_stage(
+        tmp_path, records, bank_overrides={"task013_text_simplification": ["짧게 줄여 쓰시오."]}, validation_ratio=0.0
+    )
+    assert {p.name for p in cache.iterdir() if p.is_dir()} == set(first.report["subversions"].values()) | set(
+        second.report["subversions"].values()
+    )
+    shutil.rmtree(first.path)  # the first version is deleted (retention)
+    (cache / f"{TMP_PREFIX}abandoned-build").mkdir()
+    _, third = run_stage(
+        tmp_path, records, bank_overrides={"task013_text_simplification": ["한 문장으로 쓰시오."]}, validation_ratio=0.0
+    )
+    kept = {p.name for p in cache.iterdir() if p.is_dir()}
+    assert kept == set(second.report["subversions"].values()) | set(third.report["subversions"].values())
+    assert first.report["subversions"]["task013_text_simplification"] not in kept
+
+
+def test_pruning_waits_for_a_cache_another_run_is_using(tmp_path):
+    cache = tmp_path / "reformat"
+    (cache / "task001-old").mkdir(parents=True)
+    with cache_in_use(cache) as ours, cache_in_use(cache):
+        assert prune_cache(ours, cache, keep=set()) == []
+        assert (cache / "task001-old").is_dir()
+    with cache_in_use(cache) as ours:
+        assert prune_cache(ours, cache, keep=set()) == ["task001-old"]

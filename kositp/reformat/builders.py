@@ -47,7 +47,6 @@ class Builder:
     position: Position
     build: Callable[[Record], Built | None]
     fields: tuple[str, ...]
-    version: str = "1"
 
     def accepts(self, record: Record) -> bool:
         return record["kind"] in self.kinds and (self.qa_types is None or record["qa_type"] in self.qa_types)

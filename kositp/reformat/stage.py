@@ -1,22 +1,23 @@
 """The ``reformat`` stage: records + instruction bank -> 22 task shards, metadata and a data card.
 
-Incremental inside the stage: every task has a sub-version (its builder's code, its
-instructions, the records' version, the parameters that shape it). Built task shards are kept
-in ``<cache>/reformat/<sub-version>/``; a rerun where one task's instructions or builder changed
-rebuilds that task only and copies the others from the cache.
+Incremental inside the stage: every task has a sub-version (the source of every module that
+builds shards, its instructions, the records' version, the parameters that shape it). Built task
+shards are kept in ``<cache>/reformat/<sub-version>/``; a rerun where one task's instructions
+changed rebuilds that task only and copies the others from the cache, and a code change anywhere
+on the shard-building path (a builder, a helper it calls, sampling, decontamination) rebuilds all.
 """
 
 from __future__ import annotations
 
 import glob
 import hashlib
-import inspect
 import json
 import os
 import shutil
 import unicodedata
 import uuid
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -33,6 +34,8 @@ from kositp.reformat.parallel import build_shards_parallel
 from kositp.reformat.placement import Instruction
 from kositp.reformat.shards import SPLITS, SplitParams, TaskStats
 from kositp.reformat.supplementary import mix_supplementary
+from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache, referenced_subversions
+from kositp.source_digest import source_digest
 from kositp.stages import Stage, StageContext, StageOutcome
 
 
@@ -56,9 +59,10 @@ class ReformatConfig(StageConfig):
     seed_jsonl_export: bool = False
 
 
-# Bump when shards change for the same inputs outside a builder (sampling, decontamination,
-# columns): it is part of every task's sub-version, so cached shards are rebuilt.
+# The artifact's code version: bump when the shards change for the same inputs. The per-task
+# cache does not rely on it: it is keyed by the source of BUILD_MODULES and all they import.
 CODE_VERSION = "3"
+BUILD_MODULES = ("kositp.reformat.parallel",)
 
 
 class ReformatError(ValueError):
@@ -109,18 +113,24 @@ def load_bank(path: Path) -> dict[str, list[Instruction]]:
     return {t: sorted(v, key=lambda i: i.instruction_id) for t, v in bank.items()}
 
 
-def builder_code(task_id: str) -> str:
-    builder = BUILDERS[task_id]
-    return f"{builder.version}:{builder.kinds}:{builder.qa_types}:{builder.position}:{inspect.getsource(builder.build)}"
+@cache
+def build_code() -> str:
+    """Digest of the shard-building code, helpers included (read once per process)."""
+    return source_digest(BUILD_MODULES)
 
 
 def task_subversion(
-    task_id: str, instructions: list[Instruction], records_version: str, config: ReformatConfig, eval_fp: str
+    task_id: str,
+    instructions: list[Instruction],
+    records_version: str,
+    config: ReformatConfig,
+    eval_fp: str,
+    code: str | None = None,
 ) -> str:
+    """The cache key of one task's shards; ``code`` defaults to :func:`build_code`."""
     shaping = {
-        "code": CODE_VERSION,
+        "code": code or build_code(),
         "task": task_id,
-        "builder": builder_code(task_id),
         "instructions": [(i.instruction_id, i.text) for i in instructions],
         "records": records_version,
         "params": {k: getattr(config, k) for k in ("seed", "validation_ratio", "per_task_max", "ngram")},
@@ -152,7 +162,7 @@ def _build_tasks(
         folders = {t: ctx.out_dir / "shards" / t for t in tasks}
     else:
         cache = ctx.cache_dir / "reformat"
-        folders = {t: cache / f".tmp-{subversions[t]}-{uuid.uuid4().hex[:8]}" for t in tasks}
+        folders = {t: cache / f"{TMP_PREFIX}{subversions[t]}-{uuid.uuid4().hex[:8]}" for t in tasks}
     build_shards_parallel(records, tasks, bank, params, folders, ctx.reporter, eval_index)
     if ctx.cache_dir is None:
         return
@@ -190,23 +200,29 @@ def run(ctx: StageContext) -> StageOutcome:
         t: task_subversion(t, bank[t], ctx.inputs["ingest"].version, config, eval_fp) for t in task_ids
     }
     cache = ctx.cache_dir / "reformat" if ctx.cache_dir else None
-    reused = [t for t in task_ids if cache is not None and _cached(cache / subversions[t])]
-    rebuilt = [t for t in task_ids if t not in reused]
     eval_index = EvalIndex(eval_dir, config.ngram) if eval_dir else None
     if eval_index is not None:
         ctx.reporter.info(
             f"reformat: decontaminating against {len(eval_index.files)} eval file(s), "
             f"{len(eval_index.ngrams)} character {config.ngram}-grams"
         )
-    if rebuilt:
-        _build_tasks(ctx, rebuilt, subversions, bank, params, eval_index)
-    for task_id in reused:
-        _copy_shard(cache / subversions[task_id], ctx.out_dir / "shards" / task_id)
-    stats_dir = {t: (cache / subversions[t]) if cache else ctx.out_dir / "shards" / t for t in task_ids}
-    stats = {
-        t: TaskStats.from_json(json.loads((stats_dir[t] / "stats.json").read_text(encoding="utf-8")))
-        for t in task_ids
-    }
+    with cache_in_use(cache) as lock:
+        reused = [t for t in task_ids if cache is not None and _cached(cache / subversions[t])]
+        rebuilt = [t for t in task_ids if t not in reused]
+        for task_id in reused:
+            _copy_shard(cache / subversions[task_id], ctx.out_dir / "shards" / task_id)
+        if rebuilt:
+            _build_tasks(ctx, rebuilt, subversions, bank, params, eval_index)
+        stats_dir = {t: (cache / subversions[t]) if cache else ctx.out_dir / "shards" / t for t in task_ids}
+        stats = {
+            t: TaskStats.from_json(json.loads((stats_dir[t] / "stats.json").read_text(encoding="utf-8")))
+            for t in task_ids
+        }
+        if lock is not None:
+            keep = referenced_subversions(ctx.cache_dir.parent) | set(subversions.values())
+            pruned = prune_cache(lock, cache, keep)
+            if pruned:
+                ctx.reporter.info(f"reformat: pruned {len(pruned)} cache entr(ies) no version refers to")
     if cache is None:
         for t in task_ids:
             (stats_dir[t] / "stats.json").unlink()
