@@ -28,9 +28,12 @@ from kositp.cli import (
     ingest_cmd,
     instructions_cmd,
     run_cmd,
+    serve_cmd,
 )
 
-__all__ = ["app", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "main", "run_cmd"]
+__all__ = [
+    "app", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "main", "run_cmd", "serve_cmd",
+]
 
 
 

@@ -1,0 +1,207 @@
+"""``kositp serve`` over real HTTP on loopback, serving a promoted export of the tiny model.
+
+One server (a ``kositp serve`` subprocess, as a user starts it) is shared by the module; it
+serves the profile's promoted export and requires an API key. The ``openai`` client, raw
+``httpx`` requests and the instructions stage talk to it; the chat page test is in
+``test_serve_chat.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import httpx
+import openai
+import pytest
+from serving import API_KEY, build_export, free_port, kositp, running, write_profile
+
+from kositp.serve.app import ARTIFACT_HEADER
+
+pytestmark = pytest.mark.slow
+LIMITS = ["--concurrency", "2", "--queue-size", "6", "--max-tokens", "512", "--max-prompt-tokens", "1536",
+          "--max-messages", "8", "--max-body-bytes", "65536"]
+KOREAN = "대한민국의 수도는 어디인가요?"
+
+
+@pytest.fixture(scope="module")
+def export(tiny_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    version, merged = build_export(tiny_model_dir, folder / "artifacts")
+    return {"version": version, "merged": merged, "profile": write_profile(folder, folder / "artifacts"),
+            "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def api(export):
+    port = free_port()
+    log = export["folder"] / "serve.log"
+    args = kositp("serve", "--profile", str(export["profile"]), "--port", str(port), *LIMITS)
+    with running(args, log, f"http://127.0.0.1:{port}/health", env={"KOSITP_API_KEY": API_KEY}):
+        yield {"url": f"http://127.0.0.1:{port}", "log": log, "model": "kositp-servetest", **export}
+
+
+def client(api) -> openai.OpenAI:
+    return openai.OpenAI(base_url=api["url"] + "/v1", api_key=API_KEY, max_retries=0)
+
+
+def post(api, path: str, body, **kwargs) -> httpx.Response:
+    content = body if isinstance(body, (str, bytes)) else json.dumps(body, ensure_ascii=False)
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json", **kwargs.pop("headers", {})}
+    return httpx.post(api["url"] + path, content=content, headers=headers, timeout=60, **kwargs)
+
+
+def test_serves_the_promoted_export_and_says_which(api):
+    card = client(api).models.list().data[0]
+    assert card.id == api["model"]
+    assert card.model_extra["kositp_artifact"] == f"export/{api['version']}"
+    assert card.model_extra["kositp_source"] == "promoted"
+    health = httpx.get(api["url"] + "/health").json()
+    assert health["status"] == "ok" and health["artifact"] == f"export/{api['version']}"
+    reply = post(api, "/v1/completions", {"model": api["model"], "prompt": KOREAN, "max_tokens": 2})
+    assert reply.headers[ARTIFACT_HEADER] == f"export/{api['version']}"
+    assert reply.json()["system_fingerprint"] == f"export/{api['version']}"
+    assert f"promoted export/{api['version']}" in api["log"].read_text(encoding="utf-8")
+
+
+def test_openai_client_gets_a_completion_a_chat_completion_and_a_stream(api):
+    from transformers import AutoTokenizer
+
+    api_client = client(api)
+    completion = api_client.completions.create(model=api["model"], prompt=KOREAN, max_tokens=12, seed=7)
+    assert completion.choices[0].finish_reason in ("stop", "length")
+    assert 1 <= completion.usage.completion_tokens <= 12
+
+    messages = [{"role": "system", "content": "한국어로 짧게 답하세요."}, {"role": "user", "content": KOREAN}]
+    chat = api_client.chat.completions.create(model=api["model"], messages=messages, max_tokens=16, seed=3,
+                                              temperature=0.8, top_p=0.9)
+    tokenizer = AutoTokenizer.from_pretrained(str(api["merged"]))
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert rendered == f"###입력:한국어로 짧게 답하세요.{KOREAN}\n\n###출력:"  # the seed format, baked in at export
+    assert chat.usage.prompt_tokens == len(tokenizer(rendered)["input_ids"])
+    assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
+
+    stream = api_client.chat.completions.create(model=api["model"], messages=messages, max_tokens=16, seed=3,
+                                                temperature=0.8, top_p=0.9, stream=True,
+                                                stream_options={"include_usage": True})
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) >= 2, "the answer arrives in pieces"
+    assert "".join(pieces) == chat.choices[0].message.content  # same seed, same answer, streamed or not
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == chat.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == chat.usage.completion_tokens
+
+
+def test_max_tokens_stop_and_seed_are_honoured(api):
+    api_client = client(api)
+    args = {"model": api["model"], "prompt": KOREAN, "temperature": 1.0, "seed": 11}
+    long = api_client.completions.create(max_tokens=40, **args).choices[0]
+    short = api_client.completions.create(max_tokens=3, **args)
+    assert short.usage.completion_tokens == 3 and short.choices[0].finish_reason == "length"
+    assert long.text.startswith(short.choices[0].text)
+    assert api_client.completions.create(max_tokens=40, **args).choices[0].text == long.text
+    visible = long.text.replace("\ufffd", "")
+    stop = visible[len(visible) // 2 : len(visible) // 2 + 2]
+    cut = api_client.completions.create(max_tokens=40, stop=[stop], **args).choices[0]
+    assert cut.finish_reason == "stop" and stop not in cut.text
+    assert cut.text == long.text[: long.text.index(stop)]
+
+
+def test_requests_without_the_key_get_401_and_the_key_is_never_logged(api):
+    for headers in ({}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY}):
+        reply = httpx.post(api["url"] + "/v1/completions", headers=headers, json={"model": "x", "prompt": "안녕"})
+        assert reply.status_code == 401
+        assert "API key" in reply.json()["error"]["message"]
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=api["url"] + "/v1", api_key="wrong", max_retries=0).models.list()
+    assert API_KEY not in api["log"].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ('{"model": "kositp-servetest", "prompt": "안녕"', 400, "not valid JSON"),
+        ("[1, 2]", 400, "JSON object"),
+        ({"prompt": "안녕"}, 400, "model"),
+        ({"model": "kositp-servetest", "prompt": "안녕", "max_tokens": -5}, 400, "max_tokens"),
+        ({"model": "kositp-servetest", "prompt": "안녕", "max_tokens": 10**9}, 400, "cap of 512"),
+        ({"model": "kositp-servetest", "prompt": "안녕", "temperature": "hot"}, 400, "temperature"),
+        ({"model": "kositp-servetest", "prompt": "안녕하세요 " * 2000}, 400, "at most 1536"),
+        ({"model": "kositp-servetest", "prompt": "안녕", "logprobs": 3}, 400, "logprobs"),
+        ({"model": "kositp-servetest", "prompt": ["하나", "둘"]}, 400, "one prompt"),
+        ({"model": "kositp-servetest", "prompt": "안녕", "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
+        ({"model": "다른-모델", "prompt": "안녕"}, 404, "not served here"),
+        ({"model": "kositp-servetest", "prompt": "안녕" * 40000}, 413, "65536 bytes"),
+    ],
+)
+def test_bad_completion_requests_get_4xx_in_openai_shape(api, body, status, says):
+    reply = post(api, "/v1/completions", body)
+    assert reply.status_code == status
+    error = reply.json()["error"]
+    assert says in error["message"] and set(error) == {"message", "type", "param", "code"}
+
+
+def test_bad_chat_requests_get_4xx(api):
+    many = [{"role": "user", "content": f"질문 {i}"} for i in range(9)]
+    assert "at most 8" in post(api, "/v1/chat/completions", {"model": api["model"], "messages": many}).text
+    for messages in ([], [{"role": "robot", "content": "안녕"}], [{"role": "user"}]):
+        reply = post(api, "/v1/chat/completions", {"model": api["model"], "messages": messages})
+        assert reply.status_code == 400 and reply.json()["error"]["param"].startswith("messages")
+    with pytest.raises(openai.BadRequestError, match="cap of 512"):
+        client(api).chat.completions.create(model=api["model"], messages=many[:1], max_tokens=100000)
+
+
+def test_a_burst_of_32_is_answered_or_refused_with_429_and_the_server_stays_healthy(api):
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}) as http:
+            body = {"model": api["model"], "prompt": KOREAN, "max_tokens": 200, "temperature": 0, "stream": False}
+            return await asyncio.gather(*(http.post(api["url"] + "/v1/completions", json=body) for _ in range(32)))
+
+    statuses = [r.status_code for r in asyncio.run(burst())]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 8 and statuses.count(429) >= 1, statuses
+    health = httpx.get(api["url"] + "/health").json()
+    assert health["status"] == "ok" and health["requests"]["active"] == 0 and health["requests"]["waiting"] == 0
+    assert post(api, "/v1/completions", {"model": api["model"], "prompt": KOREAN, "max_tokens": 2}).status_code == 200
+
+
+def test_an_abandoned_stream_frees_its_slot(api):
+    body = {"model": api["model"], "prompt": KOREAN, "max_tokens": 512, "temperature": 0, "stream": True}
+    for _ in range(4):  # more abandoned streams than slots + queue would fit if slots leaked
+        with httpx.stream("POST", api["url"] + "/v1/completions", json=body,
+                          headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as reply:
+            next(reply.iter_lines())
+    reply = post(api, "/v1/completions", {"model": api["model"], "prompt": KOREAN, "max_tokens": 2})
+    assert reply.status_code == 200
+
+
+def test_the_instructions_stage_can_use_the_server(api, tmp_path):
+    from kositp.catalog import TASKS
+    from kositp.instructions.generate import ApiSettings, InstructionGenerator
+
+    settings = ApiSettings(base_url=api["url"] + "/v1", model=api["model"], per_task=1, max_requests=2,
+                           max_attempts=1, max_reply_tokens=64, backoff_s=0, examples_per_request=0)
+    result = InstructionGenerator(settings, API_KEY, tmp_path, [TASKS[0]], {}).run()
+    assert result.requests >= 1 and result.tokens > 0  # usage came back from our server
+    assert not [f for f in result.failures if f.startswith(("http_", "server_error", "connection"))], result.failures
+
+
+def test_sigterm_lets_a_running_stream_finish(export, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = kositp("serve", "--model", str(export["merged"]), "--port", str(port), "--concurrency", "1")
+    with running(args, tmp_path / "serve.log", url + "/health") as server:
+        body = {"model": "kositp", "prompt": KOREAN, "max_tokens": 1024, "temperature": 0, "stream": True}
+        with httpx.stream("POST", url + "/v1/completions", json=body, timeout=120) as reply:
+            lines = reply.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            server.send_signal(signal.SIGTERM)
+            rest = [line for line in lines if line.startswith("data: ")]
+        assert server.wait(60) == -signal.SIGTERM  # uvicorn re-raises the signal once it has drained
+    assert rest[-1] == "data: [DONE]"
+    final = json.loads(rest[-2][len("data: "):])
+    assert final["choices"][0]["finish_reason"] in ("length", "stop")
+    assert len(rest) > 10, f"the stream went on after SIGTERM: {first} ..."
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url + "/health")
