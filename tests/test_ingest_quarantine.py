@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import resource
+import subprocess
+import sys
 import zipfile
 from collections import Counter
 
@@ -333,3 +336,49 @@ def test_cp949_file_ending_inside_a_character(tmp_path):
     _, records, quarantine = run_ingest(tmp_path, path)
     assert len(records) == 5 and reasons(quarantine) == {"undecodable": 1}
     assert "incomplete multibyte sequence" in quarantine.detail.iloc[0]
+
+
+def _nested(depth: int, opener: str = "[", closer: str = "]") -> str:
+    return opener * depth + closer * depth
+
+
+def test_deeply_nested_input_is_quarantined_in_flat_memory_and_the_rest_is_read(tmp_path):
+    """A 200 KB question nested 100,000 levels deep once grew ingest past 24 GB; a deep dict as a
+    context, a deep JSONL line and an empty ``qas`` list went uncounted or stopped the file."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good, other = (json.dumps(admin_mrc(qas)["data"][0], ensure_ascii=False) for qas in (every_admin_qa()[:2], every_admin_qa()[2:4]))
+    deep_question = '{"doc_id": "D9", "paragraphs": [{"context": "깊은 질문", "qas": [{"question": %s}]}]}' % _nested(100_000)
+    (raw / "deep_question.json").write_text('{"data": [%s, %s, %s]}' % (good, deep_question, other),
+                                            encoding="utf-8")
+    deep_context = '{"doc_id": "D8", "paragraphs": [{"context": %s, "qas": []}]}' % (
+        '{"a": ' * 100_000 + "1" + "}" * 100_000)
+    three = [{"doc_id": "D7", "paragraphs": [{"context": "질문 없는 문단입니다.", "qas": []}]}, {"doc_id": "D6", "paragraphs": []}]
+    (raw / "deep_context.json").write_text(
+        '{"data": [%s, %s, %s]}' % (deep_context, *(json.dumps(d, ensure_ascii=False) for d in three)), encoding="utf-8")
+    (raw / "lines.jsonl").write_text("\n".join([json.dumps({"text": "첫 줄의 본문입니다."}, ensure_ascii=False),
+                                                '{"text": %s}' % _nested(5_000),
+                                                json.dumps({"text": "셋째 줄의 본문입니다."}, ensure_ascii=False)]), encoding="utf-8")
+    limit = 3 << 30
+    command = [sys.executable, "-c", "from kositp.cli import app; app()", "ingest", str(raw), "--out", str(tmp_path / "out"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["by_reason"] == {"too_deep": 3, "missing_field": 1}
+    assert summary["read"] == summary["kept"] + summary["rejected"] == 11 and summary["kept"] == 4 + 1 + 2
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    deep = quarantine[quarantine.reason == "too_deep"].location.tolist()
+    assert sorted(d[len(str(raw)) + 1:] for d in deep) == ["deep_context.json#/data/0", "deep_question.json#/data/1", "lines.jsonl:2"]
+    records = pd.read_parquet(tmp_path / "out" / "records.parquet")
+    assert "질문 없는 문단입니다." in set(records.text)
+    assert quarantine[quarantine.reason == "missing_field"].location.str.endswith("deep_context.json#/data/2").all()
+
+
+def test_a_record_past_the_size_limit_is_quarantined_and_the_file_goes_on(tmp_path):
+    qas = every_admin_qa()[:1]
+    doc = admin_mrc(qas)
+    doc["data"].insert(0, {"doc_id": "D0", "paragraphs": [{"context": "긴 문맥 " * 20000, "qas": qas}]})
+    _, records, quarantine = run_ingest(tmp_path, write_json(tmp_path / "a.json", doc), max_record_bytes=100_000)
+    assert reasons(quarantine) == {"too_large": 1} and len(records) == 1
+    assert quarantine.location.iloc[0].endswith("a.json#/data/0")

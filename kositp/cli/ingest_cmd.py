@@ -11,6 +11,7 @@ import typer
 from kositp.cli import app, configure_logging
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.data_card import data_card, report_rows
+from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.ingest.quarantine import IngestError
 from kositp.reporting import format_table
 
@@ -21,12 +22,17 @@ def ingest_command(
     out: Annotated[Path, typer.Option("--out", help="output folder")],
     format_: Annotated[str, typer.Option("--format", help="auto or an adapter name")] = "auto",
     max_chars: Annotated[int, typer.Option(help="longer passages are quarantined")] = 20000,
+    max_depth: Annotated[int, typer.Option(help="records nested deeper are quarantined (too_deep)")] = MAX_DEPTH,
+    max_record_bytes: Annotated[
+        int, typer.Option(help="longer records (a data item, a JSONL line) are quarantined (too_large)")
+    ] = MAX_RECORD_BYTES,
     json_: Annotated[bool, typer.Option("--json", help="print one JSON line of counts")] = False,
 ) -> None:
     """Read raw AIHub/KISTI files into OUT/records.parquet and OUT/quarantine.parquet."""
     configure_logging()
     try:
-        result = ingest(list(paths), out, IngestSettings(format=format_, max_chars=max_chars))
+        result = ingest(list(paths), out, IngestSettings(format=format_, max_chars=max_chars, max_depth=max_depth,
+                                                        max_record_bytes=max_record_bytes))
     except (IngestError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

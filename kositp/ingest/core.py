@@ -32,6 +32,7 @@ from kositp.ingest.adapters.base import Missing
 from kositp.ingest.candidates import Candidates, auto_processes
 from kositp.ingest.dedup import NONE, Duplicates
 from kositp.ingest.finish import checked_record
+from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES, GuardedJson, ValueTooLarge, deeper_than
 from kositp.ingest.parquet_rows import RowWriter
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
 from kositp.ingest.readers import (
@@ -59,6 +60,10 @@ class IngestSettings:
     columns: Mapping[str, str] = field(default_factory=dict)
     # 1 or 2 processes (the second writes and hashes candidates); None decides by input size.
     processes: int | None = None
+    # A unit (one ``data`` item, one JSONL line) nested deeper or longer than this is quarantined
+    # as ``too_deep`` / ``too_large`` while streaming.
+    max_depth: int = MAX_DEPTH
+    max_record_bytes: int = MAX_RECORD_BYTES
 
 
 @dataclass
@@ -82,26 +87,32 @@ class IngestResult:
         }
 
 
-def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tuple[str, str, Any]]:
+def _units(source: Source, settings: IngestSettings) -> Iterator[tuple[str, str, Any]]:
     """``(format, json_path, fields | Missing | Reject)`` for every candidate record of one source.
 
     Whatever stops a file part-way (bad JSON, undecodable bytes, a damaged archive) ends it
-    with one reject for the unread rest; the units before it stand.
+    with one reject for the unread rest; the units before it stand. A unit that nests too deep
+    or is too long is one ``too_deep`` / ``too_large`` reject (:mod:`kositp.ingest.guard`), and
+    a unit the adapter finds no record in is one ``missing_field`` reject: nothing read is
+    left uncounted.
     """
+    fmt, columns = settings.format, settings.columns
     if source.problem:
         yield "none", "", Reject("", *source.problem)
         return
     if fmt == "auto" and source.suffix not in READABLE_SUFFIXES:
         yield "none", "", Reject("", "unsupported_member", f"not a JSON/JSONL/CSV file: {source.name}")
         return
-    name, unread = "none", ""
+    name, unread, guarded = "none", "", None
     try:
         stream, head, _ = open_utf8(source)
         with stream:
             tabular = fmt in adapters.TABULAR_FORMATS or (fmt == "auto" and source.suffix in (".jsonl", ".csv"))
             if tabular:
                 name = fmt if fmt != "auto" else source.suffix.lstrip(".")
-                for path, item in iter_rows(stream, "." + name if name == "csv" else ".jsonl", columns):
+                rows = iter_rows(stream, "." + name if name == "csv" else ".jsonl", columns,
+                                 settings.max_depth, settings.max_record_bytes)
+                for path, item in rows:
                     unread = f":{int(path[1:]) + 1}"
                     yield name, path, item
                 return
@@ -113,31 +124,49 @@ def _units(source: Source, fmt: str, columns: Mapping[str, str]) -> Iterator[tup
             prefix = adapter.prefix(head)
             base = "#/" + prefix.replace(".item", "/*").replace("item", "*").replace(".", "/") if prefix else "#"
             unread = base.replace("*", "0", 1)
-            whole = _parsed_whole(stream) if not prefix else None
-            for n, unit in enumerate(ijson.items(stream, prefix, use_float=True) if whole is None else whole):
+            whole = _parsed_whole(stream, settings.max_depth) if not prefix else None
+            if whole is None:
+                unit_depth = prefix.count(".") + 1 if prefix else 0
+                guarded = GuardedJson(stream, unit_depth, settings.max_depth, settings.max_record_bytes)
+                whole = ijson.items(guarded, prefix, use_float=True)
+            for n, unit in enumerate(whole):
                 unread = base.replace("*", str(n + 1), 1)
-                for path, item in adapter.parse(unit, base.replace("*", str(n), 1) if "*" in base else base):
+                where = base.replace("*", str(n), 1) if "*" in base else base
+                if guarded and (reject := guarded.claim(unit)):
+                    yield name, where, Reject("", *reject)
+                    continue
+                found = False
+                for path, item in adapter.parse(unit, where):
+                    found = True
                     yield name, path, item
+                if not found:
+                    yield name, where, Missing(f"a record ({adapter.NAME} found none in this unit)")
     except UNREADABLE as exc:
         where = f"{unread} (rest of file unread)" if unread else ""
         yield name, where, Reject("", _unreadable_reason(exc), f"{type(exc).__name__}: {exc}")
+    for reason, detail in guarded.unclaimed() if guarded else ():
+        yield name, "", Reject("", reason, f"{detail}, outside the records")
 
 
-def _parsed_whole(stream: BinaryIO) -> list[Any] | None:
+def _parsed_whole(stream: BinaryIO, max_depth: int = MAX_DEPTH) -> list[Any] | None:
     """A short file that is one JSON document, parsed at once: ``[document]``, or None to stream it.
 
     For the many one-passage files of a book download, setting up ijson costs more than the
     parse. Only what ijson would give the same way is taken here: anything ijson reads
     differently (NaN, numbers past 64 bits, lone surrogate escapes, which it turns into ``?``)
-    or rejects goes back to ijson, which then reports it as before.
+    or rejects goes back to ijson, which then reports it as before, and so does a document that
+    nests deeper than ``max_depth``, for the guard to reject.
     """
     data = getattr(stream, "whole", None)
     if data is None or _SURROGATE_ESCAPE.search(data):
         return None
     try:
-        return [_WHOLE_DECODER.decode(data.decode("utf-8"))]
+        document = _WHOLE_DECODER.decode(data.decode("utf-8"))
     except (ValueError, RecursionError):
         return None
+    if data.count(b"[") + data.count(b"{") > max_depth and deeper_than(document, max_depth):
+        return None
+    return [document]
 
 
 def _int64(text: str) -> int:
@@ -167,6 +196,8 @@ def _unreadable_reason(exc: Exception) -> str:
         return "broken_archive"
     if isinstance(exc, UnicodeDecodeError | UndecodableError):
         return "undecodable"
+    if isinstance(exc, ValueTooLarge):
+        return "too_large"
     return "malformed_json"
 
 
@@ -179,6 +210,9 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
     """
     if settings.format != "auto" and settings.format not in adapters.FORMAT_NAMES:
         raise IngestError(f"unknown format {settings.format!r}; known: auto, {', '.join(adapters.FORMAT_NAMES)}")
+    if settings.max_depth < 4 or settings.max_record_bytes < 1 << 16:
+        raise IngestError(f"max_depth must be at least 4 (got {settings.max_depth}) and max_record_bytes at least "
+                          f"65536 (got {settings.max_record_bytes})")
     out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out_dir / "files.parquet")
     result = IngestResult(ledger, Counter(), Counter(), Counter(), Counter())
@@ -200,7 +234,7 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
     """Pass one: every unit read is counted, then rejected now or kept as a candidate."""
     for source in iter_sources(paths):
         tally = ledger.tally(source.source_file)
-        for fmt, path, item in _units(source, settings.format, settings.columns):
+        for fmt, path, item in _units(source, settings):
             location = f"{source.source_file}{path}"
             tally.read += 1
             if isinstance(item, Missing):

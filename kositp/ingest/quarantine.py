@@ -24,6 +24,8 @@ REASONS = (
     "unsupported_member",
     "unknown_format",
     "broken_archive",
+    "too_deep",
+    "too_large",
 )
 # record_id is set for duplicates (the original is named in detail), empty for units that never became records.
 QUARANTINE_COLUMNS = ("source_file", "location", "format", "reason", "detail", "record_id")

@@ -15,15 +15,18 @@ from kositp.config import REPO_ROOT, StageConfig
 from kositp.ingest.adapters import FORMAT_NAMES
 from kositp.ingest.core import IngestResult, IngestSettings, ingest
 from kositp.ingest.data_card import data_card, report_rows
+from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.stages import Stage, StageContext, StageOutcome
 
 
 class IngestConfig(StageConfig):
     paths: list[str] = Field(default_factory=lambda: ["data/raw"])
     format: str = "auto"
-    max_chars: int = 20000
-    near_dup_threshold: float | None = 0.9
+    max_chars: int = Field(20000, ge=1)
+    near_dup_threshold: float | None = Field(0.9, gt=0, le=1)
     columns: dict[str, str] = Field(default_factory=dict)
+    max_depth: int = Field(MAX_DEPTH, ge=4, le=10_000)  # ijson's memory grows with its square
+    max_record_bytes: int = Field(MAX_RECORD_BYTES, ge=1 << 16)
 
     @field_validator("format")
     @classmethod
@@ -60,7 +63,8 @@ def raw_fingerprint(config: IngestConfig) -> Mapping[str, Any]:
 
 def run(ctx: StageContext) -> StageOutcome:
     config = ctx.config if isinstance(ctx.config, IngestConfig) else IngestConfig(**ctx.params)
-    settings = IngestSettings(config.format, config.max_chars, config.near_dup_threshold, config.columns)
+    settings = IngestSettings(config.format, config.max_chars, config.near_dup_threshold, config.columns,
+                              max_depth=config.max_depth, max_record_bytes=config.max_record_bytes)
     with ctx.reporter.progress("ingest records", None) as advance:
         result: IngestResult = ingest(config.resolved_paths(), ctx.out_dir, settings, advance)
     (ctx.out_dir / "data_card.md").write_text(data_card(result), encoding="utf-8")

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from kositp.ingest.adapters.base import Missing, first
+from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES, deeper_than
 from kositp.ingest.quarantine import Reject
 
 DEFAULT_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -38,19 +39,35 @@ def _fields(row: Mapping[str, Any], columns: Mapping[str, str]) -> dict[str, Any
     return fields
 
 
-def iter_rows(stream: BinaryIO, suffix: str, columns: Mapping[str, str]) -> Iterator[tuple[str, dict[str, Any] | Missing | Reject]]:
-    """``(":line", fields)`` per line; a line that is not JSON is a ``malformed_json`` reject."""
+def iter_rows(stream: BinaryIO, suffix: str, columns: Mapping[str, str], max_depth: int = MAX_DEPTH,
+              max_chars: int = MAX_RECORD_BYTES) -> Iterator[tuple[str, dict[str, Any] | Missing | Reject]]:
+    """``(":line", fields)`` per line; a line that is not JSON is a ``malformed_json`` reject, one
+    longer than ``max_chars`` (read no further than that) ``too_large``, one nesting deeper than
+    ``max_depth`` ``too_deep``."""
     text = io.TextIOWrapper(stream, encoding="utf-8")
     if suffix == ".csv":
         for n, row in enumerate(csv.DictReader(text), start=2):
             yield f":{n}", _fields(row, columns)
         return
-    for n, line in enumerate(text, start=1):
+    n = 0
+    while line := text.readline(max_chars + 1):
+        n += 1
+        if len(line) > max_chars and not line.endswith("\n"):
+            while (rest := text.readline(1 << 20)) and not rest.endswith("\n"):
+                pass
+            yield f":{n}", Reject("", "too_large", f"a line longer than {max_chars} characters")
+            continue
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+            too_deep = line.count("[") + line.count("{") > max_depth and deeper_than(row, max_depth)
         except json.JSONDecodeError as exc:
             yield f":{n}", Reject("", "malformed_json", str(exc))
+            continue
+        except RecursionError:
+            too_deep = True
+        if too_deep:
+            yield f":{n}", Reject("", "too_deep", f"nested deeper than {max_depth} levels")
             continue
         yield f":{n}", _fields(row, columns) if isinstance(row, dict) else Missing("object")

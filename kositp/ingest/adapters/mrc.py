@@ -3,8 +3,8 @@
 Covers AIHub 569 (administrative documents; ``answers`` a dict with ``clue_text`` and
 ``options``), 577 (news; ``answers`` a dict or a list), 89 (SQuAD v1 list of answers) and
 singular ``answer``. ``qa_type`` codes: 1 span, 2 long span, 3 table, 5 yes/no, 6 multiple
-choice, 7 unanswerable. Paragraphs without ``qas`` (the ``TS_`` source-text files) become
-``text`` records.
+choice, 7 unanswerable. Paragraphs without questions (no ``qas``, as in the ``TS_`` source-text
+files, or ``"qas": []``) become ``text`` records.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def prefix(head: str) -> str:
 
 
 def parse(doc: Any, path: str, force_table: bool = False) -> Iterator[tuple[str, dict[str, Any] | Missing]]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("paragraphs"), list):
+    if not isinstance(doc, dict) or not isinstance(doc.get("paragraphs"), list) or not doc["paragraphs"]:
         yield path, Missing("paragraphs")
         return
     title = ko(first(doc, "doc_title", "title"))
@@ -42,8 +42,11 @@ def parse(doc: Any, path: str, force_table: bool = False) -> Iterator[tuple[str,
             continue
         qas = paragraph.get("qas")
         table_title = paragraph.get("table_title")
-        if qas is None:
+        if qas is None or qas == []:
             yield ppath, {"kind": "text", "title": title, "doc_id": doc_id, "text": context}
+            continue
+        if not isinstance(qas, list):
+            yield ppath, Missing("qas")
             continue
         for k, qa in enumerate(qas):
             qpath = f"{ppath}/qas/{k}"

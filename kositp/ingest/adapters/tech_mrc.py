@@ -67,7 +67,11 @@ def parse(doc: Any, path: str) -> Iterator[tuple[str, dict[str, Any] | Missing]]
             continue
         common = {"kind": "mrc", "title": title, "text": context,
                   "doc_id": doc_id or as_id(passage.get("context_id"))}
-        for k, qa in enumerate(passage.get("qas") or []):
+        qas = passage.get("qas")
+        if not isinstance(qas, list) or not qas:
+            yield ppath, Missing("qas")
+            continue
+        for k, qa in enumerate(qas):
             qpath = f"{ppath}/qas/{k}"
             qa = qa if isinstance(qa, dict) else {}
             question = first(qa, "question-1", "question")
