@@ -144,6 +144,10 @@ class ArtifactStore:
     def path(self, stage: str, version: str) -> Path:
         return self.root / stage / version
 
+    def cache_key(self, stage: str, version: str) -> str:
+        """The orchestrator's cache key (and result file name) for a version of this store."""
+        return f"kositp-{stage}-{version}-{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]}"
+
     def staging_path(self, stage: str, version: str) -> Path:
         return self.root / stage / ".staging" / version
 

@@ -7,6 +7,9 @@ input, at any depth, of a kept version (its lineage): the served model can alway
 to the data it came from and rebuilt. Everything else goes, with the bookkeeping that only
 makes sense beside it (verification stamps, locks, Prefect result files keyed by its version),
 and so do staging folders that nobody has written to for a day and half-finished publishes.
+Prefect keeps a result file per stage version (named by the task's cache key, which holds the
+version) and one per failure (a random name): the first go with their version, the second after
+a week, so Prefect's result storage stays bounded too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from kositp.artifacts import MANIFEST, ArtifactStore
 from kositp.promote.record import read_history
 
 ABANDONED_AFTER_S = 24 * 3600
+FAILURE_RESULTS_KEPT_S = 7 * 24 * 3600
+RESULTS = "prefect-results"
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,11 @@ def kept_versions(store: ArtifactStore, keep: int) -> dict[tuple[str, str], str]
     return kept
 
 
-def plan_gc(store: ArtifactStore, keep: int, now: float | None = None) -> list[Removal]:
-    """What ``gc`` would remove: unkept versions, abandoned staging folders, leftover retirements."""
+def plan_gc(
+    store: ArtifactStore, keep: int, result_dirs: Iterable[Path] = (), now: float | None = None
+) -> list[Removal]:
+    """What ``gc`` would remove: unkept versions (and their Prefect results), abandoned staging
+    folders, leftover retirements and week-old Prefect failure results."""
     if keep < 1:
         raise ValueError(f"keep must be at least 1 (got {keep}): the newest version of a stage is always kept")
     now = time.time() if now is None else now
@@ -115,11 +123,23 @@ def plan_gc(store: ArtifactStore, keep: int, now: float | None = None) -> list[R
                 )
         for retired in sorted(stage_dir.glob(".retired-*")):
             removals.append(Removal(stage_dir.name, retired.name, retired, tree_size(retired), "left by a re-publish"))
+    unkept = {store.cache_key(r.stage, r.version): r.stage for r in removals if r.why == "not kept"}
+    for folder in result_dirs:
+        for result in sorted(folder.iterdir()) if folder.is_dir() else ():
+            if not result.is_file():
+                continue
+            if result.name in unkept:
+                removals.append(Removal(RESULTS, result.name, result, result.stat().st_size, f"result of {unkept[result.name]}"))
+            elif not result.name.startswith("kositp-") and now - result.stat().st_mtime > FAILURE_RESULTS_KEPT_S:
+                removals.append(Removal(RESULTS, result.name, result, result.stat().st_size, "failure older than a week"))
     return removals
 
 
-def _remove(store: ArtifactStore, removal: Removal, result_dirs: Iterable[Path]) -> bool:
-    """Delete one planned removal under its version's lock; ``False`` when a build holds it."""
+def _remove(store: ArtifactStore, removal: Removal) -> bool:
+    """Delete one planned removal (a version under its lock); ``False`` when a build holds it."""
+    if removal.stage == RESULTS:
+        removal.path.unlink(missing_ok=True)
+        return True
     lock_dir = store.root / removal.stage / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(lock_dir / f"{removal.version}.lock"))
@@ -128,12 +148,8 @@ def _remove(store: ArtifactStore, removal: Removal, result_dirs: Iterable[Path])
     except Timeout:
         return False
     try:
-        shutil.rmtree(removal.path, ignore_errors=False)
-        if removal.why == "not kept":
-            (store.root / removal.stage / ".verified" / f"{removal.version}.json").unlink(missing_ok=True)
-            for folder in result_dirs:
-                for result in Path(folder).glob(f"kositp-{removal.stage}-{removal.version}-*"):
-                    result.unlink(missing_ok=True)
+        shutil.rmtree(removal.path)
+        (store.root / removal.stage / ".verified" / f"{removal.version}.json").unlink(missing_ok=True)
     finally:
         lock.release()
     if removal.why == "not kept":
@@ -145,11 +161,10 @@ def collect_garbage(
     store: ArtifactStore, keep: int, *, dry_run: bool = False, result_dirs: Iterable[str | os.PathLike[str]] = ()
 ) -> tuple[list[Removal], list[Removal]]:
     """Remove what :func:`plan_gc` lists; returns (removed, skipped because a build holds them)."""
-    planned = plan_gc(store, keep)
+    planned = plan_gc(store, keep, [Path(f) for f in result_dirs])
     if dry_run:
         return planned, []
-    folders = [Path(f) for f in result_dirs]
     removed, busy = [], []
     for removal in planned:
-        (removed if _remove(store, removal, folders) else busy).append(removal)
+        (removed if _remove(store, removal) else busy).append(removal)
     return removed, busy

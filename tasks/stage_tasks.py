@@ -10,7 +10,6 @@ the profile's retries are for failures that pass (out of memory, a network error
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import nullcontext
 from typing import Any
 
@@ -29,8 +28,7 @@ from tasks.reporting import PrefectReporter
 
 def cache_key(_context: Any, parameters: dict[str, Any]) -> str:
     item: PlannedStage = parameters["item"]
-    root = str(ArtifactStore(parameters["root"]).root.resolve())
-    return f"kositp-{item.name}-{item.version}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+    return ArtifactStore(parameters["root"]).cache_key(item.name, item.version)
 
 
 def retry_unless_permanent(_task: Task, _task_run: TaskRun, state: State) -> bool:

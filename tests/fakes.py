@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from kositp.config import StageConfig
+from kositp.errors import InputNotFound
 from kositp.stages import Stage, StageContext, StageOutcome
 
 
@@ -18,6 +19,7 @@ class WordsConfig(StageConfig):
 
 class CountConfig(StageConfig):
     fail_once_marker: str | None = None
+    missing_input: str | None = None
 
 
 def write_words(ctx: StageContext) -> StageOutcome:
@@ -30,6 +32,8 @@ def write_words(ctx: StageContext) -> StageOutcome:
 
 def count_words(ctx: StageContext) -> StageOutcome:
     config: CountConfig = ctx.config  # type: ignore[assignment]
+    if config.missing_input:
+        raise InputNotFound(f"입력 경로가 없습니다: {config.missing_input}")
     if config.fail_once_marker and not Path(config.fail_once_marker).exists():
         Path(config.fail_once_marker).write_text("failed once")
         raise RuntimeError("GPU가 선점되었습니다")

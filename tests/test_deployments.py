@@ -101,7 +101,7 @@ def _task_states(client, flow_run_id) -> dict[str, str]:
     return {run.name.split("-")[0]: run.state.name for run in runs}
 
 
-def _run_on_a_worker(client, deployment: str, parameters: dict) -> tuple[str, dict[str, str]]:
+def _run_on_a_worker(client, deployment: str, parameters: dict) -> tuple[str, dict[str, str], str]:
     """Queue a run of ``deployment``; a process worker on its pool picks it up and runs it to the end."""
     from prefect.deployments import run_deployment
 
@@ -112,22 +112,22 @@ def _run_on_a_worker(client, deployment: str, parameters: dict) -> tuple[str, di
     )
     finished = client.read_flow_run(queued.id)
     assert finished.state.is_final(), (finished.state, worker.stdout[-3000:], worker.stderr[-3000:])
-    return finished.state.type.value, _task_states(client, queued.id)
+    return finished.state.type.value, _task_states(client, queued.id), finished.state.message
 
 
 def test_a_worker_runs_the_demo_then_caches_it_and_a_failed_run_resumes_at_the_failed_stage(deployed, tmp_path):
     root = str(tmp_path / "artifacts")
     upstream = ("ingest", "instructions", "reformat")
     with _client() as client:
-        state, tasks = _run_on_a_worker(client, "demo", {"root": root, "overrides": ["sft.device=cuda"]})
+        state, tasks, _ = _run_on_a_worker(client, "demo", {"root": root, "overrides": ["sft.device=cuda"]})
         assert state == "FAILED"
         assert {s: tasks[s] for s in (*upstream, "sft")} == {**dict.fromkeys(upstream, "Completed"), "sft": "Failed"}
 
-        state, tasks = _run_on_a_worker(client, "demo", {"root": root})
-        assert state == "COMPLETED"
+        state, tasks, message = _run_on_a_worker(client, "demo", {"root": root})
+        assert state == "COMPLETED", message
         assert {s: tasks[s] for s in upstream} == dict.fromkeys(upstream, "Cached")
         assert {tasks[s] for s in ("sft", "dpo", "export", "evaluate", "promote")} == {"Completed"}
 
-        state, tasks = _run_on_a_worker(client, "demo", {"root": root})
-        assert state == "COMPLETED"
+        state, tasks, message = _run_on_a_worker(client, "demo", {"root": root})
+        assert state == "COMPLETED", message
         assert set(tasks.values()) == {"Cached"} and len(tasks) == 8

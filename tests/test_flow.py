@@ -1,8 +1,8 @@
 """The Prefect spine on a real local Prefect server: caching, failure, single-stage rerun."""
 
-import asyncio
 import json
 import os
+import time
 
 import pytest
 from fakes import FAKE_REGISTRY, SPINE_PROFILE
@@ -18,21 +18,23 @@ def fake_stages(monkeypatch):
     monkeypatch.setattr(kositp.pipeline, "registry", lambda: FAKE_REGISTRY)
 
 
-def _task_run_states(flow_run_id):
+def _task_runs(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import TaskRunSort
 
-    async def read():
-        async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                sort=TaskRunSort.EXPECTED_START_TIME_ASC,
-                limit=50,
-            )
-            return {run.name.split("-")[0]: run.state.name for run in runs}
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return {run.name.split("-")[0]: run for run in runs}
 
-    return asyncio.run(read())
+
+def _task_run_states(flow_run_id, timeout: float = 60) -> dict[str, str]:
+    """Task run states as the server records them; it records them from events, a moment after the run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {name: run.state for name, run in _task_runs(flow_run_id).items()}
+        if all(state.is_final() for state in states.values()) or time.monotonic() > deadline:
+            return {name: state.name for name, state in states.items()}
+        time.sleep(0.5)
 
 
 def test_unchanged_second_run_is_cached_in_prefect_and_on_disk(prefect_server, fake_stages, tmp_path):
@@ -79,6 +81,34 @@ def test_retries_recover_a_transient_failure(prefect_server, fake_stages, tmp_pa
     overrides = [f"reformat.fail_once_marker={tmp_path / 'marker'}", "prefect.retries=1", "prefect.retry_delay_seconds=0"]
     results = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides)
     assert [r["status"] for r in results] == ["ran", "ran"]
+
+
+def test_an_error_no_retry_can_fix_is_not_retried(prefect_server, fake_stages, tmp_path):
+    from flows.pipeline import pipeline
+
+    overrides = ["reformat.missing_input=/없는/경로", "prefect.retries=3", "prefect.retry_delay_seconds=0"]
+    state = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=overrides, return_state=True)
+    assert state.is_failed() and "입력 경로가 없습니다: /없는/경로" in state.message
+    assert _task_run_states(state.state_details.flow_run_id)["reformat"] == "Failed"
+    assert _task_runs(state.state_details.flow_run_id)["reformat"].run_count == 1
+
+
+def test_a_damaged_published_artifact_is_moved_aside_and_rebuilt(prefect_server, fake_stages, tmp_path):
+    from flows.pipeline import pipeline
+
+    first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
+    words = tmp_path / "ingest" / first[0]["version"] / "words.json"
+    text = words.read_text(encoding="utf-8")
+    words.write_text(text.replace("한국어", "한국인"), encoding="utf-8")  # same size: only the checksum differs
+    state = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), return_state=True)
+    second = state.result()
+    assert [(r["stage"], r["status"]) for r in second] == [("ingest", "ran"), ("reformat", "cached")]
+    assert "damaged" in second[0]["note"] and "checksum mismatch" in second[0]["note"]
+    assert _task_run_states(state.state_details.flow_run_id) == {"ingest": "Completed", "reformat": "Cached"}
+    (aside,) = (tmp_path / "ingest" / ".damaged").iterdir()
+    assert "한국인" in (aside / "words.json").read_text(encoding="utf-8")
+    assert words.read_text(encoding="utf-8") == text
+    ArtifactStore(tmp_path).open("ingest", first[0]["version"])
 
 
 def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path):

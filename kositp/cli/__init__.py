@@ -24,15 +24,18 @@ def configure_logging(verbose: bool = False) -> None:
 # Command modules register themselves on ``app`` when imported, so they come after it.
 from kositp.cli import (
     artifacts_cmd,
+    chat_cmd,
+    deploy_cmd,
     eval_cmd,
     ingest_cmd,
     instructions_cmd,
+    promote_cmd,
     run_cmd,
     serve_cmd,
 )
 
 __all__ = [
-    "app", "artifacts_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "main", "run_cmd", "serve_cmd",
+    "app", "artifacts_cmd", "chat_cmd", "deploy_cmd", "eval_cmd", "ingest_cmd", "instructions_cmd", "main", "promote_cmd", "run_cmd", "serve_cmd",
 ]
 
 

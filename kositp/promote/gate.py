@@ -60,20 +60,16 @@ def judge(
             dropped.append(f"{name} {change:+.4f}")
     new, old = mean_score(candidate), mean_score(baseline)
     rows.append({"set": "mean", "candidate": f"{new:.4f}", "promoted": f"{old:.4f}", "change": f"{new - old:+.4f}"})
+    problems = []
     if old - new > tolerance:
-        return Verdict(
-            False,
+        problems.append(
             f"mean macro F1 {new:.4f} is {old - new:.4f} below the promoted model's {old:.4f} "
-            f"(tolerance {tolerance:.4f})",
-            rows,
+            f"(tolerance {tolerance:.4f})"
         )
     if dropped:
-        return Verdict(
-            False,
-            f"{', '.join(dropped)} dropped by more than the per-set tolerance {per_set_tolerance:.4f} "
-            f"(mean {new:.4f} vs {old:.4f})",
-            rows,
-        )
+        problems.append(f"{', '.join(dropped)} dropped by more than the per-set tolerance {per_set_tolerance:.4f}")
+    if problems:
+        return Verdict(False, "; ".join(problems), rows)
     return Verdict(
         True,
         f"mean macro F1 {new:.4f} vs the promoted model's {old:.4f} ({new - old:+.4f}, tolerance "
