@@ -199,9 +199,25 @@ def test_user_pairs_keep_good_lines_and_report_bad_ones_by_number(tmp_path):
     assert problems[1].startswith("pairs.jsonl line 3:") and "'rejected'" in problems[1]
 
 
+def test_prompts_are_drawn_by_index_with_the_task_they_came_from(tmp_path):
+    for task, rows in (("task001_sentiment", TRAIN_ROWS[:2]), ("task002_qa", TRAIN_ROWS[2:])):
+        shard = tmp_path / "shards" / task / "train.parquet"
+        shard.parent.mkdir(parents=True)
+        pd.DataFrame(rows, columns=["prompt", "output"]).to_parquet(shard)
+    cache = tmp_path / "datasets"
+    every = preferences.sample_training_prompts(tmp_path, 100, seed=3, cache_dir=cache)
+    assert list(every["task"]) == ["task001_sentiment"] * 2 + ["task002_qa"] * 4
+    assert list(zip(every["prompt"], every["output"])) == TRAIN_ROWS
+    drawn = preferences.sample_training_prompts(tmp_path, 3, seed=3, cache_dir=cache)
+    assert preferences.sample_training_prompts(tmp_path, 3, seed=3, cache_dir=cache).equals(drawn)
+    assert any(
+        not preferences.sample_training_prompts(tmp_path, 3, seed=s, cache_dir=cache).equals(drawn) for s in (4, 5)
+    )
+
+
 def test_on_policy_pairs_keep_only_answers_far_from_the_reference(tmp_path):
     _fake_reformat(tmp_path)
-    samples = preferences.sample_training_prompts(tmp_path, 3, seed=1)
+    samples = preferences.sample_training_prompts(tmp_path, 3, seed=1, cache_dir=tmp_path / "datasets")
     assert len(samples) == 3 and set(samples["task"]) == {"sentiment"}
     answers = [samples["output"][0], samples["output"][1] + "요", "전혀 상관없는 대답"]
     pairs, counts = preferences.on_policy_pairs(samples, answers, threshold=0.8)

@@ -17,7 +17,8 @@ from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
 from kositp.tiny_model import resolve_base_model
 from kositp.train import common
-from kositp.train.sft import SftConfig, read_split, run, to_prompt_completion
+from kositp.train.sft import SftConfig, run, to_prompt_completion
+from kositp.train.shard_data import ShardError, load_split
 from kositp.train.sft_stage import STAGE
 from kositp.train.trl_compat import sft_trainer_class
 
@@ -210,8 +211,8 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_pat
     from kositp.train.sft import build_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    rows, _ = read_split(store.open("reformat", "r1").path, "train")
-    dataset = to_prompt_completion(rows, tokenizer.eos_token)
+    rows = load_split(store.open("reformat", "r1").path, "train", tmp_path / "datasets")
+    dataset = to_prompt_completion(rows.dataset, tokenizer.eos_token)
     model, tokenizer = build_model(SftConfig(**TINY), "hf", "cpu", str(tiny_model_dir))
     args = TrlConfig(
         output_dir=str(tmp_path / "trainer"), use_cpu=True, bf16=False, report_to="none", max_length=128
@@ -229,12 +230,26 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_pat
     assert dataset[0]["completion"].endswith("$&%" + tokenizer.eos_token)
 
 
-def test_bad_shard_row_is_named(tmp_path):
-    folder = tmp_path / "shards" / "task001"
-    folder.mkdir(parents=True)
-    pq.write_table(_shard([("질문에 답하세요.", "서울"), ("빈 답", " ")], "train"), folder / "train.parquet")
-    with pytest.raises(ValueError, match=r"task001/train.parquet: row 1 has an empty prompt or output"):
-        read_split(tmp_path, "train")
+def test_bad_shard_row_is_named_by_file_and_row(tmp_path):
+    for task, rows in (("task001", PAIRS[:3]), ("task002", [PAIRS[3], ("빈 답", " "), PAIRS[4]])):
+        folder = tmp_path / "shards" / task
+        folder.mkdir(parents=True)
+        pq.write_table(_shard(rows, "train"), folder / "train.parquet")
+    with pytest.raises(ShardError, match=r"task002/train.parquet: row 1 has an empty prompt or output"):
+        load_split(tmp_path, "train", tmp_path / "datasets")
+
+
+def test_a_split_is_read_from_memory_mapped_files_in_shard_order(store, tmp_path):
+    cache = tmp_path / "datasets"
+    rows = load_split(store.open("reformat", "r1").path, "train", cache)
+    assert rows.counts == {"task001_sentiment": 3, "task002_qa": 3} and len(rows.dataset) == len(rows) == 6
+    assert rows.dataset.cache_files and all(Path(f["filename"]).is_relative_to(cache) for f in rows.dataset.cache_files)
+    assert rows.dataset[4] == {"prompt": PAIRS[5][0], "output": PAIRS[5][1]}
+    assert [rows.task_of(i) for i in (0, 2, 3, 5)] == ["task001_sentiment", "task001_sentiment", "task002_qa", "task002_qa"]
+    seed_format = to_prompt_completion(rows.dataset, "</s>")
+    assert seed_format.column_names == ["prompt", "completion"] and seed_format.cache_files
+    assert seed_format[4]["completion"].startswith(PAIRS[5][1]) and seed_format[4]["completion"].endswith("$&%</s>")
+    assert load_split(store.open("reformat", "r1").path, "test", cache).dataset is None
 
 
 def test_seed_config_json_maps_onto_sft_config():

@@ -26,6 +26,8 @@ from kositp.model_refs import require_model
 log = logging.getLogger("kositp")
 
 CHECKPOINT_DIR = "checkpoints"
+# Scratch space in a staging folder (Arrow files of the shards, a tiny base model); never published.
+SCRATCH_DIR = "_cache"
 TRAINING_LOG = "training_log.jsonl"
 LOSS_PLOT = "loss.png"
 ADAPTER_DIR = "adapter"

@@ -110,7 +110,7 @@ def run(ctx: StageContext) -> StageOutcome:
     return StageOutcome(
         rows={"pairs": len(pairs), "steps": trainer.state.global_step},
         report=report,
-        exclude=(common.CHECKPOINT_DIR,),
+        exclude=(common.CHECKPOINT_DIR, common.SCRATCH_DIR),
     )
 
 
@@ -156,7 +156,10 @@ def build_pairs(
         report.update(user_pairs=len(user_pairs), user_bad_lines=len(problems), user_problems=problems[:20])
     if config.pairs.on_policy:
         samples = preferences.sample_training_prompts(
-            ctx.inputs["reformat"].path, config.pairs.on_policy_samples, config.seed
+            ctx.inputs["reformat"].path,
+            config.pairs.on_policy_samples,
+            config.seed,
+            ctx.out_dir / common.SCRATCH_DIR / "datasets",
         )
         with ctx.reporter.progress("on-policy answers", len(samples)) as advance:
             answers = preferences.generate_answers(

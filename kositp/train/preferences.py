@@ -21,6 +21,7 @@ import pandas as pd
 
 from kositp.causal_lm import generate_text
 from kositp.prompt_format import cut_at_stop, format_prompt
+from kositp.train.shard_data import load_split
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
 PAIR_COLUMNS = ["prompt", "chosen", "rejected", "source", "similarity"]
@@ -74,18 +75,19 @@ def _pair_problem(line: str) -> str | None:
     return None
 
 
-def sample_training_prompts(reformat_dir: Path, count: int, seed: int) -> pd.DataFrame:
-    """``count`` (prompt, output, task) rows drawn reproducibly from every training shard."""
-    shards = sorted((reformat_dir / "shards").glob("*/train.parquet"))
-    if not shards:
-        raise PreferenceError(f"{reformat_dir}: no shards/*/train.parquet to draw on-policy prompts from")
-    rows = pd.concat(
-        [pd.read_parquet(p, columns=["prompt", "output"]).assign(task=p.parent.name) for p in shards],
-        ignore_index=True,
+def sample_training_prompts(reformat_dir: Path, count: int, seed: int, cache_dir: Path) -> pd.DataFrame:
+    """``count`` (prompt, output, task) rows drawn reproducibly from every training shard.
+
+    Sampled by index from the memory-mapped shards: only the drawn rows are read into Python.
+    """
+    rows = load_split(reformat_dir, "train", cache_dir)
+    if rows.dataset is None:
+        raise PreferenceError(f"{reformat_dir}: no shards/*/train.parquet rows to draw on-policy prompts from")
+    picked = sorted(random.Random(seed).sample(range(len(rows)), min(count, len(rows))))
+    drawn = rows.dataset.select(picked)
+    return pd.DataFrame(
+        {"prompt": drawn["prompt"], "output": drawn["output"], "task": [rows.task_of(i) for i in picked]}
     )
-    rows = rows[rows["prompt"].str.strip().astype(bool) & rows["output"].str.strip().astype(bool)]
-    picked = random.Random(seed).sample(range(len(rows)), min(count, len(rows)))
-    return rows.iloc[sorted(picked)].reset_index(drop=True)
 
 
 def generate_answers(

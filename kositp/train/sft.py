@@ -1,6 +1,7 @@
 """LoRA supervised fine-tuning, written as one recipe you can read top to bottom.
 
-1. read the reformat artifact's shards (every ``shards/*/{train,validation}.parquet``);
+1. read the reformat artifact's shards (every ``shards/*/{train,validation}.parquet``) as one
+   memory-mapped dataset per split (:mod:`kositp.train.shard_data`), never as Python lists;
 2. turn each row into a prompt/completion pair in the seed format (loss on the completion only);
 3. choose the device and the backend (``unsloth`` on a CUDA GPU, ``hf`` anywhere);
 4. load the base model and wrap it in LoRA with the profile's settings;
@@ -20,21 +21,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from kositp.causal_lm import load_causal_lm, resolve_base_model
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, distributed
+from kositp.train.shard_data import ShardError, load_split
 from kositp.train.trl_compat import sft_trainer_class
 
 log = logging.getLogger("kositp")
 
 SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # 8-bit optimizers need bitsandbytes on a CUDA device; on the CPU the plain AdamW is the equivalent.
-# Where a tiny base model is built when the runner gives no shared cache; never published.
-_SCRATCH_CACHE = "_cache"
 CPU_OPTIMIZERS = {
     "adamw_8bit": "adamw_torch",
     "adamw_bnb_8bit": "adamw_torch",
@@ -99,45 +98,19 @@ class SftConfig(distributed.ScaleOutSettings):
         return self.checkpoint_steps or self.save_steps
 
 
-class ShardError(ValueError):
-    """A reformat shard is missing or has a row training cannot use."""
+def to_prompt_completion(rows: Any, eos_token: str) -> Any:
+    """The seed format as a TRL prompt-completion dataset, so SFTTrainer masks the prompt.
 
+    Mapped batch by batch into another memory-mapped Arrow file beside ``rows``' own.
+    """
 
-def read_split(reformat_dir: Path, split: str) -> tuple[list[dict[str, str]], dict[str, int]]:
-    """Every shard's ``split`` rows as prompt/completion pairs (completion without EOS) + counts per shard."""
-    paths = sorted(reformat_dir.glob(f"shards/*/{split}.parquet"))
-    examples: list[dict[str, str]] = []
-    counts: dict[str, int] = {}
-    for path in paths:
-        table = pq.read_table(path)
-        missing = {"prompt", "output"} - set(table.column_names)
-        if missing:
-            raise ShardError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for row, (prompt, output) in enumerate(
-            zip(table.column("prompt").to_pylist(), table.column("output").to_pylist())
-        ):
-            if (
-                not isinstance(prompt, str)
-                or not prompt.strip()
-                or not isinstance(output, str)
-                or not output.strip()
-            ):
-                raise ShardError(f"{path}: row {row} has an empty prompt or output")
-            examples.append({"prompt": prompt, "output": output})
-        counts[path.parent.name] = table.num_rows
-    return examples, counts
-
-
-def to_prompt_completion(examples: Sequence[dict[str, str]], eos_token: str):
-    """The seed format as a TRL prompt-completion dataset, so SFTTrainer masks the prompt."""
-    from datasets import Dataset
-
-    return Dataset.from_dict(
-        {
-            "prompt": [format_prompt(e["prompt"]) for e in examples],
-            "completion": [format_completion(e["output"], eos_token) for e in examples],
+    def seed_format(batch: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {
+            "prompt": [format_prompt(p) for p in batch["prompt"]],
+            "completion": [format_completion(o, eos_token) for o in batch["output"]],
         }
-    )
+
+    return rows.map(seed_format, batched=True, remove_columns=["output"], desc="seed format")
 
 
 def build_model(config: SftConfig, backend: str, device: str, model_path: str):
@@ -240,13 +213,14 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
 
     # 1. data
     reformat_dir = ctx.inputs["reformat"].path
-    train_rows, train_counts = read_split(reformat_dir, "train")
-    eval_rows, eval_counts = read_split(reformat_dir, "validation")
-    if not train_rows:
+    data_cache = out_dir / common.SCRATCH_DIR / "datasets"
+    train_rows = load_split(reformat_dir, "train", data_cache)
+    eval_rows = load_split(reformat_dir, "validation", data_cache)
+    if train_rows.dataset is None:
         raise ShardError(f"{reformat_dir}: no shards/*/train.parquet rows to train on")
     reporter.table(
         "sft_data",
-        [{"shard": s, "train": n, "validation": eval_counts.get(s, 0)} for s, n in train_counts.items()],
+        [{"shard": s, "train": n, "validation": eval_rows.counts.get(s, 0)} for s, n in train_rows.counts.items()],
     )
 
     # 2. device and backend
@@ -260,10 +234,10 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     from transformers import set_seed
 
     set_seed(config.seed)
-    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / _SCRATCH_CACHE)
+    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / common.SCRATCH_DIR)
     model, tokenizer = build_model(config, choice.name, device, model_path)
-    train_set = to_prompt_completion(train_rows, tokenizer.eos_token)
-    eval_set = to_prompt_completion(eval_rows, tokenizer.eos_token) if eval_rows else None
+    train_set = to_prompt_completion(train_rows.dataset, tokenizer.eos_token)
+    eval_set = to_prompt_completion(eval_rows.dataset, tokenizer.eos_token) if eval_rows.dataset else None
 
     # 4. trainer, resuming from the newest checkpoint a failed attempt left behind
     checkpoint = common.last_checkpoint(out_dir)
@@ -338,5 +312,5 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
             "steps": state.global_step,
         },
         report=report,
-        exclude=(common.CHECKPOINT_DIR, _SCRATCH_CACHE),
+        exclude=(common.CHECKPOINT_DIR, common.SCRATCH_DIR),
     )
