@@ -28,6 +28,8 @@ from kositp.train.dpo_stage import STAGE as DPO_STAGE
 from kositp.train.sft import SftConfig
 from kositp.train.sft_stage import STAGE as SFT_STAGE
 
+pytestmark = pytest.mark.slow
+
 ROWS = [
     ("다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 오늘 날씨가 정말 좋아서 기분이 상쾌하다.", "긍정"),
     ("다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 버스를 놓쳐서 회의에 늦고 말았다.", "부정"),
@@ -42,7 +44,7 @@ SFT = {
     "device": "cpu",
     "num_processes": 2,
     "max_seq_length": 64,
-    "max_steps": 40,
+    "max_steps": 12,
     "train_batch_size": 1,
     "gradient_accumulation_steps": 1,
     "learning_rate": 1e-3,
@@ -191,6 +193,8 @@ def test_a_failing_rank_fails_the_stage_with_its_error_and_no_retry_when_permane
 def test_more_processes_need_a_backend_and_device_that_can_launch():
     with pytest.raises(ValueError, match="backend hf"):
         SftConfig(num_processes=2, backend="unsloth")
+    with pytest.raises(ValueError, match="load_in_4bit: false"):
+        SftConfig(num_processes=2, distributed="fsdp")  # the seed's default loads 4-bit
     with pytest.raises(ValueError, match="one card per process"):
         DpoConfig(num_processes=2, device="cuda:1")
     assert SftConfig(num_processes=2).model_dump()["num_processes"] == 2

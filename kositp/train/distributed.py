@@ -81,6 +81,8 @@ class ScaleOutSettings(StageConfig):
             raise ValueError(
                 "num_processes > 1 trains with backend hf (Unsloth trains on one GPU); set backend: hf or auto"
             )
+        if self.distributed == "fsdp" and getattr(self, "load_in_4bit", False):
+            raise ValueError("distributed: fsdp shards 16-bit weights; set load_in_4bit: false")
         if getattr(self, "device", "auto") not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"num_processes > 1 takes one card per process: device must be auto, cuda or cpu, not {self.device!r}"
