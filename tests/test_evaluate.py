@@ -266,9 +266,16 @@ def test_choice_picks_the_label_a_trained_model_prefers(tiny_model_dir: Path, ev
     assert single == pytest.approx(list(scores.values()), abs=1e-4)
 
 
-def test_generate_on_the_tiny_model_reports_coverage(tiny_model_dir: Path, eval_dir: Path):
+def test_generate_on_the_tiny_model_answers_what_it_was_taught(tiny_model_dir: Path, eval_dir: Path):
+    """Batched, left-padded sampling continues each prompt, and the answer is cut at the marker."""
+    import torch
+
+    torch.set_num_threads(1)
     backend = make_backend("hf", tiny_model_dir, batch_size=4)
     examples = load_set("nsmc", eval_dir, _labels("nsmc"), limit=4)
+    prompts = [PROMPTS["nsmc"].render(e.text) for e in examples]
+    assert len({len(prompt_ids(backend.tokenizer, p)) for p in prompts}) > 1  # the batch needs padding
+    _train_preference(backend, prompts, "부정$&%")
     frame = predict(
         examples,
         PROMPTS["nsmc"],
@@ -277,10 +284,10 @@ def test_generate_on_the_tiny_model_reports_coverage(tiny_model_dir: Path, eval_
         Sampling(max_new_tokens=6),
         ConsoleReporter(show_progress=False),
     )
-    assert len(frame) == 4
-    assert set(frame["prediction"]) <= {"긍정", "부정", INVALID}
+    assert all(raw.startswith("부정$&%") for raw in frame["raw_output"]), frame["raw_output"].tolist()
+    assert frame["prediction"].tolist() == ["부정"] * 4
     m = set_metrics(frame["gold"].tolist(), frame["prediction"].tolist(), PROMPTS["nsmc"].label_words)
-    assert m["coverage"] == pytest.approx((frame["prediction"] != INVALID).mean())
+    assert m["coverage"] == 1.0
 
 
 class _Completions(BaseHTTPRequestHandler):
