@@ -375,7 +375,7 @@ class _Tokenizer:
         return [len(text)] if add_special_tokens else [ord(c) % 7 + 1 for c in text]
 
 class LLM:
-    def __init__(self, model, seed=0):
+    def __init__(self, model, seed=0, tensor_parallel_size=1):
         self.model = model
 
     def get_tokenizer(self):
