@@ -108,6 +108,15 @@ class Profile:
         return copy.deepcopy(self.data.get(stage) or {})
 
 
+def resolve_data_path(raw: str | Path) -> Path:
+    """A relative data path from the working directory, else from the repository root, so the
+    demo profile's ``data/demo/...`` works wherever ``kositp run`` is started."""
+    path = Path(raw)
+    if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    return path
+
+
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in extra.items():

@@ -9,12 +9,13 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kositp.artifacts import ArtifactError, ArtifactStore
-from kositp.config import StageConfig
+from kositp.config import StageConfig, resolve_data_path
 from kositp.evaluate.backends import Sampling, make_backend
 from kositp.evaluate.loaders import SETS
 from kositp.evaluate.prompts import DEFAULT_PROMPT_SET, load_prompt_set
 from kositp.evaluate.report import write_report
 from kositp.evaluate.runner import evaluate_sets
+from kositp.file_hashes import FileHashes
 from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
 
@@ -47,10 +48,11 @@ class EvaluateConfig(StageConfig):
 
 
 def _fingerprint(config: EvaluateConfig) -> dict[str, Any]:
-    """The evaluation files' sizes and mtimes, so new data gives a new version."""
-    root = Path(config.data_dir)
+    """The evaluation files' content hashes: edited data gives a new version, a copy or a touch does not."""
+    root = resolve_data_path(config.data_dir)
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    return {"data": {str(p.relative_to(root)): [p.stat().st_size, int(p.stat().st_mtime)] for p in files}}
+    with FileHashes() as hashes:
+        return {"data": {p.relative_to(root).as_posix(): hashes.sha256(p) for p in files}}
 
 
 def previous_metrics(ctx: StageContext) -> dict[str, Any] | None:
@@ -82,7 +84,7 @@ def evaluate_to(
         served_model=config.served_model,
     )
     predictions, metrics = evaluate_sets(
-        Path(config.data_dir),
+        resolve_data_path(config.data_dir),
         config.sets,
         load_prompt_set(config.prompt_set),
         backend,

@@ -3,7 +3,6 @@ and ``data_card.md``, with counts by source, kind, format and reject reason."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
-from kositp.config import REPO_ROOT, StageConfig
+from kositp.config import StageConfig, resolve_data_path
+from kositp.file_hashes import tree_digest
 from kositp.ingest.adapters import FORMAT_NAMES
 from kositp.ingest.core import IngestResult, IngestSettings, ingest
 from kositp.ingest.data_card import data_card, report_rows
@@ -36,29 +36,14 @@ class IngestConfig(StageConfig):
         return value
 
     def resolved_paths(self) -> list[Path]:
-        """Relative paths are tried from the working directory, then from the repository root."""
-        resolved = []
-        for raw in self.paths:
-            path = Path(raw)
-            if not path.is_absolute() and not path.exists() and (REPO_ROOT / path).exists():
-                path = REPO_ROOT / path
-            resolved.append(path)
-        return resolved
+        return [resolve_data_path(raw) for raw in self.paths]
 
 
 def raw_fingerprint(config: IngestConfig) -> Mapping[str, Any]:
-    """Names, sizes and a content hash of every raw file, so new or edited downloads make a new version."""
-    digest = hashlib.blake2b(digest_size=16)
-    count = 0
-    for root in config.resolved_paths():
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root] if root.exists() else []
-        for path in files:
-            count += 1
-            digest.update(f"{path.relative_to(root) if root.is_dir() else path.name}\x1f{path.stat().st_size}\x1f".encode())
-            with open(path, "rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-    return {"raw_files": count, "raw_digest": digest.hexdigest()}
+    """Names and content hashes of every raw file, so new or edited downloads make a new version
+    (a file whose stat is unchanged since it was last hashed costs a ``stat``: :mod:`kositp.file_hashes`)."""
+    count, digest = tree_digest(config.resolved_paths())
+    return {"raw_files": count, "raw_digest": digest}
 
 
 def run(ctx: StageContext) -> StageOutcome:
