@@ -205,3 +205,62 @@ def test_sigterm_lets_a_running_stream_finish(export, tmp_path):
     assert len(rest) > 10, f"the stream went on after SIGTERM: {first} ..."
     with pytest.raises(httpx.ConnectError):
         httpx.get(url + "/health")
+
+
+def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
+    """Debian's chromium driven by Playwright: the page names the artifact, takes settings, streams a reply."""
+    import os
+
+    from browser import ensure_chromium
+
+    chromium, why = ensure_chromium()
+    if chromium is None:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    page_url = f"http://127.0.0.1:{port}"
+    args = kositp("chat", "--api-url", api["url"] + "/v1", "--port", str(port))
+    with running(args, tmp_path / "chat.log", page_url, env={"KOSITP_API_KEY": API_KEY}), sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1000, "height": 640})
+        frames: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
+        page.goto(page_url)
+        answers = page.locator('[data-step-type="assistant_message"]')
+        answers.first.wait_for(timeout=60_000)
+        assert f"export/{api['version']}" in answers.first.inner_text()
+
+        page.locator("#chat-settings-open-modal").click()
+        page.locator("textarea#system").fill("한국어로 짧게 답하세요.")
+        page.locator("#max_tokens [role=slider]").press("Home")  # the slider's minimum: 16 tokens
+        page.get_by_role("button", name="Confirm").click()
+        page.locator("#chat-input").fill(KOREAN)
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            """() => { const m = document.querySelectorAll('[data-step-type="assistant_message"]');
+                       return m.length >= 2 && m[m.length - 1].innerText.trim().length > 0; }""",
+            timeout=60_000,
+        )
+        tokens = count_settled(lambda: sum("stream_token" in frame for frame in frames), page)
+        assert tokens >= 2, "the reply arrived as a stream of tokens"
+        assert 2 <= tokens <= 16, f"{tokens} pieces streamed; the Max tokens setting (16) was not applied"
+        assert page.get_by_text(KOREAN).count() >= 1
+        page.evaluate("() => document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
+        page.screenshot(path=os.environ.get("KOSITP_CHAT_SCREENSHOT", str(tmp_path / "chat.png")))
+        browser.close()
+
+
+def count_settled(count, page, quiet_ms: int = 1500, limit_s: float = 60.0) -> int:
+    """``count()`` once it stopped changing for ``quiet_ms`` (the streamed reply has ended)."""
+    import time
+
+    deadline, last, since = time.monotonic() + limit_s, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > quiet_ms / 1000:
+            break
+        page.wait_for_timeout(200)
+    return last

@@ -128,7 +128,7 @@ def token_budget(request: ChatRequest | CompletionRequest, prompt_tokens: int, l
         raise ApiError(400, f"max_tokens {requested} is above this server's cap of {limits.max_tokens}",
                        param="max_tokens")
     room = context - prompt_tokens
-    max_tokens = requested if requested is not None else min(limits.default_max_tokens, room)
+    max_tokens = requested if requested is not None else min(limits.default_max_tokens, limits.max_tokens, room)
     if max_tokens > room or max_tokens < 1:
         raise ApiError(400, f"the prompt ({prompt_tokens} tokens) and max_tokens ({max_tokens}) exceed the "
                             f"model's context of {context} tokens", param="max_tokens",

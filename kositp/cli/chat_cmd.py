@@ -1,0 +1,59 @@
+"""``kositp chat``: the Chainlit chat page on a running ``kositp serve``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kositp.cli import app
+
+CHAT_APP = Path(__file__).resolve().parent.parent / "serve" / "chat_app.py"
+WELCOME = """# KOSITP
+
+Chat with the model `kositp serve` serves. The first message says which model and artifact
+version answers; the settings (gear icon) set the system prompt and the sampling.
+"""
+
+
+def chainlit_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "chainlit", "run", str(CHAT_APP), "--headless", "--host", host, "--port", str(port)]
+
+
+@app.command("chat")
+def chat(
+    api_url: Annotated[str, typer.Option(help="the OpenAI-compatible API (kositp serve)")] = "http://127.0.0.1:8000/v1",
+    host: Annotated[str, typer.Option(help="address of the chat page")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the chat page")] = 8001,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="KOSITP_API_KEY", show_default=False, help="the server's key (prefer KOSITP_API_KEY)"),
+    ] = None,
+) -> None:
+    """A Chainlit chat page that streams the served model's answers."""
+    try:
+        import chainlit  # noqa: F401
+    except ImportError as exc:
+        typer.echo("error: kositp chat needs Chainlit: install the serve extra (pip install 'kositp[serve]')", err=True)
+        raise typer.Exit(2) from exc
+    # Chainlit writes its config, file uploads and welcome page into its app root: a scratch
+    # folder, so running the page never litters the working directory.
+    app_root = Path(tempfile.mkdtemp(prefix="kositp-chat-"))
+    (app_root / "chainlit.md").write_text(WELCOME, encoding="utf-8")
+    env = {**os.environ, "CHAINLIT_APP_ROOT": str(app_root), "KOSITP_CHAT_BASE_URL": api_url}
+    if api_key:
+        env["KOSITP_API_KEY"] = api_key
+    typer.echo(f"chat page on http://{host}:{port}, talking to {api_url}", err=True)
+    try:
+        code = subprocess.call(chainlit_command(host, port), env=env)
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        shutil.rmtree(app_root, ignore_errors=True)
+    raise typer.Exit(code)
