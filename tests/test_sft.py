@@ -370,3 +370,17 @@ def test_profile_sections_validate():
     assert demo.base_model == "tiny-llama" and demo.device == "cpu" and 0 < demo.max_steps <= 20
     seed = SftConfig(**load_profile("seed").section("sft"))
     assert (seed.lora_r, seed.lora_alpha, seed.optim, seed.load_in_4bit) == (8, 32, "adamw_8bit", True)
+
+
+def test_a_resumed_runs_train_loss_covers_every_step(store):
+    """The trainer alone reports (loss after the resume) / (all steps): 4.46 instead of 6.69."""
+    whole = execute(_planned(store), store, "test", ConsoleReporter(show_progress=False))
+    same = _planned(store)
+    item = PlannedStage(STAGE, same.config, same.params, same.inputs, "s2")
+    with pytest.raises(RuntimeError, match="injected crash"), store.build("sft", "s2", resumable=True) as staging:
+        run(_context(store, staging.path, item, staging.resumed), callbacks=[CrashAt(5).callback])
+    resumed = execute(item, store, "test", ConsoleReporter(show_progress=False))
+    expected = store.open("sft", whole.version).report["train_loss"]
+    report = store.open("sft", resumed.version).report
+    assert report["resumed_from_step"] == 4
+    assert report["train_loss"] == pytest.approx(expected, rel=0.02)

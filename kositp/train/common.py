@@ -267,6 +267,25 @@ def trim_training_log(path: Path, step: int) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
 
 
+def full_run_train_loss(trainer_loss: float, global_step: int, resumed_step: int, rows: list[dict[str, Any]]) -> float:
+    """The mean training loss over every step of the run, a resumed one included.
+
+    The trainer divides the loss it accumulated itself by the global step, so a run resumed at
+    step k reports (loss of steps k+1..n) / n: 4.46 where the whole run had 6.69. The steps up to
+    k are in the training log, one ``loss`` per logging interval (that interval's mean); steps
+    after k's last logged one and before the checkpoint were never logged and are left out of
+    the mean rather than counted as zero.
+    """
+    if not resumed_step:
+        return trainer_loss
+    before = {r["step"]: r["loss"] for r in rows if "loss" in r and 0 < r.get("step", 0) <= resumed_step}
+    total, last = 0.0, 0
+    for step in sorted(before):
+        total, last = total + before[step] * (step - last), step
+    covered = last + global_step - resumed_step
+    return (trainer_loss * global_step + total) / covered if covered else trainer_loss
+
+
 def make_progress_callback(reporter: Any):
     """A ``TrainerCallback`` driving ``reporter.progress`` (a tqdm bar or a Prefect progress artifact)."""
     from transformers import TrainerCallback

@@ -105,7 +105,9 @@ def run(ctx: StageContext) -> StageOutcome:
         "reference": "frozen copy of the SFT adapter on the same base (TRL 'ref' adapter)",
         "resumed_from": checkpoint.name if checkpoint else None,
         "global_step": trainer.state.global_step,
-        "train_loss": round(float(result.training_loss), 6),
+        "train_loss": round(common.full_run_train_loss(
+            float(result.training_loss), trainer.state.global_step,
+            common.checkpoint_step(checkpoint) if checkpoint else 0, rows), 6),
     }
     return StageOutcome(
         rows={"pairs": len(pairs), "steps": trainer.state.global_step},

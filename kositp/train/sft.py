@@ -295,7 +295,7 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
         "base_model": config.base_model,
         "global_step": state.global_step,
         "resumed_from_step": resumed_step,
-        "train_loss": result.training_loss,
+        "train_loss": common.full_run_train_loss(result.training_loss, state.global_step, resumed_step, rows),
         "final_eval_loss": eval_losses[-1] if eval_losses else None,
         "best_checkpoint_metric": state.best_metric,
         # manifest keys avoid the word "token": the secret redactor masks such keys
