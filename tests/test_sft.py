@@ -231,18 +231,23 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_pat
 
 
 def test_bad_shard_row_is_named_by_file_and_row(tmp_path):
-    for task, rows in (("task001", PAIRS[:3]), ("task002", [PAIRS[3], ("빈 답", " "), PAIRS[4]])):
+    shards = (("task001", PAIRS[:3]), ("task002", []), ("task003", [PAIRS[3], ("빈 답", " "), PAIRS[4]]))
+    for task, rows in shards:
         folder = tmp_path / "shards" / task
         folder.mkdir(parents=True)
         pq.write_table(_shard(rows, "train"), folder / "train.parquet")
-    with pytest.raises(ShardError, match=r"task002/train.parquet: row 1 has an empty prompt or output"):
+    with pytest.raises(ShardError, match=r"task003/train.parquet: row 1 has an empty prompt or output"):
         load_split(tmp_path, "train", tmp_path / "datasets")
 
 
 def test_a_split_is_read_from_memory_mapped_files_in_shard_order(store, tmp_path):
     cache = tmp_path / "datasets"
+    empty = store.open("reformat", "r1").path / "shards" / "task001z_empty" / "train.parquet"
+    empty.parent.mkdir()
+    pq.write_table(_shard([], "train"), empty)  # a task with no training rows, between the two
     rows = load_split(store.open("reformat", "r1").path, "train", cache)
-    assert rows.counts == {"task001_sentiment": 3, "task002_qa": 3} and len(rows.dataset) == len(rows) == 6
+    assert rows.counts == {"task001_sentiment": 3, "task001z_empty": 0, "task002_qa": 3}
+    assert len(rows.dataset) == len(rows) == 6
     assert rows.dataset.cache_files and all(Path(f["filename"]).is_relative_to(cache) for f in rows.dataset.cache_files)
     assert rows.dataset[4] == {"prompt": PAIRS[5][0], "output": PAIRS[5][1]}
     assert [rows.task_of(i) for i in (0, 2, 3, 5)] == ["task001_sentiment", "task001_sentiment", "task002_qa", "task002_qa"]

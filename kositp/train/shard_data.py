@@ -59,9 +59,9 @@ def load_split(reformat_dir: Path, split: str, cache_dir: Path) -> Split:
         return Split(None, counts)
     from datasets import Dataset
 
-    dataset = Dataset.from_parquet(
-        [str(p) for p in paths], columns=list(COLUMNS), cache_dir=str(cache_dir)
-    )
+    # a shard without rows is left out: datasets' parquet reader fails on one (batch size 0)
+    filled = [str(p) for p in paths if counts[p.parent.name]]
+    dataset = Dataset.from_parquet(filled, columns=list(COLUMNS), cache_dir=str(cache_dir))
     bad = _first_empty_row(dataset.data.table)
     if bad is not None:
         starts = [0, *itertools.accumulate(counts.values())]
