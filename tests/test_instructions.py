@@ -349,3 +349,24 @@ def test_cli_without_key_exits_with_one_clear_message(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     result = CliRunner().invoke(app, ["instructions", "--out", str(tmp_path), "--json"])
     assert result.exit_code == 1 and "OPENAI_API_KEY" in result.output and "--offline" in result.output
+
+
+def test_the_profile_section_hands_every_api_setting_to_the_generator():
+    changed = {
+        name: {str: lambda v: f"{v}-다른값", float: lambda v: v / 2, int: lambda v: v + 1}[type(field.default)](
+            field.default
+        )
+        for name, field in ApiSettings.model_fields.items()
+    }
+    config = InstructionsConfig(mode="api", tasks=[SUMMARY], **changed)
+    assert config.api_settings() == ApiSettings(**changed)
+    assert set(ApiSettings.model_fields) < set(InstructionsConfig.model_fields)
+
+
+@pytest.mark.parametrize("bad", [{"temperature": 3.0}, {"max_attempts": 0}, {"top_p": 0}, {"max_reply_tokens": 8}])
+def test_api_settings_are_validated_wherever_they_are_built(bad):
+    from pydantic import ValidationError
+
+    for model in (ApiSettings, InstructionsConfig):
+        with pytest.raises(ValidationError):
+            model(**bad)

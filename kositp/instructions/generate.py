@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import Field
 
 from kositp.catalog import Task
-from kositp.config import REPO_ROOT
+from kositp.config import REPO_ROOT, StageConfig
 from kositp.instructions.validate import (
     ANSWERABILITY_TASK,
     CHOICE_TASKS,
@@ -54,22 +55,24 @@ class MalformedReply(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    base_url: str
-    model: str
-    per_task: int = 100
-    temperature: float = 0.9
-    top_p: float = 0.95
-    batch_size: int = 20
-    examples_per_request: int = 3
-    max_requests: int = 400
-    max_tokens: int = 2_000_000
-    max_reply_tokens: int = 2048
-    timeout_s: float = 60.0
-    max_attempts: int = 5
-    backoff_s: float = 2.0
-    max_backoff_s: float = 60.0
+class ApiSettings(StageConfig):
+    """How the generator talks to an OpenAI-compatible API: the one place these fields and their
+    limits are declared (the ``instructions`` profile section extends it)."""
+
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    per_task: int = Field(100, ge=1)
+    temperature: float = Field(0.9, ge=0, le=2)
+    top_p: float = Field(0.95, gt=0, le=1)
+    batch_size: int = Field(20, ge=1)
+    examples_per_request: int = Field(3, ge=0)
+    max_requests: int = Field(400, ge=1)
+    max_tokens: int = Field(2_000_000, ge=1)
+    max_reply_tokens: int = Field(2048, ge=16)
+    timeout_s: float = Field(60.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(2.0, ge=0)
+    max_backoff_s: float = Field(60.0, ge=0)
     seed: int = 0
 
 

@@ -15,10 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import Field
 
 from kositp.catalog import TASKS, get_task
-from kositp.config import StageConfig
 from kositp.instructions.generate import (
     ACCEPTED_FILE,
     PROMPTS_PATH,
@@ -35,29 +33,15 @@ from kositp.stages import Stage, StageContext, StageOutcome
 BANK_COLUMNS = ("task_id", "instruction_id", "instruction", "origin", "model", "prompt_version", "created_at")
 
 
-class InstructionsConfig(StageConfig):
+class InstructionsConfig(ApiSettings):
+    """The ``instructions`` section: where instructions come from, and, for the API, its settings."""
+
     mode: Literal["offline", "api"] = "offline"
-    per_task: int = Field(100, ge=1)
     tasks: list[str] | None = None
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(0.9, ge=0, le=2)
-    top_p: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(20, ge=1)
-    examples_per_request: int = Field(3, ge=0)
-    max_requests: int = Field(400, ge=1)
-    max_tokens: int = Field(2_000_000, ge=1)
-    max_reply_tokens: int = Field(2048, ge=16)
-    timeout_s: float = Field(60.0, gt=0)
-    max_attempts: int = Field(5, ge=1)
-    backoff_s: float = Field(2.0, ge=0)
-    max_backoff_s: float = Field(60.0, ge=0)
-    seed: int = 0
 
     def api_settings(self) -> ApiSettings:
-        keys = ApiSettings.__dataclass_fields__
-        return ApiSettings(**{k: v for k, v in self.model_dump().items() if k in keys})
+        return ApiSettings(**self.model_dump(include=set(ApiSettings.model_fields)))
 
 
 def _selected(config: InstructionsConfig) -> list:
