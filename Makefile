@@ -11,7 +11,7 @@ TORCH_WHEELS ?=
 PROFILE ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-real lock clean-venv
+.PHONY: demo ui test test-real lock clean-venv
 
 # Bytecode is compiled at install: uv does not by default, and where PYTHONDONTWRITEBYTECODE is
 # set nothing is ever cached, so every process (each stage's worker too) would compile numpy,
@@ -27,6 +27,10 @@ $(BIN)/.installed: pyproject.toml $(LOCK) Makefile
 
 demo: $(BIN)/.installed
 	$(BIN)/kositp run --profile $(PROFILE)
+
+# Prefect's server and UI over this machine's Prefect database: the runs of `make demo` are there.
+ui: $(BIN)/.installed
+	$(BIN)/kositp server
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from kositp.artifacts import MANIFEST, ArtifactStore
+from kositp.artifacts import MANIFEST, Artifact, ArtifactStore
 from kositp.promote.record import read_history
 
 ABANDONED_AFTER_S = 24 * 3600
@@ -82,11 +82,16 @@ def pinned_versions(store: ArtifactStore) -> dict[tuple[str, str], str]:
     return pinned
 
 
+def _age_key(artifact: Artifact) -> tuple[str, int]:
+    """Newest last: the manifest's time (to the second), then when the manifest was written."""
+    return artifact.manifest.get("finished_at", ""), (artifact.path / MANIFEST).stat().st_mtime_ns
+
+
 def kept_versions(store: ArtifactStore, keep: int) -> dict[tuple[str, str], str]:
     """Every version to keep, with why; lineage is followed through the manifests' inputs."""
     kept = pinned_versions(store)
     for stage in store.stages():
-        newest = sorted(store.list(stage), key=lambda a: a.manifest.get("finished_at", ""), reverse=True)[:keep]
+        newest = sorted(store.list(stage), key=_age_key, reverse=True)[:keep]
         for artifact in newest:
             kept.setdefault((stage, artifact.version), f"among the newest {keep}")
     pending = list(kept)

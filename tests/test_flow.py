@@ -133,3 +133,13 @@ def test_secret_block_fills_an_unset_credential_without_overriding_the_environme
     monkeypatch.setenv("KOSITP_TEST_KEY", "from-env")
     assert export_secret_blocks(("KOSITP_TEST_KEY",)) == []
     assert os.environ["KOSITP_TEST_KEY"] == "from-env"
+
+
+def test_keep_versions_removes_older_versions_after_a_successful_run(prefect_server, fake_stages, tmp_path):
+    from flows.pipeline import pipeline
+
+    old = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=["ingest.words=[서울, 부산]"])
+    new = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), keep_versions=1)
+    store = ArtifactStore(tmp_path)
+    for before, after in zip(old, new, strict=True):
+        assert store.versions(after["stage"]) == [after["version"]] != [before["version"]]
