@@ -50,7 +50,8 @@ _TAIL_LINES = 20
 _PR_SET_PDEATHSIG = 1
 # resolved here, not in a forked child (no dynamic loading between fork and exec)
 _PRCTL = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
-_MAX_LINE = 4000
+_MAX_LINE = 4000  # characters of a plain line kept for the log
+_MAX_READ = 1 << 20  # bytes read per line at most: an event line (a table) fits, memory stays bounded
 # torchrun's --tee prefixes every line of local rank N with "[<role>N]:"
 _RANK_PREFIX = re.compile(r"^\[[A-Za-z_]*?(\d+)\]:(.*)$")
 
@@ -120,9 +121,8 @@ def launch(ctx: StageContext, stage: str, config: ScaleOutSettings) -> StageOutc
             )
     launch_dir = ctx.out_dir / LAUNCH_DIR
     launch_dir.mkdir(parents=True, exist_ok=True)
-    for (
-        stale
-    ) in launch_dir.iterdir():  # an earlier attempt's outcome or errors must not be read as this one's
+    # an earlier attempt's outcome or errors must not be read as this one's
+    for stale in launch_dir.iterdir():
         stale.unlink()
     spec_path = launch_dir / SPEC_FILE
     spec_path.write_text(json.dumps(_spec(ctx, stage, on_gpu), ensure_ascii=False), encoding="utf-8")
@@ -254,13 +254,14 @@ def _run_streaming(
     )
     try:
         assert process.stdout is not None
-        for raw in process.stdout:
-            line = raw[:_MAX_LINE].decode("utf-8", errors="replace").rstrip("\r\n")
+        for raw in iter(lambda: process.stdout.readline(_MAX_READ), b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             match = _RANK_PREFIX.match(line)
             rank, text = (match.group(1), match.group(2)) if match else ("launcher", line)
             if text.startswith(EVENT_PREFIX) and rank == "0":
                 replay.event(text[len(EVENT_PREFIX) :])
                 continue
+            text = text[:_MAX_LINE]
             if text.strip():
                 tails.setdefault(rank, deque(maxlen=_TAIL_LINES)).append(text)
                 reporter.info(f"rank {rank}: {text}" if match else text)
