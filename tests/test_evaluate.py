@@ -532,3 +532,15 @@ def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(
         assert (artifact.path / "f1.png").stat().st_size > 0
     assert "No previous evaluation to compare with" in reports[0]
     assert "| previous |" in reports[1] and "SOLAR 10.7B TaskInstruct" in reports[1]
+
+
+def test_a_header_only_set_is_one_clear_error(tmp_path):
+    from kositp.errors import PermanentError
+    from kositp.evaluate.loaders import EvalDataError, load_set
+
+    (tmp_path / "nsmc").mkdir()
+    (tmp_path / "nsmc" / "ratings_test.txt").write_text("id\tdocument\tlabel\n", encoding="utf-8")
+    for sample in (False, True):
+        with pytest.raises(EvalDataError, match=r"nsmc: no examples for set 'nsmc' \(header only\?\)") as caught:
+            load_set("nsmc", tmp_path, {"0": "부정", "1": "긍정"}, nsmc_sample=sample)
+        assert isinstance(caught.value, PermanentError)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kositp.errors import PermanentError
+
 SETS = ("kornli", "question_pair", "hate_speech", "nsmc")
 FOLDERS = {
     "kornli": "kornli",
@@ -28,8 +30,8 @@ NSMC_SAMPLE_FRACTION = 0.2
 NSMC_SAMPLE_SEED = 42
 
 
-class EvalDataError(ValueError):
-    """A missing or malformed evaluation file; the message names it."""
+class EvalDataError(PermanentError, ValueError):
+    """A missing or malformed evaluation file; the message names it (no retry reads it better)."""
 
 
 @dataclass(frozen=True)
@@ -154,9 +156,12 @@ def stratified_sample(examples: list[Example], fraction: float, seed: int) -> li
 
     if not examples:
         return examples
-    _, sample = train_test_split(
-        examples, test_size=fraction, random_state=seed, stratify=[e.gold for e in examples]
-    )
+    try:
+        _, sample = train_test_split(
+            examples, test_size=fraction, random_state=seed, stratify=[e.gold for e in examples]
+        )
+    except ValueError as exc:  # too few examples of a label to split them
+        raise EvalDataError(f"{examples[0].set}: cannot take the stratified {fraction:.0%} sample: {exc}") from exc
     return sample
 
 
@@ -202,6 +207,8 @@ def load_set(
         raise EvalDataError(f"unknown evaluation set {name!r} (known: {', '.join(SETS)})")
     kwargs = {"sample": nsmc_sample} if name == "nsmc" else {}
     examples = LOADERS[name](Path(data_dir), labels, **kwargs)
+    if not examples:
+        raise EvalDataError(f"{Path(data_dir) / FOLDERS[name]}: no examples for set {name!r} (header only?)")
     if limit is not None and len(examples) > limit:
         picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
         examples = [examples[i] for i in picked]
