@@ -277,7 +277,9 @@ def die_with_parent() -> None:
 
     torchrun starts every rank in a session of its own, so killing the stage process or the
     launcher's process group would leave the ranks training into the staging folder, where the
-    next attempt resumes. The launcher and every rank call this: the whole tree dies together.
+    next attempt resumes. The launcher (before it execs) and every rank call this, so the whole
+    tree dies with the stage process. The kernel watches the thread that started the process;
+    the stage's thread waits for the launcher, so it outlives it.
     """
     if _PRCTL is not None:
         _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
