@@ -13,8 +13,9 @@ fit one card), or on the CPU with gloo. The stage process:
 4. fails with one line naming the failing rank and its error when any rank fails, or returns the
    outcome rank 0 wrote. Only rank 0 writes the adapter, the training log and the report.
 
-Killing the stage process kills its ranks with it (their process group); the checkpoints they left
-in the staging folder are where the next attempt resumes, as in a one-process run.
+Killing the stage process kills the launcher and its ranks with it (:func:`die_with_parent`); the
+checkpoints they left in the staging folder are where the next attempt resumes, as in a
+one-process run.
 """
 
 from __future__ import annotations
