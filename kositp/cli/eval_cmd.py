@@ -2,37 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import typing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic.fields import FieldInfo
 
 from kositp.cli import app, configure_logging
-from kositp.evaluate.loaders import SETS
+from kositp.evaluate.config import EvaluateConfig
 
 
-@app.command("eval")
 def eval_(
     model: Annotated[str, typer.Option(help="model folder (or the served model name with --backend openai)")],
-    data_dir: Annotated[
-        Path, typer.Option(help="one folder per set: kornli/, kor_question_pair/, korean_hate_speech/, nsmc/")
-    ],
+    data_dir: Annotated[Path, typer.Option(help=EvaluateConfig.model_fields["data_dir"].description)],
     out: Annotated[
         Path, typer.Option(help="output folder: predictions.parquet, metrics.json, report.md, f1.png")
     ],
-    sets: Annotated[str, typer.Option(help="comma-separated sets")] = ",".join(SETS),
-    limit: Annotated[int | None, typer.Option(help="at most N examples per set (seeded sample)")] = None,
-    method: Annotated[str, typer.Option(help="choice | generate")] = "choice",
-    backend: Annotated[str, typer.Option(help="auto | hf | vllm | openai")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="sequences per forward pass")] = 8,
-    seed: Annotated[int, typer.Option(help="sampling / bootstrap / --limit seed")] = 0,
-    nsmc_sample: Annotated[bool, typer.Option(help="the seed's stratified 20% NSMC sample")] = False,
-    base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible server for --backend openai")
-    ] = None,
-    vllm_python: Annotated[str | None, typer.Option(help="python of the vLLM environment")] = None,
     json_: Annotated[bool, typer.Option("--json", help="one final JSON line with per-set metrics")] = False,
+    **settings: Any,
 ) -> None:
     """Zero-shot macro F1 on the seed's Korean classification sets."""
     configure_logging()
@@ -40,26 +30,14 @@ def eval_(
 
     from kositp.evaluate.backends import BackendError
     from kositp.evaluate.loaders import EvalDataError
-    from kositp.evaluate.stage import EvaluateConfig, evaluate_to
+    from kositp.evaluate.stage import evaluate_to
     from kositp.model_refs import require_model
     from kositp.reporting import ConsoleReporter
 
     try:
-        if backend != "openai":
+        if settings["backend"] != "openai":
             require_model(model)
-        config = EvaluateConfig(
-            data_dir=str(data_dir),
-            sets=[s.strip() for s in sets.split(",") if s.strip()],
-            limit=limit,
-            method=method,
-            backend=backend,
-            batch_size=batch_size,
-            seed=seed,
-            nsmc_sample=nsmc_sample,
-            base_url=base_url,
-            vllm_python=vllm_python,
-            served_model=model,
-        )
+        config = EvaluateConfig(data_dir=str(data_dir), served_model=model, **_config_values(settings))
         _, metrics = evaluate_to(out, model, config, ConsoleReporter(), None, model)
     except (EvalDataError, BackendError, ValidationError, KeyError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -68,3 +46,51 @@ def eval_(
         typer.echo(json.dumps({"sets": metrics}, ensure_ascii=False))
     else:
         typer.echo(f"wrote {out}/predictions.parquet, metrics.json, report.md, f1.png")
+
+
+# Every other option is a field of EvaluateConfig, with its type, default, choices and help: the
+# stage's profile section and this command can never disagree. These two come from the arguments.
+_SET_BY_THE_COMMAND = ("data_dir", "served_model")
+
+
+def _option(name: str, field: FieldInfo) -> inspect.Parameter:
+    """One ``--name`` option for an EvaluateConfig field; a list is given comma-separated."""
+    annotation, default = field.annotation, field.get_default(call_default_factory=True)
+    help_text = field.description or name
+    if typing.get_origin(annotation) is list:
+        choices = ", ".join(map(str, typing.get_args(typing.get_args(annotation)[0])))
+        annotation, default = str, ",".join(map(str, default))
+        help_text = f"{help_text}, comma-separated ({choices})"
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[annotation, typer.Option(help=help_text)]
+    )
+
+
+def _config_values(settings: dict[str, Any]) -> dict[str, Any]:
+    """Command-line values as EvaluateConfig takes them (lists split at commas)."""
+    fields = EvaluateConfig.model_fields
+    return {
+        name: [v.strip() for v in value.split(",") if v.strip()]
+        if typing.get_origin(fields[name].annotation) is list
+        else value
+        for name, value in settings.items()
+    }
+
+
+def _with_config_options(command: Any) -> Any:
+    """Give ``command`` (its ``**settings``) one option per EvaluateConfig field, then register it."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    fixed = [
+        p.replace(annotation=hints[p.name])
+        for p in inspect.signature(command).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    generated = [
+        _option(name, field) for name, field in EvaluateConfig.model_fields.items() if name not in _SET_BY_THE_COMMAND
+    ]
+    command.__signature__ = inspect.Signature([*fixed, *generated], return_annotation=None)
+    command.__annotations__ = {p.name: p.annotation for p in (*fixed, *generated)}
+    return app.command("eval")(command)
+
+
+eval_ = _with_config_options(eval_)

@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from kositp.artifacts import ArtifactError, ArtifactStore
-from kositp.config import StageConfig, resolve_data_path
-from kositp.evaluate.backends import Sampling, make_backend
-from kositp.evaluate.loaders import SETS
-from kositp.evaluate.prompts import DEFAULT_PROMPT_SET, load_prompt_set
+from kositp.config import resolve_data_path
+from kositp.evaluate.backends import make_backend
+from kositp.evaluate.config import EvaluateConfig
+from kositp.evaluate.prompts import load_prompt_set
 from kositp.evaluate.report import write_report
 from kositp.evaluate.runner import evaluate_sets
 from kositp.file_hashes import FileHashes
 from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
-
-
-class EvaluateConfig(StageConfig):
-    data_dir: str = "data/demo/eval"
-    sets: list[Literal["kornli", "question_pair", "hate_speech", "nsmc"]] = Field(
-        default_factory=lambda: list(SETS)
-    )
-    limit: int | None = Field(default=None, ge=1)
-    nsmc_sample: bool = False
-    method: Literal["choice", "generate"] = "choice"
-    choice_scoring: Literal["sum", "per_byte"] = "sum"  # per_byte: lm-eval's acc_norm
-    backend: Literal["auto", "hf", "vllm", "openai"] = "auto"
-    prompt_set: str = DEFAULT_PROMPT_SET
-    batch_size: int = Field(default=8, ge=1)
-    seed: int = 0
-    temperature: float = Field(0.5, ge=0)
-    top_k: int = Field(50, ge=0)
-    max_new_tokens: int = Field(256, ge=1)
-    vllm_python: str | None = None
-    # GPUs one vLLM engine shards the model over (vLLM's tensor_parallel_size); the vllm backend only
-    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
-    base_url: str | None = None
-    served_model: str | None = None
-
-    @property
-    def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_k, self.max_new_tokens, self.seed)
 
 
 def _fingerprint(config: EvaluateConfig) -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""``kositp eval`` takes its options from EvaluateConfig: every field, its default, its choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from kositp.cli import app
+from kositp.evaluate.config import EvaluateConfig
+
+
+def _eval_command():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return group.commands["eval"]
+
+
+def test_every_evaluate_setting_is_an_option_with_its_default():
+    options = {p.name: p for p in _eval_command().params}
+    for name, field in EvaluateConfig.model_fields.items():
+        if name in ("data_dir", "served_model"):  # the command's --data-dir and --model
+            continue
+        assert name in options, name
+        default = field.get_default(call_default_factory=True)
+        expected = ",".join(default) if isinstance(default, list) else default
+        assert options[name].default == expected, name
+        assert options[name].help and field.description in options[name].help, name
+
+
+def _run(tmp_path: Path, monkeypatch, *extra: str):
+    import kositp.evaluate.stage as stage
+
+    seen = {}
+
+    def evaluate_to(out, model, config, reporter, previous, describe):
+        seen["config"] = config
+        return None, {}
+
+    monkeypatch.setattr(stage, "evaluate_to", evaluate_to)
+    model = tmp_path / "모델"
+    model.mkdir(exist_ok=True)
+    args = ["eval", "--model", str(model), "--data-dir", str(tmp_path / "eval"), "--out", str(tmp_path / "out")]
+    return CliRunner().invoke(app, [*args, *extra]), seen, model
+
+
+def test_options_reach_the_evaluation_settings(tmp_path, monkeypatch):
+    result, seen, model = _run(
+        tmp_path, monkeypatch,
+        "--sets", "kornli,nsmc", "--limit", "3", "--choice-scoring", "per_byte", "--temperature", "0.7",
+        "--prompt-set", "seed", "--nsmc-sample",
+    )
+    assert result.exit_code == 0, result.output
+    assert seen["config"] == EvaluateConfig(
+        data_dir=str(tmp_path / "eval"), served_model=str(model), sets=["kornli", "nsmc"], limit=3,
+        choice_scoring="per_byte", temperature=0.7, nsmc_sample=True,
+    )
+
+
+def test_a_value_outside_the_choices_or_limits_exits_2(tmp_path, monkeypatch):
+    result, seen, _ = _run(tmp_path, monkeypatch, "--method", "guess")
+    assert result.exit_code == 2 and "guess" in result.output and not seen
+    result, seen, _ = _run(tmp_path, monkeypatch, "--batch-size", "0")
+    assert result.exit_code == 2 and "batch_size" in result.output and not seen
+    result, seen, _ = _run(tmp_path, monkeypatch, "--sets", "kornli,없는셋")
+    assert result.exit_code == 2 and "없는셋" in result.output and not seen
+
