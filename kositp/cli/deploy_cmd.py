@@ -82,8 +82,15 @@ def server(
         f"database: {os.environ.get('PREFECT_HOME', '~/.prefect')}/prefect.db (the runs of `kositp run` are there)",
         err=True,
     )
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
+    # Host and port as settings, not flags: the UI derives the API address it calls from them (with
+    # --port alone it calls port 4200), and a PREFECT_API_URL of the shell would point it elsewhere.
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_UI_API_URL")}
+    env.update(
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port)
+    )
+    if host not in ("0.0.0.0", "::"):
+        env["PREFECT_UI_API_URL"] = f"http://{host}:{port}/api"
+    command = [sys.executable, "-m", "prefect", "server", "start"]
     try:
         raise typer.Exit(subprocess.call(command, env=env))
     except KeyboardInterrupt:
