@@ -73,10 +73,17 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_cell(value: Any) -> str:
+    """``value`` as one table cell: a ``|`` would end the cell and a line break the row."""
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if text else ""
+
+
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A GitHub-flavoured Markdown table (Prefect's UI and the data cards render it)."""
     if not rows:
         return "_(empty)_"
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
-    body = "\n".join("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows)
+    head = "| " + " | ".join(map(markdown_cell, columns)) + " |\n|" + "---|" * len(columns)
+    body = "\n".join("| " + " | ".join(markdown_cell(r.get(c, "")) for c in columns) + " |" for r in rows)
     return f"{head}\n{body}"
