@@ -1,6 +1,6 @@
 """Where valid records go during the read: the candidates file and the duplicate index.
 
-Records travel in batches held as columns. Completing a batch (:func:`kositp.ingest.finish.complete`),
+Records travel in batches held as columns. Completing a batch (:func:`kositp.ingest.record_completion.complete`),
 giving it ids, writing it and hashing it for deduplication is about half of the ingest loop. On a
 machine with two cores and a large input, that work runs in a second process fed with pickled
 batches, so reading and checking keep one core busy while the sink keeps the other. Batches
@@ -25,9 +25,9 @@ from typing import Any, NoReturn, Self
 import numpy as np
 import pyarrow as pa
 
-from kositp.collector import collector_paused
+from kositp.gc_pause import collector_paused
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
-from kositp.ingest.finish import complete
+from kositp.ingest.record_completion import complete
 from kositp.records import RECORD_FIELDS, RECORD_SCHEMA, record_ids
 from kositp.worker_process import refuse_pandas
 
@@ -189,7 +189,7 @@ class Candidates:
         self._records: list[dict[str, Any]] = []
 
     def add(self, record: dict[str, Any]) -> None:
-        """A record from :func:`kositp.ingest.finish.checked_record`, sent on with its batch."""
+        """A record from :func:`kositp.ingest.record_completion.checked_record`, sent on with its batch."""
         self._records.append(record)
         if len(self._records) >= BATCH:
             self._send()

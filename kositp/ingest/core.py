@@ -26,12 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kositp.collector import collector_paused
+from kositp.gc_pause import collector_paused
 from kositp.ingest import adapters
 from kositp.ingest.adapters.base import Missing
 from kositp.ingest.candidates import Candidates, auto_processes
 from kositp.ingest.dedup import NONE, Duplicates
-from kositp.ingest.finish import checked_record
 from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES, GuardedJson, ValueTooLarge, deeper_than
 from kositp.ingest.parquet_rows import RowWriter
 from kositp.ingest.quarantine import QUARANTINE_COLUMNS, IngestError, Ledger, Reject
@@ -43,6 +42,7 @@ from kositp.ingest.readers import (
     iter_sources,
     open_utf8,
 )
+from kositp.ingest.record_completion import checked_record
 from kositp.ingest.tabular import iter_rows
 from kositp.records import RECORD_SCHEMA
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from kositp.collector import collector_paused
+from kositp.gc_pause import collector_paused
 from kositp.reformat.builders import BUILDERS
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction

@@ -2,7 +2,7 @@ import gc
 
 import pytest
 
-from kositp.collector import collector_paused
+from kositp.gc_pause import collector_paused
 
 
 def test_the_collector_is_off_inside_and_back_on_after():
