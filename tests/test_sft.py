@@ -368,14 +368,16 @@ def test_forcing_unsloth_on_a_gpu_without_the_package_names_it(monkeypatch):
         common.resolve_backend("unsloth", "cuda:0")
 
 
-def test_profile_sections_validate():
+@pytest.mark.parametrize(
+    ("profile", "seed_file"), [("solar-10.7b", "SOLAR_train_config.json"), ("mistral-7b", "Mistral_train_config.json")]
+)
+def test_model_profiles_train_as_the_seed_projects_own_configs(profile, seed_file, shared_dir):
+    """The shipped profiles and the seed's config.json files give the same SFT settings, field by field."""
     from kositp.config import load_profile
 
-    demo = SftConfig(**load_profile("demo").section("sft"))
-    assert demo.base_model == "tiny-llama" and demo.device == "cpu" and 0 < demo.max_steps <= 20
-    seed = SftConfig(**load_profile("seed").section("sft"))
-    assert (seed.lora_r, seed.lora_alpha, seed.optim, seed.load_in_4bit) == (8, 32, "adamw_8bit", True)
-
+    ours = SftConfig(**load_profile(profile).section("sft"))
+    seeds = SftConfig(**load_profile(str(shared_dir / "seed" / seed_file)).section("sft"))
+    assert ours == seeds
 
 def test_a_resumed_runs_train_loss_covers_every_step(store):
     """The trainer alone reports (loss after the resume) / (all steps): 4.46 instead of 6.69."""
