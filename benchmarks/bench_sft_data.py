@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import describe  # noqa: E402
+from machine import describe
 
-from kositp.catalog import TASKS  # noqa: E402
-from kositp.prompt_format import format_completion, format_prompt  # noqa: E402
-from kositp.tiny_model import CORPUS  # noqa: E402
+from kositp.catalog import TASKS
+from kositp.prompt_format import format_completion, format_prompt
+from kositp.tiny_model import CORPUS
 
 CHUNK = 20_000
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import BASE_RECORDS, corpus  # noqa: E402
-from machine import describe  # noqa: E402
+from bench_ingest import BASE_RECORDS, corpus
+from machine import describe
 
-from kositp.ingest.readers import HEAD_BYTES, open_member  # noqa: E402
+from kositp.ingest.readers import HEAD_BYTES, open_member
 
 
 def read_all(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], opener) -> int:

@@ -30,7 +30,7 @@ def test_every_evaluate_setting_is_an_option_with_its_default():
 
 
 def _run(tmp_path: Path, monkeypatch, *extra: str):
-    import kositp.evaluate.stage as stage
+    from kositp.evaluate import stage
 
     seen = {}
 

@@ -15,27 +15,19 @@ from kositp.catalog import TASKS
 from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
-from kositp.reformat.shards import ROUTING_FIELDS
-from kositp.reformat.stage import BUILD_MODULES, STAGE, ReformatConfig, ReformatError, build_code, task_subversion
+from kositp.reformat.shards import ROUTING_FIELDS, SHARD_SCHEMA
+from kositp.reformat.stage import (
+    BUILD_MODULES,
+    STAGE,
+    ReformatConfig,
+    ReformatError,
+    build_code,
+    task_subversion,
+)
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache
 from kositp.reporting import ConsoleReporter
 from kositp.source_digest import source_digest
-
-SHARD_COLUMNS = {
-    "id",
-    "task",
-    "category",
-    "definition",
-    "instruction_id",
-    "instruction_position",
-    "input",
-    "prompt",
-    "output",
-    "source",
-    "source_id",
-    "split",
-}
 
 
 def built(task_id: str, records: list[dict]) -> list:
@@ -206,7 +198,7 @@ def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
     for task in TASKS:
         train = shard(artifact.path, task.id, "train")
         assert train.num_rows > 0, task.id
-        assert SHARD_COLUMNS <= set(train.column_names)
+        assert train.schema.equals(SHARD_SCHEMA), task.id
         row = train.slice(0, 1).to_pylist()[0]
         assert row["definition"] in row["prompt"] and row["input"] not in ("", None)
         assert row["definition"] not in row["input"]

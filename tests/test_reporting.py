@@ -14,7 +14,7 @@ markdown_it = pytest.importorskip("markdown_it")
 def _cells(markdown: str) -> list[list[str]]:
     """The table's rows as rendered by a GitHub-flavoured Markdown parser, cell by cell."""
     html = markdown_it.MarkdownIt("commonmark").enable("table").render(markdown)
-    return [re.findall(r"<t[hd]>(.*?)</t[hd]>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", html, re.S)]
+    return [re.findall(r"<t[hd]>(.*?)</t[hd]>", row, re.DOTALL) for row in re.findall(r"<tr>(.*?)</tr>", html, re.DOTALL)]
 
 
 def test_pipes_line_breaks_and_backslashes_stay_inside_their_cell():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from kositp.stages import StageContext
 from kositp.tiny_model import resolve_base_model
 from kositp.train import common
 from kositp.train.sft import SftConfig, run, to_prompt_completion
-from kositp.train.shard_data import ShardError, load_split
 from kositp.train.sft_stage import STAGE
+from kositp.train.shard_data import ShardError, load_split
 from kositp.train.trl_compat import sft_trainer_class
 
 PAIRS = [
