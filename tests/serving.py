@@ -62,10 +62,10 @@ def write_profile(folder: Path, root: Path) -> Path:
 
 @contextmanager
 def running(args: list[str], log_path: Path, ready_url: str, env: dict[str, str] | None = None,
-            timeout_s: float = 180.0) -> Iterator[subprocess.Popen]:
+            timeout_s: float = 180.0, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """A command (a server) in the background until ``ready_url`` answers 200; stopped with SIGTERM."""
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                    env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
         try:
             deadline = time.monotonic() + timeout_s

@@ -187,6 +187,17 @@ def test_the_instructions_stage_can_use_the_server(api, tmp_path):
     assert not [f for f in result.failures if f.startswith(("http_", "server_error", "connection"))], result.failures
 
 
+def test_the_evaluator_generates_through_the_server_and_choice_is_refused_by_name(api):
+    from kositp.evaluate.backends import OpenAIBackend, Sampling
+
+    backend = OpenAIBackend(api["url"] + "/v1", api["model"], api_key=API_KEY)
+    prompt = "###입력:이 영화 정말 재미있었어요.\n\n###출력:"
+    texts = backend.generate([prompt, prompt], Sampling(max_new_tokens=6), lambda n: None)
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(openai.BadRequestError, match="structured_outputs"):
+        backend.choose([prompt], ["긍정", "부정"], lambda n: None)
+
+
 def test_sigterm_lets_a_running_stream_finish(export, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -221,7 +232,8 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
     port = free_port()
     page_url = f"http://127.0.0.1:{port}"
     args = kositp("chat", "--api-url", api["url"] + "/v1", "--port", str(port))
-    with running(args, tmp_path / "chat.log", page_url, env={"KOSITP_API_KEY": API_KEY}), sync_playwright() as play:
+    with running(args, tmp_path / "chat.log", page_url, env={"KOSITP_API_KEY": API_KEY}, cwd=tmp_path), \
+            sync_playwright() as play:
         browser = play.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 640})
         frames: list[str] = []
@@ -249,6 +261,7 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
         page.evaluate("() => document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
         page.screenshot(path=os.environ.get("KOSITP_CHAT_SCREENSHOT", str(tmp_path / "chat.png")))
         browser.close()
+    assert not (tmp_path / ".chainlit").exists() and not (tmp_path / ".files").exists()  # Chainlit's litter
 
 
 def count_settled(count, page, quiet_ms: int = 1500, limit_s: float = 60.0) -> int:

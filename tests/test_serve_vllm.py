@@ -186,3 +186,17 @@ def test_admission_refuses_once_slots_and_queue_are_full():
         assert admission.state() == {"active": 1, "waiting": 0, "slots": 1, "queue": 1}
 
     asyncio.run(scenario())
+
+
+def test_serve_cli_fails_in_one_line_without_an_export_or_with_both_sources(tmp_path):
+    from typer.testing import CliRunner
+
+    from kositp.cli import app
+
+    (tmp_path / "empty").mkdir()
+    profile = write_profile(tmp_path / "empty", tmp_path / "nothing")
+    nothing = CliRunner().invoke(app, ["serve", "--profile", str(profile)])
+    assert nothing.exit_code == 2
+    assert "no export to serve" in nothing.output and f"kositp run --profile {PROFILE}" in nothing.output
+    both = CliRunner().invoke(app, ["serve", "--profile", str(profile), "--model", str(tmp_path)])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,11 +39,10 @@ def chat(
     ] = None,
 ) -> None:
     """A Chainlit chat page that streams the served model's answers."""
-    try:
-        import chainlit  # noqa: F401
-    except ImportError as exc:
+    # Looked up, not imported: importing chainlit writes .chainlit/ and .files/ into the cwd.
+    if importlib.util.find_spec("chainlit") is None:
         typer.echo("error: kositp chat needs Chainlit: install the serve extra (pip install 'kositp[serve]')", err=True)
-        raise typer.Exit(2) from exc
+        raise typer.Exit(2)
     # Chainlit writes its config, file uploads and welcome page into its app root: a scratch
     # folder, so running the page never litters the working directory.
     app_root = Path(tempfile.mkdtemp(prefix="kositp-chat-"))
@@ -51,9 +52,13 @@ def chat(
         env["KOSITP_API_KEY"] = api_key
     typer.echo(f"chat page on http://{host}:{port}, talking to {api_url}", err=True)
     try:
-        code = subprocess.call(chainlit_command(host, port), env=env)
-    except KeyboardInterrupt:
-        code = 0
+        page = subprocess.Popen(chainlit_command(host, port), env=env)
+        # SIGTERM is passed on, so the page stops and the scratch folder is still removed.
+        signal.signal(signal.SIGTERM, lambda *_: page.terminate())
+        try:
+            code = page.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the page too (same process group)
+            code = page.wait()
     finally:
         shutil.rmtree(app_root, ignore_errors=True)
     raise typer.Exit(code)

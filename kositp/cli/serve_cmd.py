@@ -12,7 +12,9 @@ from kositp.cli import app, configure_logging
 @app.command("serve")
 def serve(
     model: Annotated[str | None, typer.Option(help="a model folder to serve instead of a profile's export")] = None,
-    profile: Annotated[str, typer.Option(help="serve this profile's promoted export, else its latest")] = "demo",
+    profile: Annotated[
+        str | None, typer.Option(help="serve this profile's promoted export, else its latest [default: demo]")
+    ] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     api_key: Annotated[
@@ -45,6 +47,9 @@ def serve(
     from kositp.serve.server import build_app, run
     from kositp.serve.source import served_model
 
+    if model and profile:
+        typer.echo("error: pass --model PATH or --profile NAME, not both", err=True)
+        raise typer.Exit(2)
     try:
         limits = Limits(max_tokens=max_tokens, default_max_tokens=default_max_tokens,
                         max_prompt_tokens=max_prompt_tokens, max_messages=max_messages,

@@ -171,7 +171,7 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_, exc: ApiError) -> JSONResponse:
-        return _json(exc.status, exc.body(), getattr(exc, "headers", None))
+        return _json(exc.status, exc.body(), exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_, exc: RequestValidationError) -> JSONResponse:
@@ -203,23 +203,26 @@ def create_app(
         if len(request.messages) > limits.max_messages:
             raise ApiError(400, f"{len(request.messages)} messages; this server takes at most "
                                 f"{limits.max_messages}", param="messages")
+        served_here(request)
         return await answer(request, "chat", await run_in_threadpool(prompter.chat_ids, request))
 
     @app.post("/v1/completions")
     async def completions(request: CompletionRequest):
+        served_here(request)
         return await answer(request, "completion", await run_in_threadpool(prompter.completion_ids, request))
 
-    async def answer(request: ChatRequest | CompletionRequest, kind: Kind, prompt_ids: list[int]):
+    def served_here(request: ChatRequest | CompletionRequest) -> None:
         if request.model != served.name:
             raise ApiError(404, f"model {request.model!r} is not served here; this server serves "
                                 f"{served.name!r}", param="model", code="model_not_found")
+
+    async def answer(request: ChatRequest | CompletionRequest, kind: Kind, prompt_ids: list[int]):
         max_tokens = token_budget(request, len(prompt_ids), limits, context)
         try:
             await admission.acquire()
         except QueueFull as exc:
-            refusal = ApiError(429, f"server busy: {exc}", type_="rate_limit_exceeded", code="queue_full")
-            refusal.headers = {"Retry-After": "1"}  # type: ignore[attr-defined]
-            raise refusal from exc
+            raise ApiError(429, f"server busy: {exc}", type_="rate_limit_exceeded", code="queue_full",
+                           headers={"Retry-After": "1"}) from exc
         try:
             response = await backend.respond(request, prompt_ids, max_tokens, Answer(kind, served.name, served.artifact))
         except BaseException:

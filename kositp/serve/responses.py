@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["chat", "completion"]
@@ -35,22 +35,23 @@ class Finished:
 
 @dataclass(frozen=True)
 class Answer:
-    """Who answers: the model id clients asked for and the fingerprint of the served artifact."""
+    """One response: the model id clients asked for, the served artifact's fingerprint, its id."""
 
     kind: Kind
     model: str
     fingerprint: str | None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: int = field(default_factory=lambda: int(time.time()))
 
-    def __post_init__(self) -> None:
-        prefix = "chatcmpl" if self.kind == "chat" else "cmpl"
-        object.__setattr__(self, "id", f"{prefix}-{uuid.uuid4().hex}")
-        object.__setattr__(self, "created", int(time.time()))
+    @property
+    def id(self) -> str:
+        return f"{'chatcmpl' if self.kind == 'chat' else 'cmpl'}-{self.token}"
 
     def _envelope(self, object_: str) -> dict[str, Any]:
         return {
-            "id": self.id,  # type: ignore[attr-defined]
+            "id": self.id,
             "object": object_,
-            "created": self.created,  # type: ignore[attr-defined]
+            "created": self.created,
             "model": self.model,
             "system_fingerprint": self.fingerprint,
         }
