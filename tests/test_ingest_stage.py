@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from kositp.cli import app
 from kositp.config import load_profile
-from kositp.ingest.stage import STAGE, IngestConfig
+from kositp.ingest.stage import IngestConfig
 from kositp.pipeline import plan
 
 DEMO_RAW = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
