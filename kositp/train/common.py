@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kositp.artifacts import file_sha256
+from kositp.file_hashes import FileHashes
 from kositp.gguf_model import gguf_fingerprint, is_gguf_ref
 from kositp.model_refs import require_model
 
@@ -235,7 +235,9 @@ def base_model_fingerprint(ref: str) -> dict[str, Any]:
     by content.
 
     Every file's sha256, not its size: weights edited in place (a re-quantisation, a fixed
-    tokenizer of the same length) must give a new SFT version, never reuse the old adapter.
+    tokenizer of the same length) must give a new SFT version, never reuse the old adapter. The
+    hashes are remembered by each file's stat (:mod:`kositp.file_hashes`), so planning the
+    nightly no-op reads no weights.
     """
     if is_gguf_ref(ref):
         return gguf_fingerprint(ref)
@@ -244,12 +246,13 @@ def base_model_fingerprint(ref: str) -> dict[str, Any]:
     if not path.is_dir():
         return {"base_model": ref}
     config = path / "config.json"
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    with FileHashes() as hashes:
+        digests = {p.relative_to(path).as_posix(): hashes.sha256(p) for p in files}
     return {
         "base_model": str(path.resolve()),
         "config": json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None,
-        "files": {
-            p.relative_to(path).as_posix(): file_sha256(p) for p in sorted(path.rglob("*")) if p.is_file()
-        },
+        "files": digests,
     }
 
 
