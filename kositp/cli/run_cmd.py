@@ -11,7 +11,10 @@ from typing import Annotated
 import typer
 
 from kositp.cli import app, configure_logging
+from kositp.artifacts import ArtifactStore
+from kositp.cli.prefect_server import start_temporary_server
 from kositp.config import ProfileError, load_profile
+from kositp.errors import PermanentError
 from kositp.pipeline import plan, select
 from kositp.reporting import format_table
 
@@ -28,23 +31,36 @@ def run(
 ) -> None:
     """Run the pipeline (or part of it) through Prefect; published versions are cache hits."""
     configure_logging()
-    try:  # a bad profile or override fails here, before a Prefect server is started
-        select(plan(load_profile(profile, set_ or [], root=root)), until=until, only=only or [])
-    except ProfileError as exc:
+    try:  # a bad profile, override or input path fails here, before a Prefect server is started
+        loaded = load_profile(profile, set_ or [], root=root)
+        selected = select(plan(loaded), until=until, only=only or [])
+    except PermanentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     from flows.pipeline import PipelineFailed, pipeline
 
+    store = ArtifactStore(loaded.root)
+    built_before = {p.name for p in selected if store.exists(p.name, p.version)}
     failed = False
     try:
         # stdout carries only the results; whatever libraries print while stages run goes to stderr
         with contextlib.redirect_stdout(sys.stderr):
+            start_temporary_server(say=lambda line: typer.echo(line, err=True))
             results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
     except ProfileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except PipelineFailed as exc:
         results, failed = exc.results, True
+    except Exception as exc:  # Prefect itself failed (its server, its API): say so in one line
+        for item in selected:  # what this run published before the failure
+            if item.name not in built_before and store.exists(item.name, item.version):
+                line = {"stage": item.name, "version": item.version, "status": "ran",
+                        "path": str(store.path(item.name, item.version))}
+                typer.echo(json.dumps(line, ensure_ascii=False) if json_ else f"{item.name} {item.version} ran")
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        typer.echo(f"error: the run stopped: {type(exc).__name__}: {first}", err=True)
+        raise typer.Exit(1) from exc
     if json_:
         for result in results:
             keys = ("stage", "version", "status", "path") + (("error",) if result.get("error") else ())

@@ -1,0 +1,90 @@
+"""``kositp run`` start-up: concurrent first runs, and no Prefect server left behind by a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = [sys.executable, "-c", "from kositp.cli import app; app()", "run", "--profile", "demo", "--json"]
+
+
+def _env(prefect_home: Path) -> dict[str, str]:
+    """A fresh Prefect home, as on a new machine: no database and no API URL."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    return {**env, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "KOSITP_CACHE_DIR": str(prefect_home.parent / "hashes"), "PYTHONPATH": str(ROOT)}
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    return bool(state) and not state.startswith("Z")
+
+
+@pytest.mark.slow
+def test_two_first_runs_at_once_both_finish(tmp_path):
+    env = _env(tmp_path / "prefect")
+    runs = [subprocess.Popen([*RUN, "--until", "ingest", "--root", str(tmp_path / f"결과{n}")], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in (1, 2)]
+    for run in runs:
+        out, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err[-3000:]
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert [(line["stage"], line["status"]) for line in lines] == [("ingest", "ran")]
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_prefect_server(tmp_path):
+    run = subprocess.Popen([*RUN, "--until", "reformat", "--root", str(tmp_path / "결과")], env=_env(tmp_path / "prefect"),
+                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, server = time.monotonic() + 300, None
+    while server is None and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.5)
+        for child in _children(run.pid):
+            args = subprocess.run(["ps", "-o", "args=", "-p", str(child)], capture_output=True, text=True).stdout
+            server = child if "uvicorn" in args else server
+    assert server is not None, "the run never started its server"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 15
+    while _alive(server) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    orphan = _alive(server)
+    if orphan:
+        os.kill(server, signal.SIGKILL)
+    assert not orphan, "Prefect's temporary server outlived the killed run"
+
+
+def test_a_server_that_does_not_start_is_one_line_and_exit_1(monkeypatch, tmp_path):
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from typer.testing import CliRunner
+
+    from kositp.cli import app
+
+    def refuse(self, timeout=None):
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server.\nstderr: ...")
+
+    monkeypatch.setattr(SubprocessASGIServer, "start", refuse)
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):  # as on a machine with no server configured
+        result = CliRunner().invoke(app, ["run", "--until", "ingest", "--root", str(tmp_path / "결과"), "--json"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the run stopped: ServerStartError: Prefect's temporary server did not start: "
+        "Timed out while attempting to connect to ephemeral Prefect API server.")
