@@ -6,7 +6,8 @@ profile's latest or promoted model (or the promote decision and evaluation behin
 input, at any depth, of a kept version (its lineage): the served model can always be traced back
 to the data it came from and rebuilt. Everything else goes, with the bookkeeping that only
 makes sense beside it (verification stamps, locks, Prefect result files keyed by its version),
-and so do staging folders that nobody has written to for a day and half-finished publishes.
+and so do staging folders that nobody has written to for a day, half-finished publishes and the
+reformat stage's per-task shard cache entries that no kept reformat version uses.
 Prefect keeps a result file per stage version (named by the task's cache key, which holds the
 version) and one per failure (a random name): the first go with their version, the second after
 a week, so Prefect's result storage stays bounded too.
@@ -26,10 +27,12 @@ from filelock import FileLock, Timeout
 
 from kositp.artifacts import MANIFEST, Artifact, ArtifactStore
 from kositp.promote.record import read_history
+from kositp.reformat.task_cache import cache_in_use, prune_cache, referenced_subversions
 
 ABANDONED_AFTER_S = 24 * 3600
 FAILURE_RESULTS_KEPT_S = 7 * 24 * 3600
 RESULTS = "prefect-results"
+TASK_CACHE = "_cache/reformat"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,11 @@ def plan_gc(
                 )
         for retired in sorted(stage_dir.glob(".retired-*")):
             removals.append(Removal(stage_dir.name, retired.name, retired, tree_size(retired), "left by a re-publish"))
+    cache = store.root / TASK_CACHE
+    used = referenced_subversions(store.root, [v for s, v in kept if s == "reformat"])
+    for entry in sorted(cache.iterdir()) if cache.is_dir() else ():
+        if entry.is_dir() and entry.name not in used:
+            removals.append(Removal(TASK_CACHE, entry.name, entry, tree_size(entry), "no kept reformat version uses it"))
     unkept = {store.cache_key(r.stage, r.version): r.stage for r in removals if r.why == "not kept"}
     for folder in result_dirs:
         for result in sorted(folder.iterdir()) if folder.is_dir() else ():
@@ -171,5 +179,13 @@ def collect_garbage(
         return planned, []
     removed, busy = [], []
     for removal in planned:
-        (removed if _remove(store, removal) else busy).append(removal)
+        if removal.stage != TASK_CACHE:
+            (removed if _remove(store, removal) else busy).append(removal)
+    cached = [r for r in planned if r.stage == TASK_CACHE]
+    if cached:
+        with cache_in_use(store.root / TASK_CACHE) as lock:
+            kept = {e.name for e in (store.root / TASK_CACHE).iterdir()} - {r.version for r in cached}
+            pruned = set(prune_cache(lock, store.root / TASK_CACHE, kept))
+        removed += [r for r in cached if r.version in pruned]
+        busy += [r for r in cached if r.version not in pruned]
     return removed, busy

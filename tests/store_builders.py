@@ -16,12 +16,15 @@ def publish(
     inputs: dict[str, str] | None = None,
     params: dict | None = None,
     finished_at: str | None = None,
+    report: dict | None = None,
 ) -> Artifact:
     with store.build(stage, version) as staging:
         for name, text in files.items():
             (staging.path / name).parent.mkdir(parents=True, exist_ok=True)
             (staging.path / name).write_text(text, encoding="utf-8")
-        artifact = store.publish(staging, inputs=inputs or {}, params=params or {}, code_version="1")
+        artifact = store.publish(
+            staging, inputs=inputs or {}, params=params or {}, code_version="1", report=report or {}
+        )
     if finished_at:  # the manifest is not among the checksummed files
         manifest_path = artifact.path / MANIFEST
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))

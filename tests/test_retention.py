@@ -32,7 +32,7 @@ def _night(store, n, reformat_version="reformat0000001"):
 def store(tmp_path):
     store = ArtifactStore(tmp_path / "artifacts")
     publish(store, "reformat", "reformat0000001", {"shards/task001/train.parquet": "다" * 100},
-            finished_at="2026-11-30T00:00:00+00:00")
+            finished_at="2026-11-30T00:00:00+00:00", report={"subversions": {"task001": "sub-kept"}})
     nights = [_night(store, n) for n in (1, 2, 3, 4)]
     _, export, evaluate = nights[0]
     record_decision(store.root, "demo", Promotion(export.version, evaluate.version, {"nsmc": 0.5}, 0.5, {}, "최초"), "promoted")
@@ -100,3 +100,15 @@ def test_gc_command_prints_what_it_frees(store):
     assert run.returncode == 0, run.stderr
     assert "freed" in run.stdout and "in 3 folders" in run.stdout and "export0000000002" in run.stdout
     assert _versions(store, "export") == ["export0000000001", "export0000000003", "export0000000004"]
+
+
+def test_gc_prunes_task_cache_entries_no_kept_reformat_version_uses(store):
+    cache = store.root / "_cache" / "reformat"
+    for entry in ("sub-kept", "sub-stale", ".tmp-crashed"):
+        (cache / entry).mkdir(parents=True)
+        (cache / entry / "train.parquet").write_text("라" * 10, encoding="utf-8")
+    planned, _ = collect_garbage(store, keep=1, dry_run=True)
+    assert [r.version for r in planned if r.stage == "_cache/reformat"] == [".tmp-crashed", "sub-stale"]
+    removed, busy = collect_garbage(store, keep=1)
+    assert {".tmp-crashed", "sub-stale"} <= {r.version for r in removed} and busy == []
+    assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == ["sub-kept"]

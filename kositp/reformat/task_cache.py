@@ -12,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,11 +37,11 @@ def cache_in_use(cache: Path | None) -> Iterator[int | None]:
         os.close(fd)
 
 
-def referenced_subversions(store_root: Path) -> set[str]:
-    """Sub-versions named by any published reformat artifact under ``store_root``."""
+def referenced_subversions(store_root: Path, versions: Iterable[str] | None = None) -> set[str]:
+    """Sub-versions named by the given (default: every) published reformat artifact under ``store_root``."""
     store = ArtifactStore(store_root)
     named: set[str] = set()
-    for version in store.versions("reformat"):
+    for version in store.versions("reformat") if versions is None else versions:
         try:
             named.update(store.open("reformat", version, verify=False).report.get("subversions", {}).values())
         except ArtifactError:
