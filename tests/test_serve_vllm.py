@@ -200,3 +200,19 @@ def test_serve_cli_fails_in_one_line_without_an_export_or_with_both_sources(tmp_
     assert "no export to serve" in nothing.output and f"kositp run --profile {PROFILE}" in nothing.output
     both = CliRunner().invoke(app, ["serve", "--profile", str(profile), "--model", str(tmp_path)])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_a_generation_failing_mid_stream_ends_with_an_error_event():
+    from kositp.serve.responses import Answer, stream_events
+
+    async def failing():
+        yield "서울"
+        raise RuntimeError("device lost")
+
+    async def drain() -> list[str]:
+        return [chunk async for chunk in stream_events(Answer("chat", "kositp", None), failing(), False)]
+
+    chunks = asyncio.run(drain())
+    assert json.loads(chunks[1][len("data: "):])["choices"][0]["delta"]["content"] == "서울"
+    assert "device lost" in json.loads(chunks[-2][len("data: "):])["error"]["message"]
+    assert chunks[-1] == "data: [DONE]\n\n"

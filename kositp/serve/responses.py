@@ -8,11 +8,16 @@ answer says which model produced it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from kositp.serve.schemas import error_body
+
+log = logging.getLogger("kositp")
 
 Kind = Literal["chat", "completion"]
 
@@ -92,16 +97,24 @@ def sse(data: dict[str, Any] | str) -> str:
 async def stream_events(
     answer: Answer, events: AsyncIterator[str | Finished], include_usage: bool
 ) -> AsyncIterator[str]:
-    """Text pieces and the final :class:`Finished` as OpenAI's chunk stream, then ``[DONE]``."""
+    """Text pieces and the final :class:`Finished` as OpenAI's chunk stream, then ``[DONE]``.
+
+    The status line went out with the first chunk, so a generation that fails midway cannot
+    become a 500: it ends the stream with an error event (as vLLM's server does), never silently.
+    """
     if answer.kind == "chat":
         yield sse(answer.chunk(None, first=True))
-    async for event in events:
-        if isinstance(event, Finished):
-            yield sse(answer.chunk(None, event.finish_reason))
-            if include_usage:
-                yield sse(answer.usage_chunk(event))
-        else:
-            yield sse(answer.chunk(event))
+    try:
+        async for event in events:
+            if isinstance(event, Finished):
+                yield sse(answer.chunk(None, event.finish_reason))
+                if include_usage:
+                    yield sse(answer.usage_chunk(event))
+            else:
+                yield sse(answer.chunk(event))
+    except Exception as exc:  # reported to the client, logged with its traceback
+        log.exception("generation failed mid-stream")
+        yield sse(error_body(f"generation failed: {type(exc).__name__}: {exc}", type_="server_error"))
     yield sse("[DONE]")
 
 
