@@ -158,9 +158,12 @@ def test_a_burst_of_32_is_answered_or_refused_with_429_and_the_server_stays_heal
             body = {"model": api["model"], "prompt": KOREAN, "max_tokens": 200, "temperature": 0, "stream": False}
             return await asyncio.gather(*(http.post(api["url"] + "/v1/completions", json=body) for _ in range(32)))
 
-    statuses = [r.status_code for r in asyncio.run(burst())]
+    replies = asyncio.run(burst())
+    statuses = [r.status_code for r in replies]
     assert set(statuses) <= {200, 429}, statuses
     assert statuses.count(200) >= 8 and statuses.count(429) >= 1, statuses
+    refused = next(r for r in replies if r.status_code == 429)
+    assert refused.headers["Retry-After"] == "1" and "server busy" in refused.json()["error"]["message"]
     health = httpx.get(api["url"] + "/health").json()
     assert health["status"] == "ok" and health["requests"]["active"] == 0 and health["requests"]["waiting"] == 0
     assert post(api, "/v1/completions", {"model": api["model"], "prompt": KOREAN, "max_tokens": 2}).status_code == 200

@@ -57,6 +57,9 @@ def serve(
         served = served_model(model, profile, served_model_name)
         typer.echo(f"serving {served.describe()} as model {served.name!r} on http://{host}:{port}/v1"
                    + (" (API key required)" if api_key else ""), err=True)
+        if not api_key and host not in ("127.0.0.1", "localhost", "::1"):
+            typer.echo(f"warning: listening on {host} without an API key: anyone who reaches this port can use "
+                       "the model (set KOSITP_API_KEY)", err=True)
         server_app = build_app(served, backend, limits, api_key, device, vllm_python, tuple(vllm_arg or ()))
     except (PermanentError, ValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
