@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Annotated
 
 import typer
@@ -47,6 +48,9 @@ def serve(
     from kositp.serve.server import build_app, run
     from kositp.serve.source import served_model
 
+    if importlib.util.find_spec("uvicorn") is None:
+        typer.echo("error: kositp serve needs uvicorn: install the serve extra (pip install 'kositp[serve]')", err=True)
+        raise typer.Exit(2)
     if model and profile:
         typer.echo("error: pass --model PATH or --profile NAME, not both", err=True)
         raise typer.Exit(2)
