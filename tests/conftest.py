@@ -21,6 +21,8 @@ os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_PREFECT_HOME / "storage")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.pop("PREFECT_API_URL", None)
+# ... and the raw-file hash cache (kositp.file_hashes) out of ~/.cache/kositp.
+os.environ["KOSITP_CACHE_DIR"] = str(_PREFECT_HOME / "kositp-cache")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

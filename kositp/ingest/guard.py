@@ -131,7 +131,7 @@ class GuardedJson(io.RawIOBase):
         n = len(buf)
         depth = int(depths[-1]) if depths.size else self._depth
         ends = np.flatnonzero(depths <= self._unit_depth)
-        cuts = outside[ends] + 1  # just after each bracket that closes a unit
+        cuts = outside[ends] + 1  # just after each bracket that leaves no unit open
         cut = n if depth <= self._unit_depth else int(cuts[-1]) if cuts.size else 0
         # each unit with what precedes it since the last one: at least its size
         largest = int(np.diff(cuts, prepend=-len(self._pending), append=n).max())
