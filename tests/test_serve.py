@@ -14,6 +14,7 @@ import signal
 
 import httpx
 import openai
+import psutil
 import pytest
 from serving import API_KEY, build_export, free_port, kositp, running, write_profile
 
@@ -235,8 +236,9 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
     port = free_port()
     page_url = f"http://127.0.0.1:{port}"
     args = kositp("chat", "--api-url", api["url"] + "/v1", "--port", str(port))
-    with running(args, tmp_path / "chat.log", page_url, env={"KOSITP_API_KEY": API_KEY}, cwd=tmp_path), \
+    with running(args, tmp_path / "chat.log", page_url, env={"KOSITP_API_KEY": API_KEY}, cwd=tmp_path) as chat, \
             sync_playwright() as play:
+        page_processes = psutil.Process(chat.pid).children(recursive=True)
         browser = play.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1000, "height": 640})
         frames: list[str] = []
@@ -265,6 +267,7 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
         page.screenshot(path=os.environ.get("KOSITP_CHAT_SCREENSHOT", str(tmp_path / "chat.png")))
         browser.close()
     assert not (tmp_path / ".chainlit").exists() and not (tmp_path / ".files").exists()  # Chainlit's litter
+    assert page_processes and not [p for p in page_processes if p.is_running() and p.status() != "zombie"]
 
 
 def count_settled(count, page, quiet_ms: int = 1500, limit_s: float = 60.0) -> int:
