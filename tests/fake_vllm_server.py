@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -33,6 +34,7 @@ def main() -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     record({"argv": sys.argv[1:], "pid": os.getpid(), "key_length": len(key)})
+    time.sleep(float(os.environ.get("FAKE_VLLM_LOAD_S", "0")))  # a model that takes this long to load
     app = FastAPI()
 
     @app.get("/health")

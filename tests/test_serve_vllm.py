@@ -216,3 +216,24 @@ def test_a_generation_failing_mid_stream_ends_with_an_error_event():
     assert json.loads(chunks[1][len("data: "):])["choices"][0]["delta"]["content"] == "서울"
     assert "device lost" in json.loads(chunks[-2][len("data: "):])["error"]["message"]
     assert chunks[-1] == "data: [DONE]\n\n"
+
+
+def test_sigterm_while_vllm_is_loading_stops_it(export, tmp_path):
+    import subprocess
+    import time
+
+    record = tmp_path / "upstream.jsonl"
+    env = {**os.environ, "FAKE_VLLM_RECORD": str(record), "FAKE_VLLM_LOAD_S": "600",
+           "PYTHONPATH": os.pathsep.join([str(vllm_shim(tmp_path / "shim")), str(TESTS)])}
+    args = kositp("serve", "--model", str(export["merged"]), "--port", str(free_port()), "--backend", "vllm",
+                  "--vllm-python", sys.executable)
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not record.is_file() and time.monotonic() < deadline and server.poll() is None:
+            time.sleep(0.2)
+        upstream_pid = json.loads(record.read_text(encoding="utf-8").splitlines()[0])["pid"]
+        server.terminate()
+        assert server.wait(60) == 143
+    with pytest.raises(ProcessLookupError):
+        os.kill(upstream_pid, 0)

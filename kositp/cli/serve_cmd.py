@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -54,6 +56,9 @@ def serve(
     if model and profile:
         typer.echo("error: pass --model PATH or --profile NAME, not both", err=True)
         raise typer.Exit(2)
+    # Until uvicorn takes over the signals: SIGTERM unwinds (SystemExit), so a vLLM server that is
+    # still loading is stopped on the way out instead of left running on the GPU.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         limits = Limits(max_tokens=max_tokens, default_max_tokens=default_max_tokens,
                         max_prompt_tokens=max_prompt_tokens, max_messages=max_messages,
@@ -68,4 +73,6 @@ def serve(
     except (PermanentError, ValidationError, ValueError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     run(server_app, host, port, graceful_timeout)

@@ -97,19 +97,12 @@ class VLLMBackend:
         log.info("starting vLLM: %s", " ".join(command))
         process = subprocess.Popen(command, env={**os.environ, "VLLM_API_KEY": key}, stdout=sys.stderr)
         upstream = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + startup_timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise VLLMError(f"the vLLM server exited with code {process.returncode} while starting "
-                                f"(its log is above): {' '.join(command)}")
-            try:
-                if httpx.get(f"{upstream}/health", timeout=2.0).status_code == 200:
-                    return cls(upstream, key, model_stops, process)
-            except httpx.HTTPError:
-                pass
-            time.sleep(HEALTH_POLL_S)
-        stop_process(process)
-        raise VLLMError(f"the vLLM server did not become healthy within {startup_timeout_s:.0f} s")
+        try:  # whatever ends the wait (a timeout, a signal, Ctrl-C), the process never outlives it
+            wait_healthy(process, upstream, startup_timeout_s)
+        except BaseException:
+            stop_process(process)
+            raise
+        return cls(upstream, key, model_stops, process)
 
     async def respond(self, request: ChatRequest | CompletionRequest, prompt_ids: list[int], max_tokens: int,
                       answer: Answer):
@@ -140,6 +133,21 @@ class VLLMBackend:
     def close(self) -> None:
         if self.process is not None:
             stop_process(self.process)
+
+
+def wait_healthy(process: subprocess.Popen, upstream: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise VLLMError(f"the vLLM server exited with code {process.returncode} while starting "
+                            f"(its log is above): {' '.join(map(str, process.args))}")
+        try:
+            if httpx.get(f"{upstream}/health", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(HEALTH_POLL_S)
+    raise VLLMError(f"the vLLM server did not become healthy within {timeout_s:.0f} s")
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
