@@ -91,6 +91,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def published_location(path: Path) -> Path:
+    """Where a file a stage writes into its staging folder will be once the artifact is published."""
+    parts = Path(path).parts
+    if ".staging" not in parts:
+        return Path(path)
+    cut = parts.index(".staging")
+    return Path(*parts[:cut], *parts[cut + 1 :])
+
+
 def _file_key(path: Path) -> list[int]:
     """What changes when a file is rewritten, touched or replaced: size, mtime (ns) and inode."""
     info = path.stat()

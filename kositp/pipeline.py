@@ -60,7 +60,13 @@ def validate_section(stage: Stage, profile: Profile) -> BaseModel:
     try:
         return stage.config(**profile.section(stage.name))
     except ValidationError as exc:
-        raise ProfileError(f"profile {profile.source or profile.name}, section {stage.name!r}:\n{exc}") from exc
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or stage.name}: {error['msg']} (got {repr(error.get('input'))[:80]})"
+            if error["type"] != "extra_forbidden"
+            else f"{'.'.join(map(str, error['loc']))}: unknown key (known: {', '.join(stage.config.model_fields)})"
+            for error in exc.errors()
+        )
+        raise ProfileError(f"profile {profile.source or profile.name}, section {stage.name!r}: {problems}") from exc
 
 
 def plan(profile: Profile, stages: Mapping[str, Stage] | None = None) -> list[PlannedStage]:

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from kositp.artifacts import published_location
+
 log = logging.getLogger("kositp")
 
 Advance = Callable[[int], None]
@@ -59,7 +61,7 @@ class ConsoleReporter:
         self.logger.info("%s:\n%s", key, text)
 
     def image(self, key: str, path: Path, description: str = "") -> None:
-        self.logger.info("%s: image at %s", key, path)
+        self.logger.info("%s: image at %s", key, published_location(path))
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

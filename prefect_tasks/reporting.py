@@ -17,6 +17,7 @@ from prefect.artifacts import (
 )
 from prefect.logging import get_run_logger
 
+from kositp.artifacts import published_location
 from kositp.reporting import Advance, ConsoleReporter
 from kositp.secrets import redact
 
@@ -63,5 +64,6 @@ class PrefectReporter(ConsoleReporter):
 
     def image(self, key: str, path: Path, description: str = "") -> None:
         encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        body = f"![{key}](data:image/png;base64,{encoded})\n\n`{path}`"
-        create_markdown_artifact(body, key=artifact_key(key), description=description or str(path))
+        published = published_location(path)
+        body = f"![{key}](data:image/png;base64,{encoded})\n\n`{published}`"
+        create_markdown_artifact(body, key=artifact_key(key), description=description or str(published))

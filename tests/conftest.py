@@ -72,6 +72,9 @@ def prefect_server():
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)  # logs still queued for the server go before it does
         os.environ.pop("PREFECT_API_URL", None)
         server.terminate()
         try:

@@ -189,3 +189,16 @@ def test_redaction_masks_credentials_but_not_their_settings():
                      "max_tokens": 256, "api_key_env": "OPENAI_API_KEY", "nested": [{"token": "t"}]}, [])
     assert masked == {"hf_token": "***", "openai_api_key": "***", "password": "***",
                       "max_tokens": 256, "api_key_env": "OPENAI_API_KEY", "nested": [{"token": "***"}]}
+
+
+def test_a_staged_file_is_named_where_it_will_be_published(tmp_path):
+    from kositp.artifacts import published_location
+
+    store = ArtifactStore(tmp_path)
+    with store.build("sft", "0123456789abcdef") as staging:
+        staged = staging.path / "loss.png"
+        staged.write_bytes(b"\x89PNG")
+        artifact = store.publish(staging, inputs={}, params={}, code_version="1")
+    assert published_location(staged) == artifact.path / "loss.png"
+    assert (artifact.path / "loss.png").is_file() and not staged.exists()
+    assert published_location(artifact.path / "loss.png") == artifact.path / "loss.png"

@@ -80,3 +80,25 @@ def test_a_misspelt_profile_section_exits_2_in_one_line(tmp_path):
     result = runner.invoke(app, ["run", "--profile", str(profile), "--root", str(tmp_path / "a")])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "unknown top-level key(s) 'sftt'; known: name, root" in result.output
+
+
+def test_a_bad_value_and_an_unknown_key_are_one_line_each_naming_the_key():
+    result = runner.invoke(app, ["run", "--set", "sft.lora_r=-5", "--set", "sft.lora_rank=8"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1
+    assert "lora_r: Input should be greater than or equal to 1 (got -5)" in lines[0]
+    assert "lora_rank: unknown key (known: " in lines[0] and "lora_alpha" in lines[0]
+
+
+@pytest.mark.slow
+def test_run_rebuilds_a_same_size_damaged_artifact_and_says_so(prefect_server, monkeypatch, tmp_path):
+    monkeypatch.setattr(kositp.pipeline, "registry", lambda: FAKE_REGISTRY)
+    args = ["run", "--profile", SPINE_PROFILE, "--root", str(tmp_path), "--json"]
+    first = [json.loads(line) for line in runner.invoke(app, args).stdout.splitlines() if line.startswith("{")]
+    words = tmp_path / "ingest" / first[0]["version"] / "words.json"
+    words.write_text(words.read_text(encoding="utf-8").replace("말뭉치", "말모음"), encoding="utf-8")
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    lines = [json.loads(line) for line in again.stdout.splitlines() if line.startswith("{")]
+    assert [(line["stage"], line["status"]) for line in lines] == [("ingest", "ran"), ("reformat", "cached")]
+    assert "checksum mismatch" in lines[0]["note"] and ".damaged" in lines[0]["note"]

@@ -63,7 +63,7 @@ def run(
         raise typer.Exit(1) from exc
     if json_:
         for result in results:
-            keys = ("stage", "version", "status", "path") + (("error",) if result.get("error") else ())
+            keys = ("stage", "version", "status", "path") + tuple(k for k in ("error", "note") if result.get(k))
             typer.echo(json.dumps({k: result[k] for k in keys}, ensure_ascii=False))
     else:
         rows = [{k: r[k] for k in ("stage", "version", "status", "path")} for r in results]
@@ -72,6 +72,8 @@ def run(
             typer.echo(f"\nartifacts: {Path(results[0]['path']).parent.parent.resolve()}  "
                        "(kositp artifacts list --root ... ; each folder has a manifest.json)")
         for result in results:
+            if result.get("note"):
+                typer.echo(f"{result['stage']}: {result['note']}", err=True)
             if result.get("error"):
                 typer.echo(f"{result['stage']} failed: {result['error']}", err=True)
     if failed:
