@@ -65,7 +65,7 @@ def test_run_rejects_a_bad_override_before_starting_prefect():
         (["--set", "sfft.lora_r=16"], "unknown top-level key(s) 'sfft'; known: name, root, stages, prefect, ingest"),
         (["--set", ".x=1"], "override '.x=1' must look like section.key=value"),
         (["--set", "sft=5"], "section 'sft' must be a mapping of settings, got int"),
-        (["--set", "sft.lora_r=-5"], "lora_r\n  Input should be greater than or equal to 1"),
+        (["--set", "sft.lora_r=-5"], "lora_r: Input should be greater than or equal to 1"),
     ],
 )
 def test_run_rejects_unknown_sections_and_bad_values_before_any_stage(args, message, tmp_path):
