@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import re
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
