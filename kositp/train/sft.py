@@ -27,6 +27,7 @@ from kositp.causal_lm import load_causal_lm, resolve_base_model
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, distributed
+from kositp.train.lora_targets import resolve_targets
 from kositp.train.shard_data import ShardError, load_split
 from kositp.train.trl_compat import sft_trainer_class
 
@@ -51,7 +52,7 @@ class SftConfig(distributed.ScaleOutSettings):
     max_seq_length: int = Field(2048, ge=1)
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(32, gt=0)
-    lora_target_modules: list[str] = SEED_TARGET_MODULES
+    lora_target_modules: list[str] | Literal["auto"] = SEED_TARGET_MODULES  # auto: the architecture's own
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     use_gradient_checkpointing: bool | Literal["unsloth"] = True
     seed: int = 3407
@@ -121,7 +122,7 @@ def build_model(config: SftConfig, backend: str, device: str, model_path: str):
         model = FastLanguageModel.get_peft_model(
             model,
             r=config.lora_r,
-            target_modules=list(config.lora_target_modules),
+            target_modules=resolve_targets(config.lora_target_modules, model),
             lora_alpha=config.lora_alpha,
             lora_dropout=config.lora_dropout,
             bias="none",
@@ -142,7 +143,7 @@ def build_model(config: SftConfig, backend: str, device: str, model_path: str):
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
-        target_modules=list(config.lora_target_modules),
+        target_modules=resolve_targets(config.lora_target_modules, model),
         lora_dropout=config.lora_dropout,
         bias="none",
         task_type="CAUSAL_LM",
