@@ -11,7 +11,7 @@ tokenizes it, and prints wall time and peak RSS:
   (parquet converted once to memory-mapped Arrow, the seed format mapped batch by batch).
 
     python benchmarks/bench_sft_data.py                       # 1.5M instances
-    python benchmarks/bench_sft_data.py --instances 150000 --work /tmp/sftdata
+    python benchmarks/bench_sft_data.py --instances 150000 --work DIR
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import describe
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.prompt_format import format_completion, format_prompt
 from kositp.tiny_model import CORPUS
 
@@ -41,8 +41,8 @@ CHUNK = 20_000
 
 def write_shards(root: Path, instances: int) -> None:
     lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    per_task = instances // len(TASKS)
-    for number, task in enumerate(TASKS):
+    per_task = instances // len(SUPERNI_TASKS)
+    for number, task in enumerate(SUPERNI_TASKS):
         for split, share in (("train", 0.9), ("validation", 0.1)):
             path = root / "shards" / task.id / f"{split}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import platform
 import statistics
 import time
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.instructions.offline import load_offline
 from kositp.instructions.validate import TaskBank, rouge_l, tokens
 
@@ -23,7 +23,7 @@ REGISTERS = {"하시오": ("하시오", "하시오."), "하십시오": ("하십�
 
 def main() -> None:
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cpus, {platform.platform()}")
-    banks = {t.id: load_offline(t.id) for t in TASKS}
+    banks = {t.id: load_offline(t.id) for t in SUPERNI_TASKS}
     start = time.perf_counter()
     for task_id, texts in banks.items():
         bank = TaskBank(task_id)

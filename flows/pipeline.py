@@ -21,8 +21,8 @@ from kositp.config import load_profile
 from kositp.pipeline import StageResult, plan, select
 from kositp.retention import collect_garbage
 from kositp.stages import PIPELINE_ORDER
-from prefect_tasks.secrets import export_secret_blocks
-from prefect_tasks.stage_tasks import stage_task
+from tasks.secrets import export_secret_blocks
+from tasks.stage_tasks import stage_task
 
 StageName = Literal[PIPELINE_ORDER]  # type: ignore[valid-type]
 

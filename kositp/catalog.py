@@ -30,7 +30,7 @@ class Task:
         return int(self.id[4:7])
 
 
-TASKS: tuple[Task, ...] = (
+SUPERNI_TASKS: tuple[Task, ...] = (
     Task("task001_answerability_classification", "Answerability_Classification", "Answerability Classification",
          "답변 가능성 분류", "질문이 주어지면 그 질문이 문단에서 답할 수 있는지에 대한 여부를 결정",
          "Answerability Classification", "label"),
@@ -90,11 +90,11 @@ TASKS: tuple[Task, ...] = (
          "Explanation", "free_text"),
 )
 
-TASKS_BY_ID: dict[str, Task] = {t.id: t for t in TASKS}
+SUPERNI_TASKS_BY_ID: dict[str, Task] = {t.id: t for t in SUPERNI_TASKS}
 
 
 def get_task(task_id: str) -> Task:
     try:
-        return TASKS_BY_ID[task_id]
+        return SUPERNI_TASKS_BY_ID[task_id]
     except KeyError:
-        raise KeyError(f"unknown task {task_id!r}; known: {', '.join(TASKS_BY_ID)}") from None
+        raise KeyError(f"unknown task {task_id!r}; known: {', '.join(SUPERNI_TASKS_BY_ID)}") from None

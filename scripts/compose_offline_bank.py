@@ -13,7 +13,7 @@ import itertools
 import random
 from pathlib import Path
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.instructions.validate import UNANSWERABLE_REPLY, TaskBank
 
 OUT = Path(__file__).resolve().parent.parent / "prompts" / "offline_bank"
@@ -234,7 +234,7 @@ def compose(task_id: str, seed: int = 0) -> list[str]:
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         accepted = compose(task.id)
         (OUT / f"{task.id}.txt").write_text("\n".join(accepted) + "\n", encoding="utf-8")
         print(f"{task.id}: {len(accepted)}")

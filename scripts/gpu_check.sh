@@ -8,13 +8,13 @@
 # 5. prints one table.
 #
 # Not yet run on a GPU (none was lent while it was written): expect the first run to need fixes.
-# Usage from the repository root: scripts/gpu_check.sh   (STEPS=60 ROOT=/tmp/kositp-gpu-check)
+# Usage from the repository root: scripts/gpu_check.sh   (STEPS=60 ROOT=artifacts/gpu-check)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=.venv/bin
 VLLM_VENV=${VLLM_VENV:-.venv-vllm}
-ROOT=${ROOT:-/tmp/kositp-gpu-check}
+ROOT=$(realpath -m "${ROOT:-artifacts/gpu-check}")  # absolute: a symlink below points into it
 STEPS=${STEPS:-60}
 EVAL_DIR=${EVAL_DIR:-../shared/datasets/eval}
 mkdir -p "$ROOT"

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.records import RECORD_FIELDS, RECORD_SCHEMA
 
 LAW_TEXT = (
@@ -158,7 +158,7 @@ BANK_PHRASES = (
 
 def bank_rows(overrides: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     rows = []
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         phrases = (overrides or {}).get(task.id) or [f"{task.name_ko}: {p}" for p in BANK_PHRASES]
         for i, text in enumerate(phrases):
             rows.append(

@@ -1,5 +1,5 @@
 """Layering rules from the design: the library knows nothing of Prefect, heavy optional
-packages are imported lazily, and prefect_tasks/ stays free of model internals."""
+packages are imported lazily, and tasks/ stays free of model internals."""
 
 import ast
 from pathlib import Path
@@ -28,7 +28,7 @@ def test_library_has_no_prefect_import_outside_the_cli_entry_point():
     offenders = [
         p.relative_to(ROOT)
         for p in (ROOT / "kositp").rglob("*.py")
-        if "cli" not in p.parts and {"prefect", "flows", "prefect_tasks"} & _imports(p, top_level_only=False)
+        if "cli" not in p.parts and {"prefect", "flows", "tasks"} & _imports(p, top_level_only=False)
     ]
     assert offenders == []
 
@@ -36,7 +36,7 @@ def test_library_has_no_prefect_import_outside_the_cli_entry_point():
 def test_unsloth_and_vllm_are_never_imported_at_module_level():
     offenders = [
         p.relative_to(ROOT)
-        for folder in ("kositp", "prefect_tasks", "flows")
+        for folder in ("kositp", "tasks", "flows")
         for p in (ROOT / folder).rglob("*.py")
         if {"unsloth", "vllm"} & _imports(p, top_level_only=True)
     ]
@@ -47,7 +47,7 @@ def test_tasks_and_flows_know_nothing_of_model_internals():
     heavy = {"torch", "transformers", "peft", "trl", "unsloth", "vllm"}
     offenders = [
         p.relative_to(ROOT)
-        for folder in ("prefect_tasks", "flows")
+        for folder in ("tasks", "flows")
         for p in (ROOT / folder).rglob("*.py")
         if heavy & _imports(p, top_level_only=False)
     ]

@@ -58,10 +58,10 @@ def test_demo_ingest_accounts_for_every_record(demo_run):
 def test_demo_reformat_yields_all_22_tasks_with_training_rows(demo_run):
     import pyarrow.parquet as pq
 
-    from kositp.catalog import TASKS
+    from kositp.catalog import SUPERNI_TASKS
 
     shards = _artifact(demo_run, "reformat").path / "shards"
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         assert pq.read_metadata(shards / task.id / "train.parquet").num_rows > 0, task.id
 
 

@@ -124,7 +124,7 @@ def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path)
 def test_secret_block_fills_an_unset_credential_without_overriding_the_environment(prefect_server, monkeypatch):
     from prefect.blocks.system import Secret
 
-    from prefect_tasks.secrets import export_secret_blocks
+    from tasks.secrets import export_secret_blocks
 
     Secret(value="sk-블록에서-온-키").save("kositp-test-key", overwrite=True)
     monkeypatch.delenv("KOSITP_TEST_KEY", raising=False)

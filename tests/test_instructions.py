@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from kositp.catalog import TASKS, get_task
+from kositp.catalog import SUPERNI_TASKS, get_task
 from kositp.cli import app
 from kositp.instructions.generate import (
     ACCEPTED_FILE,
@@ -38,7 +38,7 @@ from kositp.stages import StageContext, registry
 API_KEY = "sk-test-abcdefghijklmnop"
 SUMMARY = "task002_summarization"
 TITLE = "task003_title_generation"
-NAME_TO_ID = {t.name_ko: t.id for t in TASKS}
+NAME_TO_ID = {t.name_ko: t.id for t in SUPERNI_TASKS}
 
 
 class ScriptedServer:
@@ -49,7 +49,7 @@ class ScriptedServer:
         self.script = deque(script)
         self.requests: Counter[str] = Counter()
         self.auth_headers: list[str] = []
-        self.pools = {t.id: deque(load_offline(t.id)) for t in TASKS}
+        self.pools = {t.id: deque(load_offline(t.id)) for t in SUPERNI_TASKS}
         self.lock = threading.Lock()
         self.blocked = threading.Event()
         server = self
@@ -193,7 +193,7 @@ def test_rouge_l_and_near_duplicates_counted_by_reason():
 
 # --- offline bank --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", TASKS, ids=lambda t: t.id)
+@pytest.mark.parametrize("task", SUPERNI_TASKS, ids=lambda t: t.id)
 def test_offline_bank_has_100_unique_valid_instructions(task):
     texts = load_offline(task.id)
     bank = TaskBank(task.id)
@@ -296,12 +296,12 @@ def test_sigkill_of_the_cli_resumes_without_re_requesting_accepted_work(server, 
         first.wait(30)
     finally:
         release.set()
-    assert srv.requests == Counter({TASKS[0].id: 1, TASKS[1].id: 1})
+    assert srv.requests == Counter({SUPERNI_TASKS[0].id: 1, SUPERNI_TASKS[1].id: 1})
     second = subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr
     final = json.loads(second.stdout.strip().splitlines()[-1])
     assert set(final["per_task"].values()) == {5}
-    assert srv.requests[TASKS[0].id] == 1  # the task filled before the kill was never asked again
+    assert srv.requests[SUPERNI_TASKS[0].id] == 1  # the task filled before the kill was never asked again
     assert sum(srv.requests.values()) == 23 and final["requests"] == 22  # the killed request was never logged
 
 

@@ -11,7 +11,7 @@ import pytest
 from reformat_data import LAW_TEXT, sample_records, write_bank, write_records
 
 from kositp.artifacts import ArtifactStore, compute_version
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
@@ -41,7 +41,7 @@ def by_id(record_id: str) -> dict:
 
 def test_every_task_has_a_builder_that_yields_from_real_shaped_records():
     records = sample_records()
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         assert built(task.id, records), f"{task.id} built nothing"
 
 
@@ -195,7 +195,7 @@ def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
         tmp_path / "a", sample_records(), validation_ratio=0.0, seed_jsonl_export=True
     )
     assert result.status == "ran"
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         train = shard(artifact.path, task.id, "train")
         assert train.num_rows > 0, task.id
         assert train.schema.equals(SHARD_SCHEMA), task.id
@@ -209,7 +209,7 @@ def test_stage_writes_22_task_shards_with_metadata_and_card(tmp_path):
         json.loads(line)
         for line in (artifact.path / "seed_format.jsonl").read_text(encoding="utf-8").splitlines()
     ]
-    assert {e["Task_name"] for e in export} == {t.seed_name for t in TASKS}
+    assert {e["Task_name"] for e in export} == {t.seed_name for t in SUPERNI_TASKS}
     card = (artifact.path / "data_card.md").read_text(encoding="utf-8")
     assert "task022_extractive_qa_yes_no_explanation" in card and "decontamination: skipped" in card
     assert (artifact.path / "composition.png").read_bytes()[:4] == b"\x89PNG"
@@ -219,7 +219,7 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
     records = many_records(5)
     _, first = run_stage(tmp_path / "a", records, validation_ratio=0.3)
     _, second = run_stage(tmp_path / "b", records, validation_ratio=0.3)
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         for split in ("train", "validation"):
             name = f"shards/{task.id}/{split}.parquet"
             assert (first.path / name).read_bytes() == (second.path / name).read_bytes(), name
@@ -228,7 +228,7 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
 def test_documents_never_straddle_the_split(tmp_path):
     _, artifact = run_stage(tmp_path, many_records(30), validation_ratio=0.3)
     train_docs, validation_docs = set(), set()
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         train_docs |= set(shard(artifact.path, task.id, "train").column("doc_id").to_pylist())
         validation_docs |= set(shard(artifact.path, task.id, "validation").column("doc_id").to_pylist())
     assert train_docs and validation_docs
@@ -237,7 +237,7 @@ def test_documents_never_straddle_the_split(tmp_path):
 
 def test_per_task_cap_and_minimum(tmp_path):
     _, artifact = run_stage(tmp_path / "cap", many_records(6), validation_ratio=0.0, per_task_max=4)
-    assert all(shard(artifact.path, t.id, "train").num_rows <= 4 for t in TASKS)
+    assert all(shard(artifact.path, t.id, "train").num_rows <= 4 for t in SUPERNI_TASKS)
     assert artifact.report["tasks"]["task011_text_completion"]["capped"] > 0
     with pytest.raises(ReformatError, match="task013_text_simplification \\(1\\)"):
         run_stage(tmp_path / "min", sample_records(), validation_ratio=0.0, per_task_min=2)
@@ -259,7 +259,7 @@ def test_decontamination_drops_a_planted_overlap(tmp_path):
     )
     assert artifact.rows["contaminated"] > 0
     assert artifact.report["tasks"]["task002_summarization"]["contaminated"] >= 1
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         for row in shard(artifact.path, task.id, "train").to_pylist():
             assert "상처가 경미하더라도" not in (row["prompt"] + row["output"]), task.id
     assert "dropped" in artifact.report["decontamination"]
@@ -329,7 +329,7 @@ def test_unchanged_rerun_is_cached_and_one_task_change_rebuilds_one_shard(tmp_pa
     assert set(shard(b.path, "task013_text_simplification", "train").column("definition").to_pylist()) == set(
         changed["task013_text_simplification"]
     )
-    for task in TASKS[:3]:
+    for task in SUPERNI_TASKS[:3]:
         name = f"shards/{task.id}/train.parquet"
         assert (a.path / name).read_bytes() == (b.path / name).read_bytes()
 
@@ -347,7 +347,7 @@ def test_supplementary_rows_are_mixed_at_the_ratio(tmp_path):
         validation_ratio=0.0,
         supplementary=[{"path": str(alpaca), "name": "kor_alpaca", "ratio": 0.25}],
     )
-    task_train = sum(shard(artifact.path, t.id, "train").num_rows for t in TASKS)
+    task_train = sum(shard(artifact.path, t.id, "train").num_rows for t in SUPERNI_TASKS)
     supplementary = shard(artifact.path, "supplementary_kor_alpaca", "train")
     assert supplementary.num_rows == min(40, round(0.25 * task_train))
     row = supplementary.slice(0, 1).to_pylist()[0]
@@ -407,7 +407,7 @@ def test_two_processes_write_the_same_shards_and_counts_as_one(tmp_path):
     from kositp.reformat.shards import SplitParams
 
     records, bank, eval_index = _parallel_inputs(tmp_path)
-    tasks = [t.id for t in TASKS]
+    tasks = [t.id for t in SUPERNI_TASKS]
     results = {}
     for processes in (1, 2):
         folders = {t: tmp_path / f"p{processes}" / t for t in tasks}
@@ -430,7 +430,7 @@ def test_a_failing_worker_is_reported_with_its_log(tmp_path):
     from kositp.reformat.shards import SplitParams
 
     records, bank, eval_index = _parallel_inputs(tmp_path)
-    tasks = [t.id for t in TASKS]
+    tasks = [t.id for t in SUPERNI_TASKS]
     _, there = split_tasks(tasks, record_mix(records), child_start=0)
     assert there
     (tmp_path / "blocked").write_text("파일이 폴더 자리를 차지하고 있다", encoding="utf-8")
@@ -450,7 +450,7 @@ def test_a_worker_that_dies_before_the_flags_meeting_is_reported_with_its_log(tm
 
     records, bank, eval_index = _parallel_inputs(tmp_path)
     shutil.rmtree(tmp_path / "eval")  # the worker builds its own index from the folder, and cannot
-    tasks = [t.id for t in TASKS]
+    tasks = [t.id for t in SUPERNI_TASKS]
     folders = {t: tmp_path / "out" / t for t in tasks}
     with pytest.raises(RuntimeError, match=r"reformat worker failed \(exit code 1\)(.|\n)*is not a folder"):
         build_shards_parallel(
@@ -462,7 +462,7 @@ def test_a_worker_that_dies_before_the_flags_meeting_is_reported_with_its_log(tm
 def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
     from kositp.reformat.parallel import CHILD_START_RECORDS, share_work, split_tasks
 
-    tasks = [t.id for t in TASKS]
+    tasks = [t.id for t in SUPERNI_TASKS]
     mix = {("summary", None): 75_000, ("paper", None): 15_000, ("table_qa", "table"): 3_750}
     mix |= {("mrc", q): 10_500 for q in ("span", "long", "yes_no", "multiple_choice", "unanswerable")}
     here, there = split_tasks(tasks, mix)
@@ -485,7 +485,7 @@ def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
     shuffled = records[:]
     random.Random(0).shuffle(shuffled)
     bank = load_bank(write_bank(tmp_path / "bank.parquet"))
-    tasks = [t.id for t in TASKS]
+    tasks = [t.id for t in SUPERNI_TASKS]
     reporter = ConsoleReporter(show_progress=False)
 
     def kept(name: str, rows: list[dict], cap: int | None):

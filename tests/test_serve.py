@@ -181,12 +181,12 @@ def test_an_abandoned_stream_frees_its_slot(api):
 
 
 def test_the_instructions_stage_can_use_the_server(api, tmp_path):
-    from kositp.catalog import TASKS
+    from kositp.catalog import SUPERNI_TASKS
     from kositp.instructions.generate import ApiSettings, InstructionGenerator
 
     settings = ApiSettings(base_url=api["url"] + "/v1", model=api["model"], per_task=1, max_requests=2,
                            max_attempts=1, max_reply_tokens=64, backoff_s=0, examples_per_request=0)
-    result = InstructionGenerator(settings, API_KEY, tmp_path, [TASKS[0]], {}).run()
+    result = InstructionGenerator(settings, API_KEY, tmp_path, [SUPERNI_TASKS[0]], {}).run()
     assert result.requests >= 1 and result.tokens > 0  # usage came back from our server
     assert not [f for f in result.failures if f.startswith(("http_", "server_error", "connection"))], result.failures
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.config import REPO_ROOT
 
 OFFLINE_DIR = REPO_ROOT / "prompts" / "offline_bank"
@@ -25,7 +25,7 @@ def load_offline(task_id: str, folder: Path = OFFLINE_DIR) -> list[str]:
 def offline_digest(folder: Path = OFFLINE_DIR) -> str:
     """Content hash of the bank, so editing it changes the stage's version."""
     digest = hashlib.sha256()
-    for task in TASKS:
+    for task in SUPERNI_TASKS:
         path = bank_file(task.id, folder)
         digest.update(task.id.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"") + b"\0")
     return digest.hexdigest()[:16]

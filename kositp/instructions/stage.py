@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from kositp.catalog import TASKS, get_task
+from kositp.catalog import SUPERNI_TASKS, get_task
 from kositp.instructions.generate import (
     ACCEPTED_FILE,
     PROMPTS_PATH,
@@ -45,7 +45,7 @@ class InstructionsConfig(ApiSettings):
 
 
 def _selected(config: InstructionsConfig) -> list:
-    return [get_task(t) for t in config.tasks] if config.tasks else list(TASKS)
+    return [get_task(t) for t in config.tasks] if config.tasks else list(SUPERNI_TASKS)
 
 
 def _offline_rows(config: InstructionsConfig, ctx: StageContext) -> tuple[list[dict[str, Any]], dict[str, TaskBank]]:

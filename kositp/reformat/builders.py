@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 
 UNANSWERABLE = "참고 텍스트에 나와 있지 않아 답변할 수 없음"
 SIMPLIFICATION_MAX_CHARS = 50
@@ -275,4 +275,4 @@ _BUILDERS = (
     ),
 )
 BUILDERS: dict[str, Builder] = {b.task_id: b for b in _BUILDERS}
-assert tuple(BUILDERS) == tuple(t.id for t in TASKS), "one builder per catalog task, in catalog order"
+assert tuple(BUILDERS) == tuple(t.id for t in SUPERNI_TASKS), "one builder per catalog task, in catalog order"

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from kositp.artifacts import canonical_json, file_sha256
-from kositp.catalog import TASKS
+from kositp.catalog import SUPERNI_TASKS
 from kositp.config import REPO_ROOT, StageConfig
 from kositp.reformat.builders import BUILDERS
 from kositp.reformat.decontaminate import EvalIndex, eval_fingerprint
@@ -107,7 +107,7 @@ def load_bank(path: Path) -> dict[str, list[Instruction]]:
         text = unicodedata.normalize("NFC", (row["instruction"] or "").strip())
         if row["task_id"] in BUILDERS and text:
             bank[row["task_id"]].append(Instruction(row["instruction_id"], text))
-    missing = [t.id for t in TASKS if not bank.get(t.id)]
+    missing = [t.id for t in SUPERNI_TASKS if not bank.get(t.id)]
     if missing:
         raise ReformatError(f"{path}: no instructions for {len(missing)} task(s): {', '.join(missing)}")
     return {t: sorted(v, key=lambda i: i.instruction_id) for t, v in bank.items()}
@@ -195,7 +195,7 @@ def run(ctx: StageContext) -> StageOutcome:
     eval_dir = eval_folder(config)
     eval_fp = eval_fingerprint(eval_dir)
     params = SplitParams(config.seed, config.validation_ratio, config.per_task_max)
-    task_ids = [t.id for t in TASKS]
+    task_ids = [t.id for t in SUPERNI_TASKS]
     subversions = {
         t: task_subversion(t, bank[t], ctx.inputs["ingest"].version, config, eval_fp) for t in task_ids
     }

@@ -23,7 +23,7 @@ from kositp.config import PrefectSettings
 from kositp.errors import PermanentError
 from kositp.pipeline import PlannedStage, StageResult, execute
 from kositp.stages import Stage
-from prefect_tasks.reporting import PrefectReporter
+from tasks.reporting import PrefectReporter
 
 
 def cache_key(_context: Any, parameters: dict[str, Any]) -> str:
