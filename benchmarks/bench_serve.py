@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from kositp.serve.vllm_backend import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
@@ -156,9 +157,7 @@ def over_http(url: str, max_tokens: int):
 
 
 def start_server(model: Path, slots: int, log: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "kositp", "serve", "--model", str(model), "--port", str(port),
                "--concurrency", str(slots), "--queue-size", str(max(CLIENTS)), "--device", "cpu"]

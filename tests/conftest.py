@@ -5,11 +5,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -27,12 +24,6 @@ os.environ["KOSITP_CACHE_DIR"] = str(_PREFECT_HOME / "kositp-cache")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prefect_server():
     """``prefect server start`` as a user runs it (SQLite, services on), shared by the session.
@@ -40,48 +31,29 @@ def prefect_server():
     The scheduler loops every 2 s so that a test sees a cron deployment's runs appear. Yields the
     API URL; this process and every subprocess a test starts (CLI, workers) talk to it.
     """
-    import httpx
     from prefect.settings import PREFECT_API_URL, temporary_settings
+    from serving import running
 
-    port = _free_port()
+    from kositp.serve.vllm_backend import free_port
+
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    log = open(_PREFECT_HOME / "server.log", "wb")  # noqa: SIM115 (open for the whole session)
     env = {
-        **os.environ,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while True:
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, _PREFECT_HOME / "server.log", f"{url}/health", env=env, timeout_s=120):
+        os.environ["PREFECT_API_URL"] = url
         try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"prefect server did not start:\n{(_PREFECT_HOME / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    os.environ["PREFECT_API_URL"] = url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
-            yield url
-    finally:
-        from prefect.logging.handlers import APILogWorker
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                yield url
+        finally:
+            from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=5)  # logs still queued for the server go before it does
-        os.environ.pop("PREFECT_API_URL", None)
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            APILogWorker.drain_all(timeout=5)  # logs still queued for the server go before it does
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 @pytest.fixture(scope="session")

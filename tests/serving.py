@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ from pathlib import Path
 
 import httpx
 
+from kositp.serve.vllm_backend import free_port as free_port  # re-exported with the other helpers
+
 API_KEY = "test-serve-key-0123456789"
 PROFILE = "servetest"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def build_export(base_model: Path, root: Path) -> tuple[str, Path]:

@@ -8,6 +8,7 @@ schedules and workers need a server that stays up: start it with ``kositp server
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -49,7 +50,7 @@ def deploy(
     from flows.deploy import deploy_all
 
     try:
-        with _stdout_to_stderr():
+        with contextlib.redirect_stdout(sys.stderr):  # Prefect prints its own tables; stdout is ours
             done = deploy_all(prefect_file, repo_dir)
     except PermanentError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -61,12 +62,6 @@ def deploy(
     else:
         typer.echo(format_table(rows))
         typer.echo(f"\nserver: {api_url}\nworkers: `prefect worker start --pool <pool>` from {repo_dir.resolve()}")
-
-
-def _stdout_to_stderr():
-    import contextlib
-
-    return contextlib.redirect_stdout(sys.stderr)
 
 
 @app.command()

@@ -13,7 +13,7 @@ is judged once: a no-op nightly run does not judge it again, and a person's
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ def run(ctx: StageContext) -> StageOutcome:
         elif current is not None:
             note = f"the promoted export {current.export_version} is no longer under {ctx.root}; "
         verdict = judge(scores, baseline, config.tolerance, config.per_set_tolerance)
-        verdict = Verdict(verdict.promote, note + verdict.reason, verdict.rows)
+        verdict = replace(verdict, reason=note + verdict.reason)
 
     decision = "promoted" if verdict.promote else "kept"
     candidate = Promotion(
