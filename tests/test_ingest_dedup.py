@@ -88,6 +88,40 @@ def test_skipped_characters_are_removed_before_windowing():
     assert list(flat) == list(squeezed_flat)
 
 
+def shingles(text: str) -> set[str]:
+    return {text[i : i + dedup.SHINGLE] for i in range(len(text) - dedup.SHINGLE + 1)}
+
+
+@pytest.mark.parametrize("length", [40, 400], ids=["short: most slots empty", "long: slots full"])
+def test_equal_signature_slots_estimate_the_jaccard_similarity(length):
+    """Over many pairs of edited Korean texts, the share of equal slots averages the true Jaccard
+    similarity; short texts fill a third of the slots and lean on the densification."""
+    rng = np.random.default_rng(7)
+    syllables = np.array(list(ARTICLE.replace(" ", "")))
+    originals, edited, truth = [], [], []
+    for _ in range(400):
+        text = rng.choice(syllables, length)
+        changed = text.copy()
+        changed[rng.integers(0, length, max(1, length // 40))] = rng.choice(syllables, max(1, length // 40))
+        originals.append("".join(text))
+        edited.append("".join(changed))
+        a, b = shingles(originals[-1]), shingles(edited[-1])
+        truth.append(len(a & b) / len(a | b))
+    first, second = (dedup.signatures(*window_hashes(texts, dedup.SHINGLE)) for texts in (originals, edited))
+    estimate = (first == second).mean(axis=1)
+    assert abs(estimate.mean() - np.mean(truth)) < 0.02
+    assert np.abs(estimate - truth).std() < 0.07
+    assert (first != dedup._EMPTY).all()
+
+
+def test_unrelated_short_texts_share_no_slots_and_empty_texts_have_empty_signatures():
+    flat, offsets = window_hashes(["대한민국의수도는서울이다", "오늘은날씨가맑다", "짧다", ""], dedup.SHINGLE)
+    signed = dedup.signatures(flat, offsets)
+    assert (signed[0] == signed[1]).mean() < 0.1
+    assert (signed[0] != dedup._EMPTY).all() and (signed[1] != dedup._EMPTY).all()
+    assert (signed[2:] == dedup._EMPTY).all()
+
+
 @pytest.mark.parametrize("threshold", [0.7, 0.8, 0.9, 0.95])
 def test_bands_make_a_pair_at_the_threshold_a_candidate_almost_always(threshold):
     bands, rows = lsh_bands(threshold, 128)

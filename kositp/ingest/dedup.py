@@ -7,8 +7,10 @@ partition files on disk. After the read, each partition is sorted on its own: a 
 an earlier record already had is a duplicate of the earliest such record. Memory is one
 partition at a time plus 9 bytes per record for the answer.
 
-MinHash signatures (128 slots) come from ``rensa``, a maintained Rust MinHash library, over
-5-character shingles hashed in bulk (:mod:`kositp.text_hash`). LSH bands are sized for recall (a pair at the
+MinHash signatures (128 slots) are one-permutation MinHash over 5-character shingles hashed in
+bulk (:mod:`kositp.text_hash`): each shingle's 64-bit hash picks a slot with its top 7 bits and
+competes for that slot's minimum with its low 32 bits, so a signature costs one pass over the
+shingles instead of 128 (:func:`signatures`). LSH bands are sized for recall (a pair at the
 threshold becomes a candidate with probability 0.99), and every candidate pair is verified on
 its signatures, so chance band collisions are not reported as near-duplicates.
 Near-duplicate search skips records with a question: MRC questions on one passage share almost
@@ -17,7 +19,6 @@ all their text, so only exact duplicates are looked for there.
 
 from __future__ import annotations
 
-import array
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -27,13 +28,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import rensa
-
 from kositp.text_hash import finalize, window_hashes
 
 SHINGLE = 5
 NUM_PERM = 128
-SEED = 20240607
+SLOT_BITS = 7  # NUM_PERM == 1 << SLOT_BITS
 PARTITION_BITS = 6
 BATCH = 2000
 RECORD_ID_BYTES = 24
@@ -41,7 +40,9 @@ RECORD_IDS = "record_ids.bin"
 NONE = np.iinfo(np.uint32).max
 # ``sig`` is the row of the record's MinHash signature in signatures.bin, or NONE for an exact key.
 ENTRY = np.dtype([("key", "<u8"), ("idx", "<u4"), ("sig", "<u4")])
-_UINT32 = next(code for code in "IL" if array.array(code).itemsize == 4)
+_EMPTY = np.uint32(np.iinfo(np.uint32).max)
+# Where an empty signature slot looks for a value: row j is slot j's own fixed order of all slots.
+_PROBES = np.stack([np.random.default_rng([20240607, j]).permutation(NUM_PERM) for j in range(NUM_PERM)])
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 
@@ -65,10 +66,34 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return finalize(keys ^ (np.arange(1, bands + 1, dtype=np.uint64) * _MIX2))
 
 
-def _rows_array(rows: list[list[int]]) -> np.ndarray:
-    """A signature matrix from rensa's rows, row by row through ``array``: twice as fast as ``np.array``."""
-    flat = b"".join(array.array(_UINT32, row).tobytes() for row in rows)
-    return np.frombuffer(flat, dtype=np.uint32).reshape(len(rows), NUM_PERM)
+def signatures(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """One 128-slot MinHash signature per row of shingle hashes (:func:`kositp.text_hash.window_hashes`).
+
+    One-permutation hashing (Li, Owen and Zhang 2012): the top bits of a shingle's hash choose its
+    slot and the low 32 bits compete for the slot's minimum, so each shingle is touched once; a
+    Rust MinHash library that hashed every shingle 128 times, and handed its matrix back as
+    Python lists, took four times as long. A short text leaves slots empty: each takes the value
+    of the first filled slot in its own fixed random order of the slots (optimal densification,
+    Shrivastava 2017), so the share of equal slots estimates the Jaccard similarity with about
+    the variance of 128 independent hashes. Rows without shingles are all ``_EMPTY``.
+    """
+    rows = len(offsets) - 1
+    counts = np.diff(offsets.astype(np.int64))
+    slot = np.repeat(np.arange(rows, dtype=np.int64) * NUM_PERM, counts) + (flat >> np.uint64(64 - SLOT_BITS)).astype(np.int64)
+    table = np.full(rows * NUM_PERM, _EMPTY, dtype=np.uint32)
+    np.minimum.at(table, slot, (flat & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    table = table.reshape(rows, NUM_PERM)
+    empty = table == _EMPTY
+    row, want = np.nonzero(empty & ~empty.all(axis=1, keepdims=True))
+    signed = table.copy()
+    for probe in _PROBES.T:  # every slot's order holds all slots, so a row with one filled slot ends here
+        if not row.size:
+            break
+        source = probe[want]
+        found = ~empty[row, source]
+        signed[row[found], want[found]] = table[row[found], source[found]]
+        row, want = row[~found], want[~found]
+    return signed
 
 
 @dataclass
@@ -155,14 +180,13 @@ class DuplicateIndex:
         bands, rows = self._bands
         flat, offsets = window_hashes([text for _, text in near], SHINGLE)
         has_shingles = np.diff(offsets.astype(np.int64)) > 0
-        digests = rensa.RMinHash.digest_matrix_from_flat_token_hashes(flat, offsets, NUM_PERM, SEED)
-        signatures = _rows_array(digests.to_rows())[has_shingles]
-        signatures.tofile(self._signatures)
-        entries = np.zeros((len(signatures), bands), dtype=ENTRY)
-        entries["key"] = band_keys(signatures, bands, rows)
+        signed = signatures(flat, offsets)[has_shingles]
+        signed.tofile(self._signatures)
+        entries = np.zeros((len(signed), bands), dtype=ENTRY)
+        entries["key"] = band_keys(signed, bands, rows)
         entries["idx"] = np.array([i for i, _ in near], dtype=np.uint32)[has_shingles, None]
-        entries["sig"] = np.arange(self._signed, self._signed + len(signatures), dtype=np.uint32)[:, None]
-        self._signed += len(signatures)
+        entries["sig"] = np.arange(self._signed, self._signed + len(signed), dtype=np.uint32)[:, None]
+        self._signed += len(signed)
         return entries.ravel()
 
     def resolve(self) -> Duplicates:
