@@ -104,7 +104,7 @@ def start_temporary_server(say=print) -> None:
 
 def _watch() -> None:
     """A process that outlives this one only long enough to stop the server; returns once it watches."""
-    watchdog = subprocess.Popen(  # noqa: S603 - our own interpreter and code
+    watchdog = subprocess.Popen(
         [sys.executable, "-c", _WATCHDOG, str(os.getpid())],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import marshal
 import operator
 import os
-import marshal
 import pickle
 import queue
 import subprocess

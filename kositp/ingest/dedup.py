@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
 from kositp.text_hash import finalize, window_hashes
 
 SHINGLE = 5
