@@ -175,8 +175,9 @@ def _frame(message: tuple) -> bytes:
 
 def _read_frame(inbox: BinaryIO) -> tuple:
     header = inbox.read(8)
-    body = inbox.read(int.from_bytes(header, "little")) if len(header) == 8 else b""
-    if not body or len(body) != int.from_bytes(header, "little"):
+    size = int.from_bytes(header, "little")
+    body = inbox.read(size) if len(header) == 8 else b""
+    if len(header) != 8 or len(body) != size:
         raise EOFError("the batch stream from the reader ended part-way through a message")
     return marshal.loads(body)
 

@@ -86,15 +86,15 @@ def signatures(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     table = table.reshape(rows, NUM_PERM)
     empty = table == _EMPTY
     row, want = np.nonzero(empty & ~empty.all(axis=1, keepdims=True))
-    signed = table.copy()
+    # Filled in place: values are only read from slots that were filled to begin with.
     for probe in _PROBES.T:  # every slot's order holds all slots, so a row with one filled slot ends here
         if not row.size:
             break
         source = probe[want]
         found = ~empty[row, source]
-        signed[row[found], want[found]] = table[row[found], source[found]]
+        table[row[found], want[found]] = table[row[found], source[found]]
         row, want = row[~found], want[~found]
-    return signed
+    return table
 
 
 @dataclass
