@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
-from functools import lru_cache
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200d\u2028\u2029\ufeff]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
@@ -21,7 +20,6 @@ _BLOCK_TAG = re.compile(r"</?(?:p|br|h[1-6]|div|li|tr)\b[^>]*>", re.IGNORECASE)
 _TABLE = re.compile(r"<table\b.*?</table>", re.IGNORECASE | re.DOTALL)
 
 
-@lru_cache(maxsize=8192)
 def _normalize_str(text: str) -> str:
     if not unicodedata.is_normalized("NFC", text):
         text = unicodedata.normalize("NFC", text)
@@ -44,14 +42,25 @@ def _is_tidy(text: str) -> bool:
     return not any(run in text for run in _UNTIDY_RUNS) and not _UNTIDY_CHARS.search(text)
 
 
-def normalize_text(value: object) -> str:
-    """NFC, control characters out, whitespace tidied; masks such as ``***`` stay untouched.
+# The last string normalized and its result: MRC files repeat one passage object for every
+# question asked about it, and a document's title and id for each of its records. One identity
+# check catches those repeats; an LRU cache hashed every unique string too, a third of the cost.
+_last: tuple[object, str] = (None, "")
 
-    Cached because MRC files repeat one passage for every question asked about it.
-    """
+
+def normalize_text(value: object) -> str:
+    """NFC, control characters out, whitespace tidied; masks such as ``***`` stay untouched."""
+    global _last
     if value is None:
         return ""
-    return _normalize_str(value if isinstance(value, str) else str(value))
+    if not isinstance(value, str):
+        return _normalize_str(str(value))
+    last = _last
+    if value is last[0]:
+        return last[1]
+    result = _normalize_str(value)
+    _last = (value, result)
+    return result
 
 
 def html_to_text(value: object) -> str:
