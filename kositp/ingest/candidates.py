@@ -10,6 +10,7 @@ are handled in the order they are sent, so the result is the same either way.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import marshal
 import operator
@@ -41,6 +42,8 @@ HELP_FROM = 1
 _ROW = operator.itemgetter(*RECORD_FIELDS)
 # Starting the worker costs about a second; below this much raw input one process is faster.
 SECOND_PROCESS_FROM_BYTES = 16 << 20
+# The pipe to the worker: a batch is megabytes, and each 64 KiB (the default) cost a wake-up of each side.
+PIPE_BYTES = 1 << 20
 
 
 def auto_processes(paths: list[str | Path]) -> int:
@@ -107,6 +110,8 @@ class ProcessSink:
             [sys.executable, "-m", "kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
         )
+        with contextlib.suppress(OSError, AttributeError):  # Linux only; the default 64 KiB pipe otherwise
+            fcntl.fcntl(self._child.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)
         self._broken = threading.Event()
         self._writer = threading.Thread(target=self._write_batches, name="ingest-candidates", daemon=True)
