@@ -65,6 +65,20 @@ def test_duplicates_are_found_across_flushed_batches(tmp_path, monkeypatch):
     assert list(found.exact) == [False, False, False, True, False]
 
 
+def test_every_copy_points_at_the_earliest_of_many(tmp_path, monkeypatch):
+    """Partitions large enough to be sorted by more than an insertion sort: every later copy of a
+    question, in any batch, names the record where it first appeared."""
+    monkeypatch.setattr(dedup, "BATCH", 500)
+    rng = np.random.default_rng(3)
+    asked = rng.integers(0, 1000, size=3000)
+    records = [record(n, ARTICLE, f"올빼미 버스 {q}번 노선은 어디를 지나나요?") for n, q in enumerate(asked)]
+    found = resolve(tmp_path, records)
+    earliest = {}
+    expected = [earliest.setdefault(q, n) for n, q in enumerate(asked)]
+    assert list(found.of) == [NONE if e == n else e for n, e in enumerate(expected)]
+    assert found.exact.sum() == 3000 - len(earliest) > 1500
+
+
 def test_record_ids_must_have_the_fixed_width(tmp_path):
     with pytest.raises(ValueError, match="24 ASCII characters"):
         resolve(tmp_path, [{"record_id": "short", "text": ARTICLE, "question": None, "summary": None}])

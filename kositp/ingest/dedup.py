@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ NUM_PERM = 128
 SLOT_BITS = 7  # NUM_PERM == 1 << SLOT_BITS
 PARTITION_BITS = 6
 BATCH = 2000
+RESOLVE_THREADS = 2
 RECORD_ID_BYTES = 24
 RECORD_IDS = "record_ids.bin"
 NONE = np.iinfo(np.uint32).max
@@ -192,25 +194,37 @@ class DuplicateIndex:
 
     def resolve(self) -> Duplicates:
         """Sort each partition: within a run of equal keys, every record after the first is a duplicate
-        of the first (for band keys: once their signatures agree on ``threshold`` of the slots)."""
+        of the first (for band keys: once their signatures agree on ``threshold`` of the slots).
+
+        Partitions are sorted two at a time on threads (numpy sorts without the GIL): on two cores
+        the reader has nothing to do until this ends.
+        """
         self._files.close()
         exact_of = np.full(self._count, NONE, dtype=np.uint32)
         near_of = np.full(self._count, NONE, dtype=np.uint32)
-        with open(self._signatures.name, "rb") as signatures:
-            for handle in self._parts:
-                entries = np.fromfile(handle.name, dtype=ENTRY)
-                if entries.size < 2:
-                    continue
-                entries = entries[np.lexsort((entries["idx"], entries["key"]))]
-                repeat = np.concatenate(([False], entries["key"][1:] == entries["key"][:-1]))
-                first = np.maximum.accumulate(np.where(repeat, 0, np.arange(entries.size)))[repeat]
-                later = entries[repeat]
+        with open(self._signatures.name, "rb") as signatures, ThreadPoolExecutor(RESOLVE_THREADS) as pool:
+            for later, first, similar in pool.map(lambda handle: self._repeats(handle.name, signatures), self._parts):
                 is_exact = later["sig"] == NONE
-                exact_of[later["idx"][is_exact]] = entries["idx"][first[is_exact]]
-                similar = self._similar(signatures, later["sig"][~is_exact], entries["sig"][first[~is_exact]])
-                np.minimum.at(near_of, later["idx"][~is_exact][similar], entries["idx"][first[~is_exact]][similar])
+                exact_of[later["idx"][is_exact]] = first["idx"][is_exact]
+                np.minimum.at(near_of, later["idx"][~is_exact][similar], first["idx"][~is_exact][similar])
         exact = exact_of != NONE
         return Duplicates(np.where(exact, exact_of, near_of), exact, open_record_ids(self._dir, self._count))
+
+    def _repeats(self, path: str, signatures: BinaryIO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(later, first, similar)`` of one partition: each entry whose key an earlier entry had, the
+        first entry with that key, and which band-key pairs verify on their signatures.
+
+        Entries are appended in record order (exact and band keys never share a run), so a stable
+        sort on the key alone leaves each run in record order, its first entry the earliest record.
+        """
+        entries = np.fromfile(path, dtype=ENTRY)
+        entries = entries[np.argsort(entries["key"], kind="stable")]
+        repeat = np.zeros(entries.size, dtype=bool)
+        repeat[1:] = entries["key"][1:] == entries["key"][:-1]
+        first = entries[np.maximum.accumulate(np.where(repeat, 0, np.arange(entries.size)))[repeat]]
+        later = entries[repeat]
+        is_exact = later["sig"] == NONE
+        return later, first, self._similar(signatures, later["sig"][~is_exact], first["sig"][~is_exact])
 
     def _similar(self, signatures: BinaryIO, rows: np.ndarray, originals: np.ndarray) -> np.ndarray:
         """Which candidate pairs agree on at least ``threshold`` of their signature slots.
