@@ -19,7 +19,7 @@ QA_TYPES = ("span", "long", "yes_no", "multiple_choice", "unanswerable", "table"
 
 RECORD_SCHEMA = pa.schema(
     [
-        ("record_id", pa.string()),        # sha256[:24] of source_dataset + location + content
+        ("record_id", pa.string()),        # sha256[:24] of source_dataset + location + answers + content
         ("source_dataset", pa.string()),   # e.g. aihub_admin_mrc, aihub_summary_law, kisti_paper
         ("source_file", pa.string()),      # the file (or zip) as given
         ("location", pa.string()),         # "a.zip!member.json#/data/0/paragraphs/1/qas/2", "b.jsonl:17"
@@ -44,13 +44,28 @@ RECORD_SCHEMA = pa.schema(
 RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
 
 
-def record_ids(columns: Mapping[str, Sequence[Any]]) -> list[str]:
-    """The id of each record of a batch held as columns: where it was read and what it says, so a
-    rerun gives the same ids."""
-    fields = ("source_dataset", "location", "text", "question", "answers", "summary")
+# The key under which a prepared batch carries :func:`content_digests` (not a column of the record).
+CONTENT_DIGEST = "content_digest"
+_ANSWER_SEPARATOR = "\x1e"
+
+
+def content_digests(columns: Mapping[str, Sequence[Any]]) -> list[bytes]:
+    """SHA-256 of each record's text, question and summary, for a batch held as columns.
+
+    Both a record's id and its exact-duplicate key (:mod:`kositp.ingest.dedup`) cover this
+    content; hashing it once for both saves a pass over every passage.
+    """
     return [
-        hashlib.sha256(
-            "\x1f".join((dataset, location, text or "", question or "", "\x1e".join(answers or ()), summary or "")).encode()
-        ).hexdigest()[:24]
-        for dataset, location, text, question, answers, summary in zip(*(columns[f] for f in fields), strict=True)
+        hashlib.sha256(f"{text or ''}\x1f{question or ''}\x1f{summary or ''}".encode()).digest()
+        for text, question, summary in zip(columns["text"], columns["question"], columns["summary"], strict=True)
+    ]
+
+
+def record_ids(columns: Mapping[str, Sequence[Any]], digests: Sequence[bytes]) -> list[str]:
+    """The id of each record of a batch held as columns: where it was read, its answers and its
+    content (:func:`content_digests`), so a rerun gives the same ids."""
+    return [
+        hashlib.sha256(f"{dataset}\x1f{location}\x1f{_ANSWER_SEPARATOR.join(answers or ())}\x1f".encode() + digest).hexdigest()[:24]
+        for dataset, location, answers, digest in zip(columns["source_dataset"], columns["location"], columns["answers"],
+                                                      digests, strict=True)
     ]

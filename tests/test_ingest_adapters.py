@@ -35,7 +35,7 @@ from kositp.ingest.readers import (
     Utf8Transcoder,
     open_utf8,
 )
-from kositp.records import RECORD_SCHEMA
+from kositp.records import RECORD_SCHEMA, content_digests, record_ids
 
 
 def test_normalize_keeps_masks_and_tidies():
@@ -117,6 +117,20 @@ def test_record_ids_are_stable_across_runs(tmp_path):
     first = run_ingest(tmp_path / "one", tmp_path / "raw")[1]
     second = run_ingest(tmp_path / "two", tmp_path / "raw")[1]
     assert first.record_id.tolist() == second.record_id.tolist()
+
+
+def test_record_ids_cover_where_a_record_was_read_and_all_it_says():
+    base = {"source_dataset": ["aihub_admin_mrc"], "location": ["a.zip!b.json#/data/0/paragraphs/0/qas/0"],
+            "text": [CONTEXT], "question": ["발급은 어디에서 하나요?"], "answers": [["주민센터"]], "summary": [None]}
+
+    def id_of(**change: object) -> str:
+        columns = base | {name: [value] for name, value in change.items()}
+        return record_ids(columns, content_digests(columns))[0]
+
+    changed = [id_of(source_dataset="aihub_news_mrc"), id_of(location="a.zip!b.json#/data/0/paragraphs/0/qas/1"),
+               id_of(text=CONTEXT + " 문의는 민원실로."), id_of(question="발급은 언제 하나요?"),
+               id_of(answers=["주민", "센터"]), id_of(answers=[]), id_of(summary="주민센터에서 발급")]
+    assert id_of() == id_of() and len({id_of(), *changed}) == 1 + len(changed)
 
 
 @pytest.mark.parametrize("shape", ["list", "singular"])

@@ -7,6 +7,7 @@ from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_
 from kositp.ingest import candidates, dedup
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands
+from kositp.records import CONTENT_DIGEST, content_digests
 from kositp.text_hash import window_hashes
 
 ARTICLE = (
@@ -31,7 +32,8 @@ def resolve(tmp_path, texts, threshold=0.9):
     records = [item if isinstance(item, dict) else record(n, item) for n, item in enumerate(texts)]
     index = DuplicateIndex(tmp_path / "index", threshold)
     try:
-        index.add({name: [r[name] for r in records] for name in ("record_id", "text", "question", "summary")})
+        columns = {name: [r[name] for r in records] for name in ("record_id", "text", "question", "summary")}
+        index.add(columns | {CONTENT_DIGEST: content_digests(columns)})
         return index.resolve()
     finally:
         index.close()

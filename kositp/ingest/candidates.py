@@ -30,7 +30,7 @@ import pyarrow as pa
 from kositp.gc_pause import collector_paused
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
 from kositp.ingest.record_completion import complete
-from kositp.records import RECORD_FIELDS, RECORD_SCHEMA, record_ids
+from kositp.records import CONTENT_DIGEST, RECORD_FIELDS, RECORD_SCHEMA, content_digests, record_ids
 from kositp.worker_process import refuse_pandas
 
 CANDIDATES = "candidates.arrow"
@@ -63,7 +63,8 @@ def prepare(columns: dict[str, Sequence[Any]]) -> None:
     """Complete the records of a batch and give them their ids. The result does not depend on
     which process does it, so the reader does it when the worker falls behind."""
     complete(columns)
-    columns["record_id"] = record_ids(columns)
+    columns[CONTENT_DIGEST] = content_digests(columns)
+    columns["record_id"] = record_ids(columns, columns[CONTENT_DIGEST])
 
 
 class LocalSink:

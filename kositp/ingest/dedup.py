@@ -1,9 +1,10 @@
 """Exact and near-duplicate detection across all sources, in memory that does not grow with input.
 
 A set of every hash seen, or an in-memory LSH index, grows with the corpus (1.8x the peak memory
-at 10x the input). Instead, every record contributes keys (one exact key: a hash of its
-normalized text; and one key per LSH band of its MinHash signature) that are appended to
-partition files on disk. After the read, each partition is sorted on its own: a record whose key
+at 10x the input). Instead, every record contributes keys (one exact key: 64 bits of the SHA-256
+of its normalized text, question and summary, which its id also covers; and one key per LSH band
+of its MinHash signature) that are appended to partition files on disk. After the read, each
+partition is sorted on its own: a record whose key
 an earlier record already had is a duplicate of the earliest such record. Memory is one
 partition at a time plus 9 bytes per record for the answer.
 
@@ -19,7 +20,6 @@ all their text, so only exact duplicates are looked for there.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from kositp.records import CONTENT_DIGEST
 from kositp.text_hash import finalize, window_hashes
 
 SHINGLE = 5
@@ -145,26 +146,25 @@ class DuplicateIndex:
         self._files.close()
 
     def add(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Keys for a batch of records held as columns (``record_id``, ``text``, ``question``, ``summary``),
-        ``BATCH`` records at a time: MinHash takes about 40 bytes of arrays per character."""
+        """Keys for a batch of records held as columns (``record_id``, ``content_digest`` from
+        :func:`kositp.records.content_digests`, ``text``, ``question``, ``summary``), ``BATCH`` records
+        at a time: MinHash takes about 40 bytes of arrays per character."""
         for at in range(0, len(columns["record_id"]), BATCH):
             part = slice(at, at + BATCH)
-            self._add_part(columns["record_id"][part], columns["text"][part], columns["question"][part],
-                           columns["summary"][part])
+            self._add_part(columns["record_id"][part], columns[CONTENT_DIGEST][part], columns["text"][part],
+                           columns["question"][part], columns["summary"][part])
 
-    def _add_part(self, record_id: Sequence[str], text: Sequence[str | None], question: Sequence[str | None],
-                  summary: Sequence[str | None]) -> None:
-        keys = [f"{t or ''}\x1f{q or ''}\x1f{s or ''}" for t, q, s in zip(text, question, summary, strict=True)]
-        first, self._count = self._count, self._count + len(keys)
-        exact = np.zeros(len(keys), dtype=ENTRY)
-        # SHA-256 (in hardware on x86 and ARM) hashes long texts about twice as fast as BLAKE2b.
-        digests = b"".join(hashlib.sha256(key.encode("utf-8")).digest()[:8] for key in keys)
-        exact["key"] = np.frombuffer(digests, dtype="<u8")
+    def _add_part(self, record_id: Sequence[str], digests: Sequence[bytes], text: Sequence[str | None],
+                  question: Sequence[str | None], summary: Sequence[str | None]) -> None:
+        first, self._count = self._count, self._count + len(record_id)
+        exact = np.zeros(len(record_id), dtype=ENTRY)
+        exact["key"] = np.frombuffer(b"".join([digest[:8] for digest in digests]), dtype="<u8")
         exact["idx"] = np.arange(first, self._count, dtype=np.uint32)
         exact["sig"] = NONE
         entries = exact
         if self._bands:
-            near = [(first + i, key.replace(" ", "")) for i, (key, q) in enumerate(zip(keys, question)) if not q]
+            near = [(first + i, f"{t or ''}\x1f\x1f{s or ''}".replace(" ", ""))
+                    for i, (t, q, s) in enumerate(zip(text, question, summary, strict=True)) if not q]
             entries = np.concatenate([exact, self._near_entries(near)]) if near else exact
         partition = (entries["key"] >> np.uint64(64 - PARTITION_BITS)).astype(np.intp)
         order = np.argsort(partition, kind="stable")

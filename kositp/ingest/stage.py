@@ -70,7 +70,7 @@ def run(ctx: StageContext) -> StageOutcome:
 
 STAGE = Stage(
     name="ingest",
-    code_version="2",
+    code_version="3",
     config=IngestConfig,
     run=run,
     inputs=(),
