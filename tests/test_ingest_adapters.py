@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import random
+import threading
+import time
 import zipfile
 
 import ijson
@@ -23,7 +25,7 @@ from ingest_fixtures import (
     write_zip,
 )
 
-from kositp.ingest import adapters
+from kositp.ingest import adapters, readers
 from kositp.ingest.core import _parsed_whole
 from kositp.ingest.normalize import _clean, _is_tidy, html_to_text, normalize_text
 from kositp.ingest.readers import (
@@ -31,6 +33,7 @@ from kositp.ingest.readers import (
     READ_CHUNK,
     ConcatenatedFile,
     HeadThenRest,
+    ReadAhead,
     Source,
     Utf8Transcoder,
     open_utf8,
@@ -370,6 +373,50 @@ def test_transcoder_splits_characters_across_chunks():
     stream = Utf8Transcoder(raw, "cp949", head)
     out = b"".join(iter(lambda: stream.read(1000), b""))
     assert out.decode("utf-8") == text
+
+
+class CountedReads(io.RawIOBase):
+    """``data`` read by the caller's sizes, counted; then ``error`` (if any) instead of the end."""
+
+    def __init__(self, data: bytes, error: Exception | None = None):
+        super().__init__()
+        self._data = io.BytesIO(data)
+        self._error = error
+        self.reads = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.reads += 1
+        n = self._data.readinto(buffer)
+        if not n and self._error:
+            raise self._error
+        return n
+
+
+def test_read_ahead_gives_every_byte_then_the_error(monkeypatch):
+    monkeypatch.setattr(readers, "AHEAD_BYTES", 1000)
+    text = ("국립중앙도서관은 매주 월요일에 휴관하며, 열람실 좌석은 하루 전까지 예약할 수 있다. " * 400).encode()
+    stream = ReadAhead(CountedReads(text, zipfile.BadZipFile("Bad CRC-32 for file 'a.json'")))
+    pieces = []
+    with pytest.raises(zipfile.BadZipFile, match="CRC"):
+        while piece := stream.read(777):
+            pieces.append(piece)
+    assert b"".join(pieces) == text
+    assert stream.read(777) == b""
+    stream.close()
+
+
+def test_read_ahead_stays_a_few_pieces_ahead_and_its_thread_ends_on_close(monkeypatch):
+    monkeypatch.setattr(readers, "AHEAD_BYTES", 1000)
+    raw = CountedReads(bytes(1_000_000))
+    stream = ReadAhead(raw)
+    assert stream.read(10) == bytes(10)
+    time.sleep(0.3)
+    assert raw.reads <= readers.AHEAD + 2  # the pieces waiting, the one in hand, the one blocked on the queue
+    stream.close()
+    assert raw.closed and not any(t.name == "ingest-read-ahead" for t in threading.enumerate())
 
 
 @pytest.mark.parametrize("bom", [False, True])

@@ -25,6 +25,7 @@ from ingest_fixtures import (
     write_zip,
 )
 
+from kositp.ingest import readers
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.quarantine import AccountingError, IngestError, Ledger, Reject
 from kositp.ingest.readers import HEAD_BYTES, detect_encoding
@@ -256,6 +257,32 @@ def test_a_damaged_short_deflated_member_is_a_broken_archive(tmp_path, damage):
     assert reasons(quarantine)["broken_archive"] == 1
     assert quarantine.set_index("reason").loc["broken_archive", "source_file"] == f"{path}!a.json"
     assert set(records.source_file) == {f"{path}!b.json"}
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_large_member_damaged_part_way_keeps_the_records_before(tmp_path, monkeypatch, compression):
+    """Damaged bzip2 or LZMA data (a bare OSError, an LZMAError) is a broken archive like damaged
+    deflate data, not the end of the run; read ahead on a thread, the bytes before the damage
+    still reach the parser first."""
+    # Small reads, so the damage two thirds in lies past the first (bzip2 inflates 900 KB blocks whole).
+    monkeypatch.setattr(readers, "HEAD_BYTES", 4096)
+    monkeypatch.setattr(readers, "AHEAD_BYTES", 4096)
+    docs = summary_documents()
+    docs["documents"] = [dict(docs["documents"][1], id=str(n), abstractive=f"구립 도서관 {n}호관이 밤 11시까지 연장 개방한다.",
+                              text=[[{"index": 0, "sentence": f"구립 도서관 {n}호관이 이번 주부터 밤 11시까지 문을 연다. " * 3}]])
+                         for n in range(8000)]
+    path = tmp_path / "news.zip"
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("a.json", json.dumps(docs, ensure_ascii=False))
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 2 // 3
+    data[middle : middle + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    _, records, quarantine = run_ingest(tmp_path, path, near_dup_threshold=None)
+    assert reasons(quarantine) == {"broken_archive": 1}
+    assert "damaged compressed data" in quarantine.detail.iloc[0]
+    assert quarantine.location.iloc[0] == f"{path}!a.json#/documents/{len(records)} (rest of file unread)"
+    assert 1000 < len(records) < 8000 and records.doc_id.tolist() == [str(n) for n in range(len(records))]
 
 
 def nest(name: str, members: dict[str, bytes]) -> bytes:

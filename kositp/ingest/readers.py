@@ -7,9 +7,12 @@ import bisect
 import codecs
 import io
 import itertools
+import lzma
 import os
+import queue
 import re
 import struct
+import threading
 import zipfile
 import zlib
 from collections import defaultdict
@@ -25,6 +28,9 @@ from kositp.errors import InputNotFound
 
 HEAD_BYTES = 65536
 READ_CHUNK = 65536
+# Read ahead of a large source (ReadAhead): pieces of this size, at most this many waiting.
+AHEAD_BYTES = 1 << 20
+AHEAD = 4
 READABLE_SUFFIXES = (".json", ".jsonl", ".csv")
 MAX_ZIP_DEPTH = 3
 _UTF8_FLAG = 0x800
@@ -182,7 +188,8 @@ def _zip_sources(open_archive: Callable[[], BinaryIO], label: str, dataset: str,
                     yield Source(member, dataset, name, None,
                                  ("unsupported_member", f"zip nested deeper than {MAX_ZIP_DEPTH} levels is not opened"))
                 else:
-                    yield from _zip_sources(lambda info=info: archive.open(info), member, dataset, "nested zip", depth + 1)
+                    yield from _zip_sources(lambda info=info: MemberStream(archive.open(info)), member, dataset, "nested zip",
+                                            depth + 1)
 
 
 def open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
@@ -193,7 +200,7 @@ def open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
     call, its length and CRC checked as ``zipfile`` checks them.
     """
     if info.file_size >= HEAD_BYTES or info.flag_bits & _ENCRYPTED or info.compress_type not in _INFLATE:
-        return archive.open(info)
+        return MemberStream(archive.open(info))
     archive.fp.seek(info.header_offset)
     header = archive.fp.read(_LOCAL_HEADER.size)
     if len(header) != _LOCAL_HEADER.size or header[:4] != _LOCAL_MAGIC:
@@ -205,6 +212,43 @@ def open_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> BinaryIO:
     if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
         raise zipfile.BadZipFile(f"bad length or CRC-32 for file {info.filename}")
     return io.BytesIO(data)
+
+
+class MemberStream(io.RawIOBase):
+    """A zip member whose damaged compressed data reads as ``BadZipFile``, whatever its compression.
+
+    Damaged deflate data raises ``zlib.error``, but bzip2 raises a bare ``OSError`` and LZMA its
+    own error, which would otherwise end the whole run. Seekable as the member is, so a nested
+    zip can be opened on it.
+    """
+
+    def __init__(self, member: BinaryIO):
+        super().__init__()
+        self._member = member
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self._member.read(len(buffer))
+        except (OSError, lzma.LZMAError) as exc:
+            raise zipfile.BadZipFile(f"damaged compressed data: {exc}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return self._member.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._member.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._member.tell()
+
+    def close(self) -> None:
+        self._member.close()
+        super().close()
 
 
 class ConcatenatedFile(io.RawIOBase):
@@ -314,6 +358,61 @@ class HeadThenRest(io.RawIOBase):
         super().close()
 
 
+class ReadAhead(io.RawIOBase):
+    """The bytes of ``raw``, read ahead in large pieces on a thread while the parser works.
+
+    Inflating a zip member and its CRC run in C without the GIL, so on a second core they cost
+    the parsing thread nothing. An error reading ``raw`` is raised after the bytes read before
+    it. At most ``AHEAD`` pieces wait, so memory stays bounded.
+    """
+
+    def __init__(self, raw: BinaryIO):
+        super().__init__()
+        self._raw = raw
+        self._pieces: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
+        self._stop = threading.Event()
+        self._piece = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._fill, name="ingest-read-ahead", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while not self._stop.is_set():
+            try:
+                piece: bytes | BaseException = self._raw.read(AHEAD_BYTES)
+            except BaseException as exc:  # noqa: BLE001 (handed to the reader in order; a thread that died would leave it waiting)
+                piece = exc
+            while not self._stop.is_set():
+                try:
+                    self._pieces.put(piece, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(piece, bytes) or not piece:
+                return
+
+    def readinto(self, buffer) -> int:
+        if not self._piece and not self._done:
+            piece = self._pieces.get()
+            if isinstance(piece, BaseException):
+                self._done = True
+                raise piece
+            self._done = not piece
+            self._piece = memoryview(piece)
+        n = min(len(buffer), len(self._piece))
+        buffer[:n], self._piece = self._piece[:n], self._piece[n:]
+        return n
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._raw.close()
+        super().close()
+
+
 class Utf8Transcoder(io.RawIOBase):
     """A stream in another encoding (CP949) as UTF-8 bytes, decoded strictly one chunk at a time.
 
@@ -373,8 +472,8 @@ def open_utf8(source: Source) -> tuple[BinaryIO, str, str]:
     """A UTF-8 byte stream of the source, the decoded head (for format detection) and the encoding.
 
     UTF-8 files stream straight through; files in another encoding (CP949/EUC-KR) stream through
-    :class:`Utf8Transcoder`. Either way memory stays bounded however large the file, and the
-    source is opened once.
+    :class:`Utf8Transcoder`. Either way memory stays bounded however large the file, the source
+    is opened once, and past its head it is read ahead on a thread (:class:`ReadAhead`).
     """
     stream = source.open_raw()
     try:
@@ -383,14 +482,15 @@ def open_utf8(source: Source) -> tuple[BinaryIO, str, str]:
     except BaseException:
         stream.close()
         raise
+    # read(n) of a zip member or a buffered file returns fewer than n bytes only at the end
+    whole = len(head) < HEAD_BYTES
     if encoding in {"utf-8", "utf-8-sig"}:
         text_head = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(head, final=False)
         body = head[len(codecs.BOM_UTF8):] if encoding == "utf-8-sig" else head
-        # read(n) of a zip member or a buffered file returns fewer than n bytes only at the end
-        return HeadThenRest(body, stream, whole=len(head) < HEAD_BYTES), text_head.lstrip("\ufeff"), encoding
+        return HeadThenRest(body, stream if whole else ReadAhead(stream), whole=whole), text_head.lstrip("\ufeff"), encoding
     try:
         text_head = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head, final=False)
     except LookupError as exc:
         stream.close()
         raise UndecodableError(f"unknown encoding {encoding}: {exc}") from exc
-    return Utf8Transcoder(stream, encoding, head), text_head, encoding
+    return Utf8Transcoder(stream if whole else ReadAhead(stream), encoding, head), text_head, encoding
