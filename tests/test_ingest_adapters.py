@@ -27,7 +27,7 @@ from ingest_fixtures import (
 
 from kositp.ingest import adapters, readers
 from kositp.ingest.core import _parsed_whole
-from kositp.ingest.normalize import _clean, _is_tidy, html_to_text, normalize_text
+from kositp.ingest.normalize import _clean, _is_tidy, html_to_text, normalize_list, normalize_text
 from kositp.ingest.readers import (
     HEAD_BYTES,
     READ_CHUNK,
@@ -38,6 +38,7 @@ from kositp.ingest.readers import (
     Utf8Transcoder,
     open_utf8,
 )
+from kositp.ingest.record_completion import complete
 from kositp.records import RECORD_SCHEMA, content_digests, record_ids
 
 
@@ -60,6 +61,29 @@ def test_text_called_tidy_is_what_the_clean_up_leaves_alone():
         assert _is_tidy(text) == (_clean(text) == text), repr(text)
         tidy += _is_tidy(text)
     assert 2000 < tidy < 18000  # both branches were exercised
+
+
+def test_sentences_completed_as_each_sentence_normalized():
+    """The shortcut for a document's sentences (:func:`complete`) gives what normalizing each one
+    gives: random sentences around the characters normalization acts on, including whitespace
+    that ``strip`` removes but a tidy text may hold, and strings that are not sentences."""
+    pieces = ["가", "나다", "시는", " ", "  ", "\n", "\u2002", "\u00a0", "\u1100\u1161", "e\u0301", "\t", "\x00", ""]
+    rng = random.Random(11)
+    shortcut = 0
+    for _ in range(5000):
+        sentences = ["".join(rng.choices(pieces, weights=[30, 30, 20, 8, 1, 2, 1, 1, 1, 1, 1, 1, 2], k=rng.randint(0, 6)))
+                     for _ in range(rng.randint(1, 4))]
+        columns = dict.fromkeys(("title", "question", "clue", "doc_id", "options", "keywords"), [None])
+        text = normalize_text(" ".join(sentences)) or None
+        columns.update(sentences=[sentences], text=[text])
+        complete(columns)
+        assert columns["sentences"] == [normalize_list(sentences)], repr(sentences)
+        shortcut += columns["sentences"][0] is sentences
+    assert 500 < shortcut < 4500  # both ways were taken
+    mixed = dict.fromkeys(("title", "question", "clue", "doc_id", "options", "keywords"), [None, None])
+    mixed.update(sentences=[[1, "둘"], "한 문장"], text=["1 둘", "한 문장"])
+    complete(mixed)
+    assert mixed["sentences"] == [["1", "둘"], ["한 문장"]]
 
 
 @pytest.mark.parametrize(
