@@ -1,6 +1,7 @@
 """The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_json
 
@@ -163,6 +164,25 @@ def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch, help_from)
         assert result.ledger.by_reason == {"duplicate": 2}
         assert not (out / ".dedup").exists()
     assert outputs[1] == outputs[2]
+
+
+def test_records_are_written_alike_with_or_without_duplicates_taken_out(tmp_path, monkeypatch):
+    """Without duplicates the candidates file becomes records.parquet as it is: it must be encoded
+    as the file written after taking duplicates out is (one row group per batch)."""
+    monkeypatch.setattr(candidates, "BATCH", 2)
+    write_json(tmp_path / "plain" / "mrc.json", admin_mrc(every_admin_qa()))
+    write_json(tmp_path / "twice" / "a" / "mrc.json", admin_mrc(every_admin_qa()))
+    write_json(tmp_path / "twice" / "b" / "mrc.json", admin_mrc(every_admin_qa()))
+    layouts = []
+    for name, duplicates in (("plain", 0), ("twice", 5)):
+        result = ingest([tmp_path / name], tmp_path / f"out_{name}", IngestSettings(processes=1))
+        assert result.ledger.by_reason == ({"duplicate": duplicates} if duplicates else {})
+        meta = pq.ParquetFile(tmp_path / f"out_{name}" / "records.parquet").metadata
+        assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [2, 2, 1]
+        layouts.append([(c.path_in_schema, c.compression, sorted(c.encodings)) for c in map(meta.row_group(0).column,
+                                                                                             range(meta.num_columns))])
+    assert layouts[0] == layouts[1]
+    assert ("kind", "SNAPPY", ["PLAIN", "RLE", "RLE_DICTIONARY"]) in layouts[0]
 
 
 def test_a_failing_worker_is_raised_with_its_log(tmp_path):

@@ -16,6 +16,7 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -44,13 +45,10 @@ from kositp.ingest.readers import (
 )
 from kositp.ingest.record_completion import checked_record
 from kositp.ingest.tabular import iter_rows
-from kositp.records import RECORD_SCHEMA
+from kositp.records import records_writer
 
 QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# Dictionary-encoded in records.parquet: the columns with few distinct values. Trying it on the
-# long unique texts too cost a quarter of the final write, for no smaller file.
-_DICTIONARY_COLUMNS = ["source_dataset", "source_file", "format", "kind", "qa_type"]
 # What can stop a file part-way; UnicodeDecodeError and UndecodableError are ValueErrors.
 UNREADABLE = (ijson.JSONError, ValueError, csv.Error, *ARCHIVE_ERRORS)
 
@@ -258,24 +256,43 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
 
 def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: RowWriter,
                       result: IngestResult) -> None:
-    """Pass two: candidates stream into ``records.parquet``; duplicates move to the quarantine.
+    """Pass two: the candidates without their duplicates become ``records.parquet``; the duplicates
+    move to the quarantine.
 
-    The candidates (an Arrow IPC file) are read a batch at a time through plain reads, not a
-    memory map, whose pages would count in RSS, which would then grow with the input.
+    Without duplicates the candidates file is ``records.parquet`` as it stands (it is written the
+    same way). Otherwise it is read a row group at a time, the next one decoded on a thread while
+    the kept rows of this one are encoded (both without the GIL), and written again.
     """
+    counted = ("kind", "format", "source_dataset")
+    counters = (result.by_kind, result.by_format, result.by_source)
+    candidates = pq.ParquetFile(candidates_path)
+    if not len(duplicates):
+        candidates.close()
+        candidates_path.replace(records_path)
+        for batch in pq.ParquetFile(records_path).iter_batches(columns=list(counted)):
+            _count(batch, counted, counters)
+        return
     start = 0
-    with (pa.ipc.open_file(pa.OSFile(str(candidates_path))) as candidates,
-          pq.ParquetWriter(records_path, RECORD_SCHEMA, use_dictionary=_DICTIONARY_COLUMNS) as records):
-        for index in range(candidates.num_record_batches):
-            batch = pa.Table.from_batches([candidates.get_batch(index)])
+    with candidates, records_writer(records_path) as records, ThreadPoolExecutor(1) as ahead:
+        groups = candidates.num_row_groups
+        decoding = ahead.submit(candidates.read_row_group, 0) if groups else None
+        for index in range(groups):
+            batch = decoding.result()
+            if index + 1 < groups:
+                decoding = ahead.submit(candidates.read_row_group, index + 1)
             is_duplicate = duplicates.of[start : start + batch.num_rows] != NONE
             kept = batch.filter(pa.array(~is_duplicate)) if is_duplicate.any() else batch
-            records.write_table(kept)
-            for name, counter in (("kind", result.by_kind), ("format", result.by_format), ("source_dataset", result.by_source)):
-                counter.update({v["values"]: v["counts"] for v in pc.value_counts(kept.column(name)).to_pylist()})
+            if kept.num_rows:  # no empty row groups where a batch held only duplicates
+                records.write_table(kept)
+            _count(kept, counted, counters)
             for row in np.flatnonzero(is_duplicate):
                 _quarantine_duplicate(batch, int(row), duplicates, start + int(row), quarantine, result)
             start += batch.num_rows
+
+
+def _count(rows: pa.Table | pa.RecordBatch, columns: tuple[str, ...], counters: tuple[Counter, ...]) -> None:
+    for name, counter in zip(columns, counters, strict=True):
+        counter.update({v["values"]: v["counts"] for v in pc.value_counts(rows.column(name)).to_pylist()})
 
 
 def _quarantine_duplicate(batch: pa.Table, row: int, duplicates: Duplicates, index: int, quarantine: RowWriter,
