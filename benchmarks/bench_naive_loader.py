@@ -9,6 +9,7 @@ other jobs on a shared machine disturb less) and peak RSS are printed.
 
     python benchmarks/bench_naive_loader.py                   # 150,000 records
     python benchmarks/bench_naive_loader.py --records 1500000 --work DIR
+    python benchmarks/bench_naive_loader.py --duplicates      # 2.5% exact duplicates for ingest to take out
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ import bench_ingest
 from machine import describe
 
 MIX = {"mrc": 1 / 3, "table_qa": 0, "doc_summary": 1 / 3, "paper_summary": 1 / 3, "passage_summary": 0, "kisti_paper": 0}
+# With --duplicates: 5% table QA in place of MRC, whose two equal questions per table make 2.5% of
+# the records exact duplicates, so ingest takes them out and rewrites its candidates.
+MIX_WITH_DUPLICATES = MIX | {"mrc": 1 / 3 - 0.05, "table_qa": 0.05}
 
 
 def naive_rows(document) -> list[dict]:
@@ -109,6 +113,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=bench_ingest.BASE_RECORDS)
     parser.add_argument("--repeat", type=int, default=2, help="runs of each loader, alternating")
     parser.add_argument("--work", type=Path, help="folder to keep the generated corpus in (default: a temporary one)")
+    parser.add_argument("--duplicates", action="store_true", help="make 2.5%% of the records exact duplicates")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -116,9 +121,9 @@ def main() -> None:
         return
     print(describe())
     work = args.work or Path(tempfile.mkdtemp(prefix="kositp-naive-bench-"))
-    bench_ingest.MIX = MIX
+    bench_ingest.MIX = MIX_WITH_DUPLICATES if args.duplicates else MIX
     try:
-        corpus_dir = bench_ingest.corpus(work / "third_each", args.records)
+        corpus_dir = bench_ingest.corpus(work / ("third_each_duplicates" if args.duplicates else "third_each"), args.records)
         for _ in range(args.repeat):
             for which in ("naive", "kositp"):
                 r = measure(which, corpus_dir, work)
