@@ -8,7 +8,23 @@ never hold pandas objects, so they refuse the import and pyarrow goes on without
 from __future__ import annotations
 
 import importlib.abc
+import os
 import sys
+from pathlib import Path
+
+# The folder holding this kositp package: where a worker must import kositp from.
+_KOSITP_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+def worker_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """``python -m module args`` and its environment, for a worker that runs this very kositp.
+
+    ``-m`` alone would put the current folder first on the child's path, so a run started inside
+    another kositp checkout would hand its batches to that checkout's code. ``-P`` leaves the
+    folder out, and this package's folder goes first on ``PYTHONPATH`` instead.
+    """
+    path = os.pathsep.join(filter(None, (_KOSITP_ROOT, os.environ.get("PYTHONPATH"))))
+    return [sys.executable, "-P", "-m", module, *args], {**os.environ, "PYTHONPATH": path}
 
 
 class _RefusePandas(importlib.abc.MetaPathFinder):

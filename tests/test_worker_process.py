@@ -1,9 +1,13 @@
-"""Worker processes refuse pandas, and pyarrow still converts and writes without it."""
+"""Worker processes refuse pandas (pyarrow still converts and writes without it) and run this kositp."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+
+from ingest_fixtures import admin_mrc, every_admin_qa, write_json
+
+from kositp.ingest.core import IngestSettings, ingest
 
 
 def test_a_worker_process_converts_and_writes_with_pyarrow_without_importing_pandas(tmp_path):
@@ -23,3 +27,15 @@ except ModuleNotFoundError as exc:
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "pandas is not imported in kositp worker processes"
+
+
+def test_workers_run_this_kositp_when_started_inside_another_checkout(tmp_path, monkeypatch):
+    """``python -m`` puts the current folder first on a child's path: started inside another
+    checkout, the candidate worker would import that checkout's kositp."""
+    other = tmp_path / "other_checkout"
+    (other / "kositp").mkdir(parents=True)
+    (other / "kositp" / "__init__.py").write_text('raise ImportError("another checkout\'s kositp")\n', encoding="utf-8")
+    raw = write_json(tmp_path / "raw" / "mrc.json", admin_mrc(every_admin_qa()))
+    monkeypatch.chdir(other)
+    result = ingest([raw], tmp_path / "out", IngestSettings(processes=2))
+    assert (result.ledger.totals.read, result.ledger.totals.kept) == (5, 5)

@@ -38,7 +38,7 @@ from kositp.records import (
     record_ids,
     records_writer,
 )
-from kositp.worker_process import refuse_pandas
+from kositp.worker_process import refuse_pandas, worker_command
 
 CANDIDATES = "candidates.parquet"
 # Records per batch: a record batch of the candidates file, later a row group of records.parquet.
@@ -118,10 +118,8 @@ class ProcessSink:
     def __init__(self, work_dir: Path, near_threshold: float | None):
         self._log_path = work_dir / "worker.log"
         self._log = open(self._log_path, "wb")  # noqa: SIM115 (the child writes it until close)
-        self._child = subprocess.Popen(
-            [sys.executable, "-m", "kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-        )
+        command, env = worker_command("kositp.ingest.candidates", str(work_dir), json.dumps(near_threshold))
+        self._child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env)
         with contextlib.suppress(OSError, AttributeError):  # Linux only; the default 64 KiB pipe otherwise
             fcntl.fcntl(self._child.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_QUEUED)

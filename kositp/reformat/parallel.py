@@ -36,7 +36,7 @@ from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction
 from kositp.reformat.shards import SplitParams, TaskStats, build_shards
 from kositp.reporting import ConsoleReporter, Reporter
-from kositp.worker_process import refuse_pandas
+from kositp.worker_process import refuse_pandas, worker_command
 
 # Starting the child and reading the records twice cost about a second: not worth it below this.
 SECOND_PROCESS_FROM_RECORDS = 20_000
@@ -174,10 +174,8 @@ def build_shards_parallel(
         return RuntimeError(f"the reformat worker failed (exit code {code}) building {', '.join(there)}:\n{tail}")
 
     with log_path.open("wb") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "kositp.reformat.parallel", str(spec_path)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-        )
+        command, env = worker_command("kositp.reformat.parallel", str(spec_path))
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env)
         try:
             contaminated = None
             if eval_index is not None:
