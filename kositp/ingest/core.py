@@ -265,21 +265,14 @@ def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_pat
     """
     counted = ("kind", "format", "source_dataset")
     counters = (result.by_kind, result.by_format, result.by_source)
-    candidates = pq.ParquetFile(candidates_path)
     if not len(duplicates):
-        candidates.close()
         candidates_path.replace(records_path)
         for batch in pq.ParquetFile(records_path).iter_batches(columns=list(counted)):
             _count(batch, counted, counters)
         return
     start = 0
-    with candidates, records_writer(records_path) as records, ThreadPoolExecutor(1) as ahead:
-        groups = candidates.num_row_groups
-        decoding = ahead.submit(candidates.read_row_group, 0) if groups else None
-        for index in range(groups):
-            batch = decoding.result()
-            if index + 1 < groups:
-                decoding = ahead.submit(candidates.read_row_group, index + 1)
+    with pq.ParquetFile(candidates_path) as candidates, records_writer(records_path) as records:
+        for batch in _decoded_ahead(candidates):
             is_duplicate = duplicates.of[start : start + batch.num_rows] != NONE
             kept = batch.filter(pa.array(~is_duplicate)) if is_duplicate.any() else batch
             if kept.num_rows:  # no empty row groups where a batch held only duplicates
@@ -288,6 +281,17 @@ def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_pat
             for row in np.flatnonzero(is_duplicate):
                 _quarantine_duplicate(batch, int(row), duplicates, start + int(row), quarantine, result)
             start += batch.num_rows
+
+
+def _decoded_ahead(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
+    """Each row group, the next one decoding on a thread while the caller works on this one."""
+    with ThreadPoolExecutor(1) as ahead:
+        decodings = (ahead.submit(parquet.read_row_group, index) for index in range(parquet.num_row_groups))
+        decoding = next(decodings, None)
+        while decoding is not None:
+            following = next(decodings, None)  # submitted before this one is waited for
+            yield decoding.result()
+            decoding = following
 
 
 def _count(rows: pa.Table | pa.RecordBatch, columns: tuple[str, ...], counters: tuple[Counter, ...]) -> None:

@@ -4,9 +4,9 @@ A set of every hash seen, or an in-memory LSH index, grows with the corpus (1.8x
 at 10x the input). Instead, every record contributes keys (one exact key: 64 bits of the SHA-256
 of its normalized text, question and summary, which its id also covers; and one key per LSH band
 of its MinHash signature) that are appended to partition files on disk. After the read, each
-partition is sorted on its own: a record whose key
-an earlier record already had is a duplicate of the earliest such record. Memory is one
-partition at a time plus 9 bytes per record for the answer.
+partition is sorted on its own: a record whose key an earlier record already had is a duplicate
+of the earliest such record. Memory is one partition at a time plus 9 bytes per record for the
+answer.
 
 MinHash signatures (128 slots) are one-permutation MinHash over 5-character shingles hashed in
 bulk (:mod:`kositp.text_hash`): each shingle's 64-bit hash picks a slot with its top 7 bits and
