@@ -37,3 +37,11 @@ def refuse_pandas() -> None:
     """Make ``import pandas`` fail in this process; call before pyarrow converts anything."""
     if not any(isinstance(finder, _RefusePandas) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RefusePandas())
+
+
+def exit_now() -> None:
+    """End a worker whose result is sent and whose files are closed, without the interpreter's
+    teardown: freeing every module's objects took 35 ms that the waiting parent paid for."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -39,3 +40,19 @@ def test_workers_run_this_kositp_when_started_inside_another_checkout(tmp_path, 
     monkeypatch.chdir(other)
     result = ingest([raw], tmp_path / "out", IngestSettings(processes=2))
     assert (result.ledger.totals.read, result.ledger.totals.kept) == (5, 5)
+
+
+def test_a_worker_that_exits_at_once_still_delivers_what_it_printed():
+    """Workers skip the interpreter's teardown once their result is sent; what sits in the
+    buffers of stdout and stderr must still reach the parent."""
+    script = """
+import sys
+from kositp.worker_process import exit_now
+sys.stdout.write("결과를 보냈습니다")
+sys.stderr.write("작업 기록")
+exit_now()
+raise SystemExit("not reached")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a worker's pipes are
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "결과를 보냈습니다", "작업 기록")

@@ -38,7 +38,7 @@ from kositp.records import (
     record_ids,
     records_writer,
 )
-from kositp.worker_process import refuse_pandas, worker_command
+from kositp.worker_process import exit_now, refuse_pandas, worker_command
 
 CANDIDATES = "candidates.parquet"
 # Records per batch: a record batch of the candidates file, later a row group of records.parquet.
@@ -247,3 +247,4 @@ class Candidates:
 if __name__ == "__main__":
     refuse_pandas()
     _serve(Path(sys.argv[1]), json.loads(sys.argv[2]))
+    exit_now()
