@@ -51,10 +51,15 @@ RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
 DICTIONARY_COLUMNS = ["source_dataset", "source_file", "format", "kind", "qa_type"]
 
 
+# Min/max statistics only where a reader could filter on them: on the passages, sentences and
+# summaries they are a few long strings per row group, and computing them was a sixth of the write.
+STATISTICS_COLUMNS = [*DICTIONARY_COLUMNS, "record_id", "doc_id", "answer_start", "is_impossible"]
+
+
 def records_writer(path: Path) -> pq.ParquetWriter:
     """The writer of ``records.parquet`` (and of ingest's candidates, which become it when no
     duplicate is taken out): one row group per batch written."""
-    return pq.ParquetWriter(path, RECORD_SCHEMA, use_dictionary=DICTIONARY_COLUMNS)
+    return pq.ParquetWriter(path, RECORD_SCHEMA, use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
 
 
 # The key under which a prepared batch carries :func:`content_digests` (not a column of the record).

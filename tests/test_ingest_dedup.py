@@ -179,10 +179,13 @@ def test_records_are_written_alike_with_or_without_duplicates_taken_out(tmp_path
         assert result.ledger.by_reason == ({"duplicate": duplicates} if duplicates else {})
         meta = pq.ParquetFile(tmp_path / f"out_{name}" / "records.parquet").metadata
         assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [2, 2, 1]
-        layouts.append([(c.path_in_schema, c.compression, sorted(c.encodings)) for c in map(meta.row_group(0).column,
-                                                                                             range(meta.num_columns))])
+        layouts.append([(c.path_in_schema, c.compression, sorted(c.encodings), c.is_stats_set)
+                        for c in map(meta.row_group(0).column, range(meta.num_columns))])
     assert layouts[0] == layouts[1]
-    assert ("kind", "SNAPPY", ["PLAIN", "RLE", "RLE_DICTIONARY"]) in layouts[0]
+    assert ("kind", "SNAPPY", ["PLAIN", "RLE", "RLE_DICTIONARY"], True) in layouts[0]
+    # statistics only where a reader could filter: not on the long texts
+    assert ("text", "SNAPPY", ["PLAIN", "RLE"], False) in layouts[0]
+    assert ("record_id", "SNAPPY", ["PLAIN", "RLE"], True) in layouts[0]
 
 
 def test_a_failing_worker_is_raised_with_its_log(tmp_path):
