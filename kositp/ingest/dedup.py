@@ -176,7 +176,7 @@ class DuplicateIndex:
         bounds = np.concatenate(([0], np.cumsum(np.bincount(partition, minlength=1 << PARTITION_BITS))))
         for p, handle in enumerate(self._parts):
             if bounds[p] < bounds[p + 1]:
-                entries[order[bounds[p] : bounds[p + 1]]].tofile(handle)
+                handle.write(entries[order[bounds[p] : bounds[p + 1]]].data)
         ids = "".join(record_id).encode("ascii")
         if len(ids) != RECORD_ID_BYTES * len(record_id):
             raise ValueError(f"record ids must be {RECORD_ID_BYTES} ASCII characters (kositp.records.record_ids)")
@@ -189,7 +189,7 @@ class DuplicateIndex:
         flat, offsets = window_hashes([text for _, text in near], SHINGLE)
         has_shingles = np.diff(offsets.astype(np.int64)) > 0
         signed = signatures(flat, offsets)[has_shingles]
-        signed.astype(STORED_SLOT).tofile(self._signatures)
+        self._signatures.write(signed.astype(STORED_SLOT).data)
         entries = np.zeros((len(signed), bands), dtype=ENTRY)
         entries["key"] = band_keys(signed, bands, rows)
         entries["idx"] = np.array([i for i, _ in near], dtype=np.uint32)[has_shingles, None]
