@@ -9,8 +9,6 @@ from typing import Annotated
 import typer
 
 from kositp.cli import app, configure_logging
-from kositp.ingest.core import IngestSettings, ingest
-from kositp.ingest.data_card import data_card, report_rows
 from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.ingest.quarantine import IngestError
 from kositp.reporting import format_table
@@ -29,6 +27,9 @@ def ingest_command(
     json_: Annotated[bool, typer.Option("--json", help="print one JSON line of counts")] = False,
 ) -> None:
     """Read raw AIHub/KISTI files into OUT/records.parquet and OUT/quarantine.parquet."""
+    from kositp.ingest.core import IngestSettings, ingest  # pyarrow and the parsers only when it runs
+    from kositp.ingest.data_card import data_card, report_rows
+
     configure_logging()
     try:
         result = ingest(list(paths), out, IngestSettings(format=format_, max_chars=max_chars, max_depth=max_depth,

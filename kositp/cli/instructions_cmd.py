@@ -10,9 +10,6 @@ import typer
 from pydantic import ValidationError
 
 from kositp.cli import app, configure_logging
-from kositp.instructions.generate import ApiUnavailable
-from kositp.instructions.stage import InstructionsConfig
-from kositp.instructions.stage import run as run_stage
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
 
@@ -28,6 +25,11 @@ def instructions(
     json_: Annotated[bool, typer.Option("--json", help="print one final JSON line on stdout")] = False,
 ) -> None:
     """Build per-task Korean instructions (API key from OPENAI_API_KEY; --offline needs none)."""
+    # the stage's code (pandas, openai) only when it runs
+    from kositp.instructions.generate import ApiUnavailable
+    from kositp.instructions.stage import InstructionsConfig
+    from kositp.instructions.stage import run as run_stage
+
     configure_logging()
     settings = {"mode": "offline" if offline else "api", "per_task": per_task}
     settings |= {k: v for k, v in (("base_url", base_url), ("model", model), ("max_requests", max_requests)) if v}

@@ -12,7 +12,6 @@ from kositp.cli import app
 from kositp.config import ProfileError, load_profile
 from kositp.promote.gate import mean_score
 from kositp.promote.record import Promotion, PromotionError, read_history, record_decision, record_path
-from kositp.promote.stage import scores_of
 from kositp.reporting import format_table
 
 ProfileOption = Annotated[str, typer.Option(help="profile whose promoted model this is")]
@@ -29,6 +28,8 @@ def _root(profile: str, root: str | None) -> str:
 
 def latest_evaluation(store: ArtifactStore, export_version: str) -> tuple[str, dict[str, float]]:
     """The newest evaluation of an export, if any: its version and per-set macro F1."""
+    from kositp.promote.stage import scores_of  # the evaluate stage: scikit-learn and pandas, 1 s to import
+
     for artifact in reversed(store.list("evaluate")):
         if artifact.manifest.get("inputs", {}).get("export") == export_version:
             return artifact.version, scores_of(artifact.path)
