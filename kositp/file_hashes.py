@@ -21,6 +21,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 
 _CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000
@@ -78,7 +79,7 @@ class FileHashes:
         self._db.close()
         self._db = None
 
-    def __enter__(self) -> FileHashes:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from kositp.serve.vllm_backend import free_port as free_port  # re-exported with the other helpers
+from kositp.serve.vllm_backend import free_port  # noqa: F401 (re-exported with the other helpers)
 
 API_KEY = "test-serve-key-0123456789"
 PROFILE = "servetest"

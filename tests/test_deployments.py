@@ -31,7 +31,7 @@ def _client():
 @pytest.fixture(scope="module")
 def deployed(prefect_server):
     """``kositp deploy`` run twice, as a user re-running it after a change would."""
-    runs = [subprocess.run([*KOSITP, "deploy"], capture_output=True, text=True, timeout=300) for _ in range(2)]
+    runs = [subprocess.run([*KOSITP, "deploy"], check=False, capture_output=True, text=True, timeout=300) for _ in range(2)]
     return runs
 
 
@@ -45,7 +45,7 @@ def test_deploy_is_idempotent_and_registers_every_deployment(deployed):
     for run in deployed:
         assert run.returncode == 0, run.stderr[-3000:]
     listing = subprocess.run(
-        [sys.executable, "-m", "prefect", "deployment", "ls"],
+        [sys.executable, "-m", "prefect", "deployment", "ls"], check=False,
         capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"},
     )
     assert listing.returncode == 0, listing.stderr[-2000:]
@@ -86,7 +86,7 @@ def test_scheduler_creates_the_nightly_runs(deployed):
 
 def test_deploy_without_a_server_says_how_to_start_one(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    run = subprocess.run([*KOSITP, "deploy"], capture_output=True, text=True, env=env, timeout=120)
+    run = subprocess.run([*KOSITP, "deploy"], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 2
     assert "PREFECT_API_URL is not set" in run.stderr and "kositp server" in run.stderr
 
@@ -107,7 +107,7 @@ def _run_on_a_worker(client, deployment: str, parameters: dict) -> tuple[str, di
 
     queued = run_deployment(f"kositp-pipeline/{deployment}", parameters=parameters, timeout=0)
     worker = subprocess.run(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "cpu-pool", "--run-once"],
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", "cpu-pool", "--run-once"], check=False,
         capture_output=True, text=True, timeout=900, cwd="/",
     )
     finished = client.read_flow_run(queued.id)

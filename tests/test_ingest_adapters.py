@@ -73,14 +73,14 @@ def test_sentences_completed_as_each_sentence_normalized():
     for _ in range(5000):
         sentences = ["".join(rng.choices(pieces, weights=[30, 30, 20, 8, 1, 2, 1, 1, 1, 1, 1, 1, 2], k=rng.randint(0, 6)))
                      for _ in range(rng.randint(1, 4))]
-        columns = dict.fromkeys(("title", "question", "clue", "doc_id", "options", "keywords"), [None])
+        columns = {name: [None] for name in ("title", "question", "clue", "doc_id", "options", "keywords")}
         text = normalize_text(" ".join(sentences)) or None
         columns.update(sentences=[sentences], text=[text])
         complete(columns)
         assert columns["sentences"] == [normalize_list(sentences)], repr(sentences)
         shortcut += columns["sentences"][0] is sentences
     assert 500 < shortcut < 4500  # both ways were taken
-    mixed = dict.fromkeys(("title", "question", "clue", "doc_id", "options", "keywords"), [None, None])
+    mixed = {name: [None, None] for name in ("title", "question", "clue", "doc_id", "options", "keywords")}
     mixed.update(sentences=[[1, "둘"], "한 문장"], text=["1 둘", "한 문장"])
     complete(mixed)
     assert mixed["sentences"] == [["1", "둘"], ["한 문장"]]

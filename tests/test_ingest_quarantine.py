@@ -375,20 +375,18 @@ def test_deeply_nested_input_is_quarantined_in_flat_memory_and_the_rest_is_read(
     raw = tmp_path / "raw"
     raw.mkdir()
     good, other = (json.dumps(admin_mrc(qas)["data"][0], ensure_ascii=False) for qas in (every_admin_qa()[:2], every_admin_qa()[2:4]))
-    deep_question = '{"doc_id": "D9", "paragraphs": [{"context": "깊은 질문", "qas": [{"question": %s}]}]}' % _nested(100_000)
-    (raw / "deep_question.json").write_text('{"data": [%s, %s, %s]}' % (good, deep_question, other),
-                                            encoding="utf-8")
-    deep_context = '{"doc_id": "D8", "paragraphs": [{"context": %s, "qas": []}]}' % (
-        '{"a": ' * 100_000 + "1" + "}" * 100_000)
+    deep_question = '{"doc_id": "D9", "paragraphs": [{"context": "깊은 질문", "qas": [{"question": ' + _nested(100_000) + "}]}]}"
+    (raw / "deep_question.json").write_text(f'{{"data": [{good}, {deep_question}, {other}]}}', encoding="utf-8")
+    deep_context = '{"doc_id": "D8", "paragraphs": [{"context": ' + '{"a": ' * 100_000 + "1" + "}" * 100_000 + ', "qas": []}]}'
     three = [{"doc_id": "D7", "paragraphs": [{"context": "질문 없는 문단입니다.", "qas": []}]}, {"doc_id": "D6", "paragraphs": []}]
     (raw / "deep_context.json").write_text(
-        '{"data": [%s, %s, %s]}' % (deep_context, *(json.dumps(d, ensure_ascii=False) for d in three)), encoding="utf-8")
+        '{"data": [' + ", ".join((deep_context, *(json.dumps(d, ensure_ascii=False) for d in three))) + "]}", encoding="utf-8")
     (raw / "lines.jsonl").write_text("\n".join([json.dumps({"text": "첫 줄의 본문입니다."}, ensure_ascii=False),
-                                                '{"text": %s}' % _nested(5_000),
+                                                '{"text": ' + _nested(5_000) + "}",
                                                 json.dumps({"text": "셋째 줄의 본문입니다."}, ensure_ascii=False)]), encoding="utf-8")
     limit = 3 << 30
     command = [sys.executable, "-c", "from kositp.cli import app; app()", "ingest", str(raw), "--out", str(tmp_path / "out"), "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.splitlines()[-1])

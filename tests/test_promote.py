@@ -131,17 +131,17 @@ def test_promote_and_promoted_commands_override_the_gate_and_show_the_history(tm
     kositp = [sys.executable, "-m", "kositp"]
     args = ["--profile", "demo", "--root", str(store.root)]
     env = {**os.environ, "COLUMNS": "250"}
-    manual = subprocess.run([*kositp, "promote", "export0000000000", *args, "--reason", "사람이 직접 승격"],
+    manual = subprocess.run([*kositp, "promote", "export0000000000", *args, "--reason", "사람이 직접 승격"], check=False,
                             capture_output=True, text=True, env=env)
     assert manual.returncode == 1 and "matches 2 export versions" in manual.stderr
-    manual = subprocess.run([*kositp, "promote", "export00000000002", *args, "--reason", "사람이 직접 승격"],
+    manual = subprocess.run([*kositp, "promote", "export00000000002", *args, "--reason", "사람이 직접 승격"], check=False,
                             capture_output=True, text=True, env=env)
     assert manual.returncode == 0, manual.stderr
     current = promoted(store.root, "demo")
     assert (current.export_version, current.by, current.reason) == ("export00000000002", "manual", "사람이 직접 승격")
     assert current.scores["nsmc"] == 0.10
-    shown = subprocess.run([*kositp, "promoted", *args, "--history"], capture_output=True, text=True, env=env)
+    shown = subprocess.run([*kositp, "promoted", *args, "--history"], check=False, capture_output=True, text=True, env=env)
     assert shown.returncode == 0 and "export export00000000002" in shown.stdout
     assert [line.split()[1] for line in shown.stdout.splitlines()[-3:]] == ["promoted", "kept", "promoted"]
-    as_json = json.loads(subprocess.run([*kositp, "promoted", *args, "--json"], capture_output=True, text=True).stdout)
+    as_json = json.loads(subprocess.run([*kositp, "promoted", *args, "--json"], check=False, capture_output=True, text=True).stdout)
     assert as_json["current"]["by"] == "manual"

@@ -24,7 +24,7 @@ def _env(prefect_home: Path) -> dict[str, str]:
 
 
 def _children(pid: int) -> list[int]:
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], check=False, capture_output=True, text=True).stdout
     return [int(p) for p in found.split()]
 
 
@@ -33,7 +33,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], check=False, capture_output=True, text=True).stdout.strip()
     return bool(state) and not state.startswith("Z")
 
 
@@ -57,7 +57,7 @@ def test_a_killed_run_leaves_no_prefect_server(tmp_path):
     while server is None and time.monotonic() < deadline and run.poll() is None:
         time.sleep(0.5)
         for child in _children(run.pid):
-            args = subprocess.run(["ps", "-o", "args=", "-p", str(child)], capture_output=True, text=True).stdout
+            args = subprocess.run(["ps", "-o", "args=", "-p", str(child)], check=False, capture_output=True, text=True).stdout
             server = child if "uvicorn" in args else server
     assert server is not None, "the run never started its server"
     run.send_signal(signal.SIGKILL)
