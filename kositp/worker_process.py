@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.abc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 # The folder holding this kositp package: where a worker must import kositp from.
@@ -37,6 +38,15 @@ def refuse_pandas() -> None:
     """Make ``import pandas`` fail in this process; call before pyarrow converts anything."""
     if not any(isinstance(finder, _RefusePandas) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RefusePandas())
+
+
+def run_worker(serve: Callable[[], None]) -> None:
+    """A worker's ``__main__``: pandas refused before anything converts, then ``serve``, then an
+    exit without the interpreter's teardown (:func:`exit_now`). A failure in ``serve`` raises as
+    usual, so the parent sees its traceback in the log and a non-zero exit code."""
+    refuse_pandas()
+    serve()
+    exit_now()
 
 
 def exit_now() -> None:

@@ -38,7 +38,7 @@ from kositp.records import (
     record_ids,
     records_writer,
 )
-from kositp.worker_process import exit_now, refuse_pandas, worker_command
+from kositp.worker_process import run_worker, worker_command
 
 CANDIDATES = "candidates.parquet"
 # Records per batch: a record batch of the candidates file, later a row group of records.parquet.
@@ -245,6 +245,4 @@ class Candidates:
 
 
 if __name__ == "__main__":
-    refuse_pandas()
-    _serve(Path(sys.argv[1]), json.loads(sys.argv[2]))
-    exit_now()
+    run_worker(lambda: _serve(Path(sys.argv[1]), json.loads(sys.argv[2])))

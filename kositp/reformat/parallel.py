@@ -36,7 +36,7 @@ from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.placement import Instruction
 from kositp.reformat.shards import SplitParams, TaskStats, build_shards
 from kositp.reporting import ConsoleReporter, Reporter
-from kositp.worker_process import exit_now, refuse_pandas, worker_command
+from kositp.worker_process import run_worker, worker_command
 
 # Starting the child and reading the records twice cost about a second: not worth it below this.
 SECOND_PROCESS_FROM_RECORDS = 20_000
@@ -234,6 +234,4 @@ def _serve(spec_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    refuse_pandas()
-    _serve(Path(sys.argv[1]))
-    exit_now()
+    run_worker(lambda: _serve(Path(sys.argv[1])))
