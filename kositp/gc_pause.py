@@ -1,4 +1,4 @@
-"""Python's cycle collector paused around the bulk loops of ingest and reformat.
+"""Python's cycle collector paused around the bulk loops of ingest and reformat, and skipped at exit.
 
 The loops make and drop millions of small dicts, lists and tuples. Each 700 of them start a
 collection, and the batches that live a little longer get promoted, so full collections keep
@@ -9,6 +9,7 @@ Whatever cycles appear meanwhile are collected once the loop ends.
 
 from __future__ import annotations
 
+import atexit
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,3 +25,15 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def frozen_at_exit() -> None:
+    """At exit, move every object to the collector's permanent generation once the other exit
+    handlers have run (handlers run last-registered first, so register this early).
+
+    The interpreter's last collections walk every object its imports made (pyarrow, numpy,
+    typer, pandas): 0.08 s of each ``kositp`` command, 0.10 s of teardown in all. Frozen objects
+    are not walked; the operating system takes the memory back. Files and child processes are
+    closed by the commands themselves, not left to the collector.
+    """
+    atexit.register(gc.freeze)

@@ -7,6 +7,8 @@ import sys
 
 import typer
 
+from kositp.gc_pause import frozen_at_exit
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="KOSITP: Korean corpora to an instruction-tuned LLM.")
 
 
@@ -39,6 +41,6 @@ __all__ = [
 ]
 
 
-
 def main() -> None:
+    frozen_at_exit()
     app()
