@@ -1,6 +1,9 @@
 """The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
 
+import time
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_json
@@ -193,7 +196,7 @@ def test_a_failing_worker_is_raised_with_its_log(tmp_path):
     try:
         sink.add_batch({"text": [ARTICLE], "location": ["기사.json#/0"]})
         with pytest.raises(RuntimeError, match=r"worker failed \(exit code 1\)(.|\n)*KeyError: 'title'"):
-            sink.resolve()
+            sink.resolve(lambda: None)
     finally:
         sink.close()
 
@@ -201,3 +204,35 @@ def test_a_failing_worker_is_raised_with_its_log(tmp_path):
 def test_small_inputs_stay_in_one_process(tmp_path):
     write_json(tmp_path / "small.json", summary_documents())
     assert candidates.auto_processes([tmp_path]) == 1
+
+
+def test_the_readers_last_work_runs_while_the_worker_finishes(tmp_path, monkeypatch):
+    """The reader asks the worker to finish before its own last work (the quarantine's rest, pyarrow's
+    first conversion), so both run at once: meanwhile the worker closes its candidates file."""
+    from kositp.ingest import core
+
+    monkeypatch.setattr(candidates, "BATCH", 2)
+    write_json(tmp_path / "raw" / "mrc.json", admin_mrc(every_admin_qa()))
+    candidates_file = tmp_path / "out" / ".dedup" / candidates.CANDIDATES
+    seen_closed = []
+    own_work = core._while_candidates_finish
+
+    def meanwhile(quarantine):
+        deadline = time.monotonic() + 30
+        while not _parquet_closed(candidates_file) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen_closed.append(_parquet_closed(candidates_file))
+        own_work(quarantine)
+
+    monkeypatch.setattr(core, "_while_candidates_finish", meanwhile)
+    result = ingest([tmp_path / "raw"], tmp_path / "out", IngestSettings(processes=2))
+    assert seen_closed == [True]
+    assert result.ledger.totals.kept == pq.ParquetFile(tmp_path / "out" / "records.parquet").metadata.num_rows > 0
+
+
+def _parquet_closed(path) -> bool:
+    try:
+        pq.ParquetFile(path).close()
+    except (OSError, pa.ArrowInvalid):
+        return False
+    return True

@@ -20,7 +20,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, Self
 
@@ -93,8 +93,9 @@ class LocalSink:
         self._writer.write_table(pa.Table.from_pydict(columns, schema=RECORD_SCHEMA))
         self._index.add(columns)
 
-    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
-        """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`)."""
+    def resolve(self, meanwhile: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+        """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`), after ``meanwhile()``."""
+        meanwhile()
         self._writer.close()
         found = self._index.resolve()
         return found.of, found.exact
@@ -159,9 +160,11 @@ class ProcessSink:
         tail = self._log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
         raise RuntimeError(f"the ingest candidate worker failed (exit code {code}):\n{tail}")
 
-    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+    def resolve(self, meanwhile: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+        """Ask the worker for ``(of, exact)``; ``meanwhile()`` runs while it finishes its last batches."""
         self._send(("resolve",))
         self._send(None)
+        meanwhile()
         self._writer.join()
         try:
             of, exact = pickle.load(self._child.stdout)
@@ -205,7 +208,7 @@ def _serve(work_dir: Path, near_threshold: float | None) -> None:
     try:
         while (message := _read_frame(inbox))[0] == "add":
             sink.add_batch(*message[1:])
-        pickle.dump(sink.resolve(), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(sink.resolve(lambda: None), outbox, protocol=pickle.HIGHEST_PROTOCOL)
         outbox.flush()
     finally:
         sink.close()
@@ -232,9 +235,11 @@ class Candidates:
             self._sink.add_batch(dict(zip(RECORD_FIELDS, zip(*map(_ROW, self._records), strict=True), strict=True)))
             self._records = []
 
-    def resolve(self) -> Duplicates:
+    def resolve(self, meanwhile: Callable[[], None] = lambda: None) -> Duplicates:
+        """``meanwhile()`` is this process's own work that needs no answer: with a worker, it runs
+        while the worker finishes (the reader is otherwise idle then)."""
         self._send()
-        of, exact = self._sink.resolve()
+        of, exact = self._sink.resolve(meanwhile)
         return Duplicates(of, exact, open_record_ids(self._work_dir, len(of)))
 
     def __enter__(self) -> Self:

@@ -223,7 +223,8 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
         with (RowWriter(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
               Candidates(work_dir, settings.near_dup_threshold, processes) as candidates):
             _read_candidates(paths, settings, ledger, candidates, quarantine, advance)
-            _split_duplicates(candidates.path, candidates.resolve(), out_dir / "records.parquet", quarantine, result)
+            duplicates = candidates.resolve(meanwhile=lambda: _while_candidates_finish(quarantine))
+            _split_duplicates(candidates.path, duplicates, out_dir / "records.parquet", quarantine, result)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     ledger.close()
@@ -252,6 +253,14 @@ def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates
             if advance:
                 advance(1)
         ledger.finish(source.source_file)
+
+
+def _while_candidates_finish(quarantine: RowWriter) -> None:
+    """The rejects read so far are written, and pyarrow makes its first conversion of Python values,
+    while the candidate worker finishes: that conversion imports pandas (0.09 s), which pyarrow
+    asks about on its first conversion, and the reader has nothing else to do until the worker answers."""
+    quarantine.flush()
+    pa.array([], pa.string())
 
 
 def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: RowWriter,
