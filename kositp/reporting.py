@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from tqdm.auto import tqdm
-
 from kositp.artifacts import published_location
 
 log = logging.getLogger("kositp")
@@ -51,6 +49,8 @@ class ConsoleReporter:
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Advance]:
+        from tqdm.auto import tqdm  # 24 ms, which every command paid at start-up for the few that show bars
+
         with tqdm(total=total, desc=description, disable=not self.show_progress, leave=False) as bar:
             yield bar.update
 
