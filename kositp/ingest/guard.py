@@ -121,7 +121,9 @@ class GuardedJson(io.RawIOBase):
         was_loose = self._in_string and not self._pending
         arr = np.frombuffer(buf, np.uint8)
         quotes = np.flatnonzero(arr == 0x22)
-        if quotes.size and (self._escape or b'\\"' in buf):
+        # a backslash anywhere (one memchr) before looking for escaped quotes: searching for the
+        # two bytes took 200 µs of each 256 KiB chunk of Korean text, half of the scan
+        if quotes.size and (self._escape or b"\\" in buf):
             quotes = self._unescaped(buf, quotes)
         folded = arr | 0x20  # [ and ] fold onto { and }
         brackets = np.flatnonzero((folded == 0x7B) | (folded == 0x7D))
