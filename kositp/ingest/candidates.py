@@ -94,7 +94,7 @@ class LocalSink:
         self._writer.write_table(pa.Table.from_pydict(columns, schema=RECORD_SCHEMA))
         self._index.add(columns)
 
-    def resolve(self, meanwhile: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+    def resolve(self, meanwhile: Callable[[], None] = lambda: None) -> tuple[np.ndarray, np.ndarray]:
         """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`), after ``meanwhile()``."""
         meanwhile()
         self._writer.close()
@@ -209,7 +209,7 @@ def _serve(work_dir: Path, near_threshold: float | None) -> None:
     try:
         while (message := _read_frame(inbox))[0] == "add":
             sink.add_batch(*message[1:])
-        pickle.dump(sink.resolve(lambda: None), outbox, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(sink.resolve(), outbox, protocol=pickle.HIGHEST_PROTOCOL)
         outbox.flush()
     finally:
         sink.close()
