@@ -71,6 +71,35 @@ def test_a_killed_run_leaves_no_prefect_server(tmp_path):
     assert not orphan, "Prefect's temporary server outlived the killed run"
 
 
+_FAKE_SERVER = [sys.executable, "-c", "import time; time.sleep(120)", "prefect.server.api.server:create_app"]
+_SPAWN_THEN_DIE = f"""
+import os, signal, subprocess
+from kositp.cli.prefect_server import watched
+outside = subprocess.Popen({_FAKE_SERVER!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+with watched():
+    inside = subprocess.Popen({_FAKE_SERVER!r}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(inside.pid, outside.pid, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_server_spawned_just_before_the_kill_is_stopped_and_no_other_is(tmp_path):
+    """No time passes between the spawn and the kill: a watchdog that polled the run's children missed such a server."""
+    run = subprocess.run([sys.executable, "-c", _SPAWN_THEN_DIE], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=60, check=False)
+    inside, outside = (int(pid) for pid in run.stdout.split())
+    try:
+        deadline = time.monotonic() + 15
+        while _alive(inside) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(inside), "the run's server outlived the killed run"
+        assert _alive(outside), "a server without the run's token (another run's, say) was stopped"
+    finally:
+        for pid in (inside, outside):
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_a_server_that_does_not_start_is_one_line_and_exit_1(monkeypatch, tmp_path):
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings

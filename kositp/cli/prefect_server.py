@@ -6,9 +6,11 @@ at once on a fresh machine both create it, and one fails (``index ... already ex
 times out after 20 s with a traceback. Here the start is serialised by a file lock in
 ``PREFECT_HOME``, held until the server answers (so its database is set up), and waited for
 longer. Prefect stops the server at exit, but a run killed with SIGKILL runs no exit handler:
-a small watchdog process, watching before the server is spawned, stops the server when the
-run's process is gone (the server cannot be made to die with its parent itself: Prefect spawns
-it, with no hook to set ``PR_SET_PDEATHSIG``).
+a small watchdog process, started before the server, stops the server once the run's process is
+gone (the server cannot be made to die with its parent itself: Prefect spawns it, with no hook to
+set ``PR_SET_PDEATHSIG``). The watchdog finds the server afterwards, by a token the run puts in
+the environment the server inherits: a server spawned a moment before the kill is found too,
+which polling the run's children while it lived missed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -24,39 +29,40 @@ from filelock import FileLock, Timeout
 STARTUP_TIMEOUT_S = 120
 LOCK_NAME = "kositp-server-start.lock"
 
-# Polls the run's children (Linux /proc) every 0.1 s and remembers Prefect's server among them;
-# once the run is gone, stops it. It writes one byte when it is watching, before the server starts.
+OWNER_VARIABLE = "KOSITP_PREFECT_SERVER_OWNER"
+
+# Waits until the run is gone (it is then re-parented), then stops every process of Prefect's
+# server that inherited the run's token. It writes one byte when it is watching.
 _WATCHDOG = """
-import glob, os, signal, sys, time
-parent = int(sys.argv[1])
+import os, signal, sys, time
+parent, token = int(sys.argv[1]), sys.argv[2].encode()
 mark = b"prefect.server.api.server:create_app"
-def cmdline(pid):
+def read(pid, name):
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
             return f.read()
     except OSError:
         return b""
-servers = set()
+def alive(pids):
+    return [p for p in pids if mark in read(p, "cmdline")]
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(int(pid), sig)
+        except ProcessLookupError:
+            pass
 os.write(1, b"w")
 os.close(1)
 while os.getppid() == parent:
-    for path in glob.glob(f"/proc/{parent}/task/*/children"):
-        try:
-            with open(path) as f:
-                servers.update(int(p) for p in f.read().split() if int(p) != os.getpid() and mark in cmdline(p))
-        except OSError:
-            pass
     time.sleep(0.1)
-servers = {p for p in servers if mark in cmdline(p)}
-for pid in servers:
-    os.kill(pid, signal.SIGTERM)
+servers = [p for p in os.listdir("/proc")
+           if p.isdigit() and mark in read(p, "cmdline") and token in read(p, "environ").split(b"\\0")]
+signal_all(servers, signal.SIGTERM)
 for _ in range(50):
-    if not any(mark in cmdline(p) for p in servers):
+    if not alive(servers):
         break
     time.sleep(0.1)
-for pid in servers:
-    if mark in cmdline(pid):
-        os.kill(pid, signal.SIGKILL)
+signal_all(alive(servers), signal.SIGKILL)
 """
 
 
@@ -92,21 +98,32 @@ def start_temporary_server(say=print) -> None:
     except Timeout as exc:
         raise ServerStartError(f"another run held {home / LOCK_NAME} for {timeout} s; is one stuck?") from exc
     try:
-        _watch()
-        try:
-            SubprocessASGIServer().start(timeout=timeout)
-        except RuntimeError as exc:
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ServerStartError(f"Prefect's temporary server did not start: {first_line}") from exc
+        with watched():
+            try:
+                SubprocessASGIServer().start(timeout=timeout)
+            except RuntimeError as exc:
+                first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ServerStartError(f"Prefect's temporary server did not start: {first_line}") from exc
     finally:
         lock.release()
 
 
-def _watch() -> None:
-    """A process that outlives this one only long enough to stop the server; returns once it watches."""
+@contextmanager
+def watched() -> Iterator[None]:
+    """Start the watchdog, then mark what this block spawns as the run's, for the watchdog to stop.
+
+    The token is in the environment only while the block runs (Prefect copies the environment
+    into the server's), so the run's later processes do not carry it.
+    """
+    token = f"{OWNER_VARIABLE}={uuid.uuid4().hex}"
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid())],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), token],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     watchdog.stdout.read(1)
     watchdog.stdout.close()
+    os.environ[OWNER_VARIABLE] = token.partition("=")[2]
+    try:
+        yield
+    finally:
+        del os.environ[OWNER_VARIABLE]
