@@ -407,3 +407,32 @@ def test_a_record_past_the_size_limit_is_quarantined_and_the_file_goes_on(tmp_pa
     _, records, quarantine = run_ingest(tmp_path, write_json(tmp_path / "a.json", doc), max_record_bytes=100_000)
     assert reasons(quarantine) == {"too_large": 1} and len(records) == 1
     assert quarantine.location.iloc[0].endswith("a.json#/data/0")
+
+
+def test_a_unit_with_fields_of_the_wrong_type_is_one_reject_and_the_next_unit_is_read(tmp_path):
+    """A number where the sentences belong used to end the whole ingest with a traceback, and an
+    ``index`` that is not a number ended the file; either is now that document's reject."""
+    summaries = summary_documents()
+    good = summaries["documents"]
+    summaries["documents"] = [good[0], {"id": "1003", "text": 3.5, "abstractive": "숫자가 본문 자리에 있다."},
+                              {"id": "1004", "text": [[{"index": "첫째", "sentence": "순번이 글자다."}]], "abstractive": "순번"},
+                              good[1]]
+    write_json(tmp_path / "raw" / "summary.json", summaries)
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
+    assert sorted(records.doc_id) == ["1001", "1002"]
+    assert [location.rsplit("/raw/", 1)[1] for location in quarantine.location] == [
+        "summary.json#/documents/1", "summary.json#/documents/2"]
+    assert list(quarantine.detail) == [
+        "doc_summary cannot read this unit: TypeError: 'float' object is not iterable",
+        "doc_summary cannot read this unit: ValueError: invalid literal for int() with base 10: '첫째'",
+    ]
+
+
+def test_mrc_fields_given_in_other_shapes_still_make_records(tmp_path):
+    """``qa_type`` as a word and an answer given bare as a number used to stop the file or the run."""
+    by_word = {**qa(1, "모바일 확인 서비스는 언제부터 전국으로 확대되나요?", "2024년 3월 4일부터"), "qa_type": "단답형"}
+    bare_number = {**qa(1, "서비스는 몇 년에 확대되나요?", "2024"), "answers": 2024}
+    write_json(tmp_path / "raw" / "mrc.json", admin_mrc([by_word, bare_number]))
+    _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
+    assert quarantine.empty
+    assert [(r.qa_type, list(r.answers)) for r in records.itertuples()] == [("span", ["2024년 3월 4일부터"]), ("span", ["2024"])]

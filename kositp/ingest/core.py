@@ -51,6 +51,9 @@ QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # What can stop a file part-way; UnicodeDecodeError and UndecodableError are ValueErrors.
 UNREADABLE = (ijson.JSONError, ValueError, csv.Error, *ARCHIVE_ERRORS)
+# What an adapter raises on a unit whose fields have unexpected types (a number where an object
+# belongs): that unit is one reject, and the units after it are read.
+UNIT_ERRORS = (TypeError, AttributeError, ValueError, KeyError, IndexError)
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,14 @@ def _units(source: Source, settings: IngestSettings) -> Iterator[tuple[str, str,
                     yield name, where, Reject("", *reject)
                     continue
                 found = False
-                for path, item in adapter.parse(unit, where):
+                try:
+                    for path, item in adapter.parse(unit, where):
+                        found = True
+                        yield name, path, item
+                except UNIT_ERRORS as exc:  # a field of a type the family never has: this unit's rest, not the file's
                     found = True
-                    yield name, path, item
+                    why = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    yield name, where, Reject("", "missing_field", f"{adapter.NAME} cannot read this unit: {why}")
                 if not found:
                     yield name, where, Missing(f"a record ({adapter.NAME} found none in this unit)")
     except UNREADABLE as exc:

@@ -69,9 +69,9 @@ def html_to_text(value: object) -> str:
     return normalize_text(html.unescape(_TAG.sub("", text)))
 
 
-def extract_table(context: str) -> str | None:
-    """The first ``<table>...</table>`` of a context, which table QA needs on its own."""
-    match = _TABLE.search(context)
+def extract_table(context: object) -> str | None:
+    """The first ``<table>...</table>`` of a context, which table QA needs on its own (none in a non-string)."""
+    match = _TABLE.search(context) if isinstance(context, str) else None
     return match.group(0) if match else None
 
 

@@ -13,8 +13,11 @@ class Missing:
     field: str
 
 
-def first(obj: dict[str, Any], *keys: str) -> Any:
-    """The first present, non-null value among ``keys`` (AIHub releases rename fields)."""
+def first(obj: Any, *keys: str) -> Any:
+    """The first present, non-null value among ``keys`` (AIHub releases rename fields); none where
+    ``obj`` is not an object at all (a damaged file can hold anything where one is expected)."""
+    if not isinstance(obj, dict):
+        return None
     for key in keys:
         value = obj.get(key)
         if value is not None:

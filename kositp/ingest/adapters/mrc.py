@@ -60,18 +60,21 @@ def parse(doc: Any, path: str, force_table: bool = False) -> Iterator[tuple[str,
 
 def _answer_list(qa: dict[str, Any]) -> list[dict[str, Any]]:
     raw = first(qa, "answers", "answer")
+    if raw is None:
+        return []
     if isinstance(raw, dict):
         return [raw]
-    if isinstance(raw, str):
+    if not isinstance(raw, list):  # one answer given bare: a string, or a number
         return [{"text": raw}]
-    return [a if isinstance(a, dict) else {"text": a} for a in raw or []]
+    return [a if isinstance(a, dict) else {"text": a} for a in raw]
 
 
 def _qa_type(code: Any, is_impossible: bool, options: Any, texts: list[str], table: bool) -> str:
     if is_impossible:
         return "unanswerable"
-    if code is not None and int(code) in QA_TYPE_CODES:
-        return QA_TYPE_CODES[int(code)]
+    number = _type_code(code)
+    if number is not None and number in QA_TYPE_CODES:
+        return QA_TYPE_CODES[number]
     if table:
         return "table"
     if options:
@@ -81,7 +84,15 @@ def _qa_type(code: Any, is_impossible: bool, options: Any, texts: list[str], tab
     return "span"
 
 
-def qa_fields(qa: dict[str, Any], context: str, table: bool = False) -> dict[str, Any]:
+def _type_code(code: Any) -> int | None:
+    """``qa_type`` as a number (AIHub gives ``1`` or ``"1"``); anything else is no code, and the type is inferred."""
+    try:
+        return int(code)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def qa_fields(qa: dict[str, Any], context: Any, table: bool = False) -> dict[str, Any]:
     """One question's fields; an unanswerable question keeps its plausible answer out of ``answers``."""
     answers = _answer_list(qa)
     head = answers[0] if answers else {}
