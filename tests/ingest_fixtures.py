@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from kositp.ingest.core import IngestResult, IngestSettings, ingest
 
+DEMO_RAW = Path(__file__).resolve().parents[1] / "data" / "demo" / "raw"
 CONTEXT = ("행정안전부는 2024년 3월 4일부터 주민등록증 모바일 확인 서비스를 전국으로 확대한다고 밝혔다. "
            "발급을 원하는 사람은 가까운 주민센터를 방문하여 본인 확인을 거친 뒤 휴대전화에 발급받을 수 있다. "
            "담당자 연락처는 ***-****-**** 이다.")
@@ -143,3 +145,55 @@ def run_ingest(tmp_path: Path, *paths: Path, **settings: Any) -> tuple[IngestRes
     total = result.ledger.totals
     assert total.read == total.kept + total.rejected == len(records) + len(quarantine)
     return result, records, quarantine
+
+
+_WRONG_TYPES = (3.5, True, None, ["목록의 값"], {"키": "값"})
+
+
+def _trimmed(value: Any) -> Any:
+    """Two items of every list: a unit stays small, and every field of it is still there to spoil."""
+    if isinstance(value, dict):
+        return {key: _trimmed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_trimmed(item) for item in value[:2]]
+    return value
+
+
+def _paths(value: Any, at: tuple = ()) -> Iterator[tuple]:
+    yield at
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in children:
+        yield from _paths(item, (*at, key))
+
+
+def _spoiled(document: Any, path: tuple, wrong: Any) -> Any:
+    copy = json.loads(json.dumps(document))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = wrong
+    return copy
+
+
+def _family_samples() -> Iterator[tuple[str, Any]]:
+    """One JSON document of every family: the first JSON member of each demo archive, the KISTI papers,
+    and the hand-written documents of the two families whose demo files are split or nested archives."""
+    for path in sorted(DEMO_RAW.rglob("*.zip")):
+        with zipfile.ZipFile(path) as archive:
+            member = next((i for i in archive.infolist() if i.filename.endswith(".json")), None)
+            if member is not None:
+                yield path.stem, json.loads(archive.read(member))
+    yield "kisti_paper", json.loads((DEMO_RAW / "kisti_paper/kisti_papers.json").read_bytes())
+    yield "tech_mrc", tech_mrc_document()
+    yield "kisti_qa", kisti_qa_paper()
+
+
+def spoiled_corpus(root: Path) -> Path:
+    """Every family's sample with each of its fields, in turn, given each wrong type JSON allows."""
+    corpus = root / "말뭉치"
+    for family, sample in _family_samples():
+        sample = _trimmed(sample)
+        spoiled = [_spoiled(sample, path, wrong) for path in _paths(sample) if path for wrong in _WRONG_TYPES]
+        for n, document in enumerate([sample, *spoiled]):
+            write_json(corpus / family / f"{n}.json", document)
+    return corpus

@@ -19,13 +19,14 @@ from ingest_fixtures import (
     kisti_qa_paper,
     qa,
     run_ingest,
+    spoiled_corpus,
     summary_documents,
     tech_mrc_document,
     write_json,
     write_zip,
 )
 
-from kositp.ingest import readers
+from kositp.ingest import adapters, readers
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.quarantine import AccountingError, IngestError, Ledger, Reject
 from kositp.ingest.readers import HEAD_BYTES, detect_encoding
@@ -436,3 +437,11 @@ def test_mrc_fields_given_in_other_shapes_still_make_records(tmp_path):
     _, records, quarantine = run_ingest(tmp_path, tmp_path / "raw")
     assert quarantine.empty
     assert [(r.qa_type, list(r.answers)) for r in records.itertuples()] == [("span", ["2024년 3월 4일부터"]), ("span", ["2024"])]
+
+
+def test_every_field_of_every_family_spoiled_in_turn_is_read_or_counted(tmp_path):
+    """One document of every family with each of its fields given, in turn, each JSON type it never
+    has (4,000 files): the run finishes, every unit is a record or a counted reject (run_ingest
+    checks each file), and every family still gives records."""
+    result, _, _ = run_ingest(tmp_path, spoiled_corpus(tmp_path))
+    assert set(result.summary()["by_format"]) == {adapter.NAME for adapter in adapters.ADAPTERS}
