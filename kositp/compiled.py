@@ -103,7 +103,7 @@ def build(root: Path = ROOT, python: str = sys.executable) -> str:
     """
     import subprocess  # as argparse in main: not on the import path of every start
 
-    if built(root) and not stale(root):
+    if built(root) and not stale(root) and len(extension_files(root)) == len(SOURCES) + 1:
         return "compiled ingest modules are current"
     remove(root)
     before = digests(root)

@@ -38,6 +38,17 @@ def test_a_source_changed_after_the_build_or_a_damaged_manifest_is_refused_by_na
         compiled.ensure_current(tmp_path)
 
 
+def test_a_build_is_redone_when_a_compiled_module_is_missing_and_not_otherwise(tmp_path):
+    _package_copy(tmp_path)
+    (tmp_path / compiled.MANIFEST).unlink()
+    assert compiled.build(tmp_path) == f"compiled {len(compiled.SOURCES)} ingest modules with mypyc"
+    assert compiled.built(tmp_path) == compiled.digests(tmp_path)
+    assert compiled.build(tmp_path) == "compiled ingest modules are current"
+    next(p for p in compiled.extension_files(tmp_path) if p.name.startswith("mrc.")).unlink()
+    assert compiled.build(tmp_path) == f"compiled {len(compiled.SOURCES)} ingest modules with mypyc"
+    assert len(compiled.extension_files(tmp_path)) == len(compiled.SOURCES) + 1
+
+
 def test_a_failed_build_leaves_the_sources_to_run_and_says_so(tmp_path):
     """A machine without a working C compiler: one warning line, and nothing compiled left behind."""
     _package_copy(tmp_path)
