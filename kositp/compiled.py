@@ -2,8 +2,8 @@
 
 The reader's per-record work (the adapters, normalization, the checks) is Python calling C a
 field at a time; compiled with mypyc from the same sources, a whole ``kositp ingest`` of 150,000
-records went from 2.67 to 2.46 s (medians of 9 paired runs) and of 1.5M from 22.8 to 20.2 s
-(docs/ingest.md). Nothing else changes: the sources stay the truth, the compiled modules are
+records went from a median of 2.75–2.81 s to 2.64 s (two sets of 9 paired runs) and of 1.5M from
+22.8 to 20.2–21.4 s (docs/ingest.md). Nothing else changes: the sources stay the truth, the compiled modules are
 extension modules beside them, which Python imports in their place, and a machine without a C
 compiler runs the sources.
 
