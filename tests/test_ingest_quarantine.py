@@ -386,7 +386,7 @@ def test_deeply_nested_input_is_quarantined_in_flat_memory_and_the_rest_is_read(
                                                 '{"text": ' + _nested(5_000) + "}",
                                                 json.dumps({"text": "셋째 줄의 본문입니다."}, ensure_ascii=False)]), encoding="utf-8")
     limit = 3 << 30
-    command = [sys.executable, "-c", "from kositp.cli import app; app()", "ingest", str(raw), "--out", str(tmp_path / "out"), "--json"]
+    command = [sys.executable, "-m", "kositp", "ingest", str(raw), "--out", str(tmp_path / "out"), "--json"]
     done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert done.returncode == 0, done.stderr[-2000:]

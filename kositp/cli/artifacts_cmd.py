@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kositp.artifacts import ArtifactError, ArtifactStore
-from kositp.cli import app
+from kositp.cli.application import app
 from kositp.promote.record import PromotionError
 from kositp.reporting import format_table
 from kositp.retention import collect_garbage

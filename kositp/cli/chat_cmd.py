@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from kositp.cli import app
+from kositp.cli.application import app
 
 CHAT_APP = Path(__file__).resolve().parent.parent / "serve" / "chat_app.py"
 WELCOME = """# KOSITP

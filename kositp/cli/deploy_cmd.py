@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from kositp.cli import app, configure_logging
+from kositp.cli.application import app, configure_logging
 from kositp.config import REPO_ROOT
 from kositp.errors import PermanentError
 from kositp.reporting import format_table

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from pydantic.fields import FieldInfo
 
-from kositp.cli import app, configure_logging
+from kositp.cli.application import app, configure_logging
 from kositp.evaluate.config import EvaluateConfig
 
 

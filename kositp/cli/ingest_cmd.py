@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kositp.cli import app, configure_logging
+from kositp.cli.application import app, configure_logging
 from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.ingest.quarantine import IngestError
 from kositp.reporting import format_table

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from kositp.cli import app, configure_logging
+from kositp.cli.application import app, configure_logging
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from kositp.artifacts import ArtifactError, ArtifactStore
-from kositp.cli import app
+from kositp.cli.application import app
 from kositp.config import ProfileError, load_profile
 from kositp.promote.gate import mean_score
 from kositp.promote.record import Promotion, PromotionError, read_history, record_decision, record_path

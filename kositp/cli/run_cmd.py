@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from kositp.artifacts import ArtifactStore
-from kositp.cli import app, configure_logging
+from kositp.cli.application import app, configure_logging
 from kositp.cli.prefect_server import start_temporary_server
 from kositp.config import ProfileError, load_profile
 from kositp.errors import PermanentError
