@@ -17,9 +17,15 @@ from kositp import compiled
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _sources_only(root: Path) -> None:
+    """The package's sources at ``root``, nothing compiled."""
+    shutil.copytree(ROOT / "kositp", root / "kositp",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", Path(compiled.MANIFEST).name))
+
+
 def _package_copy(root: Path) -> None:
-    """The package's sources (nothing compiled) and mypy's settings, with a manifest that matches them."""
-    shutil.copytree(ROOT / "kositp", root / "kositp", ignore=shutil.ignore_patterns("*.so", "__pycache__", "compiled.json"))
+    """The package's sources and mypy's settings, with a manifest that matches them."""
+    _sources_only(root)
     shutil.copyfile(ROOT / "pyproject.toml", root / "pyproject.toml")
     (root / compiled.MANIFEST).write_text(json.dumps({"sources": compiled.digests(root)}), encoding="utf-8")
 
@@ -90,8 +96,7 @@ def test_the_compiled_modules_give_the_sources_records_byte_for_byte(tmp_path):
         pytest.skip("the ingest modules are not compiled here (make compiled; a C compiler is needed)")
     corpus = spoiled_corpus(tmp_path)
     sources_only = tmp_path / "sources"
-    shutil.copytree(ROOT / "kositp", sources_only / "kositp",
-                    ignore=shutil.ignore_patterns("*.so", "__pycache__", Path(compiled.MANIFEST).name))
+    _sources_only(sources_only)
     built = _ingest(corpus, tmp_path / "compiled", ROOT)
     source = _ingest(corpus, tmp_path / "source", sources_only, pythonpath=sources_only)
     assert built.pop("module").endswith(b".so") and source.pop("module").endswith(b"normalize.py")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kositp.gc_pause import frozen_at_exit
+
+if TYPE_CHECKING:
+    import typer
 
 # Each command (or command group) and the module that registers it.
 COMMAND_MODULES = {
@@ -29,7 +32,7 @@ COMMAND_MODULES = {
 }
 
 
-def register(command: str | None = None) -> Any:
+def register(command: str | None = None) -> typer.Typer:
     """The application with ``command``'s module imported, or every command module when ``command``
     is not one (``None``, an option such as ``--help``, a typo Typer should answer with the list)."""
     from kositp.cli.application import app
@@ -40,7 +43,7 @@ def register(command: str | None = None) -> Any:
     return app
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typer.Typer:
     if name == "app":
         return register()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,14 +115,14 @@ def watched() -> Iterator[None]:
     The token is in the environment only while the block runs (Prefect copies the environment
     into the server's), so the run's later processes do not carry it.
     """
-    token = f"{OWNER_VARIABLE}={uuid.uuid4().hex}"
+    owner = uuid.uuid4().hex
     watchdog = subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), token],
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), f"{OWNER_VARIABLE}={owner}"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     watchdog.stdout.read(1)
     watchdog.stdout.close()
-    os.environ[OWNER_VARIABLE] = token.partition("=")[2]
+    os.environ[OWNER_VARIABLE] = owner
     try:
         yield
     finally:
