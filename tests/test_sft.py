@@ -326,7 +326,7 @@ def _recording_trainer(monkeypatch) -> list[dict]:
             seen.append({key: inputs[key].detach().clone() for key in ("input_ids", "position_ids") if key in inputs})
             return super().compute_loss(model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(sft, "sft_trainer_class", lambda: Recording)
+    monkeypatch.setattr(sft, "sft_trainer_class", lambda backend: Recording)
     return seen
 
 
@@ -390,3 +390,13 @@ def test_a_resumed_runs_train_loss_covers_every_step(store):
     report = store.open("sft", resumed.version).report
     assert report["resumed_from_step"] == 4
     assert report["train_loss"] == pytest.approx(expected, rel=0.02)
+
+
+def test_the_trainers_loss_and_gradients_equal_the_full_logits_loss(tiny_model_dir):
+    """The output layer runs at the completion positions only; the loss and LoRA gradients are unchanged."""
+    from sft_loss import losses_and_gradients, relative_gradient_errors
+
+    result = losses_and_gradients(str(tiny_model_dir))
+    assert result["trainer"][0] == pytest.approx(result["full_logits"][0], rel=1e-5)
+    errors = relative_gradient_errors(result)
+    assert max(errors.values()) < 1e-4, max(errors.items(), key=lambda item: item[1])

@@ -252,7 +252,7 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     args = trainer_arguments(
         config, choice.name, device, out_dir / common.CHECKPOINT_DIR, eval_set is not None, reporter
     )
-    trainer = sft_trainer_class()(
+    trainer = sft_trainer_class(choice.name)(
         model=model,
         args=args,
         train_dataset=train_set,

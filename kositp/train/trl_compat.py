@@ -1,14 +1,13 @@
-"""TRL 1.15 without Triton: both trainers compute through a fused LM head whose kernel is Triton.
+"""TRL 1.15 on any device: its trainers compute through a fused output layer whose kernel is Triton.
 
-Where Triton is missing (every CPU-only PyTorch build) the kernel is ``None`` and the first
-forward fails with ``'NoneType' object has no attribute 'apply'``. The two trainers get around it
-differently because they use the kernel differently:
-
-- SFT only needs the loss: :func:`sft_trainer_class` falls back to the model's own causal-LM loss
-  on the labels TRL prepared (still completion-only) wherever the kernel cannot run.
-- DPO needs per-token log-probabilities from the kernel itself: :func:`ensure_logprob_kernel`
-  installs the same computation with ordinary tensor ops (full logits, so only for small
-  vocabularies or CPU runs) and leaves the Triton kernel alone wherever it exists.
+SFT and DPO both call the output layer only at the positions whose labels count
+(``add_fused_lm_head``) and hand those hidden states to ``_ChunkedLogProbFunction``, TRL's Triton
+kernel. Where Triton is missing (every CPU-only PyTorch build) that name is ``None`` and the first
+forward fails; where it exists it still cannot run on CPU tensors (``device: cpu`` on a GPU
+machine). :func:`ensure_logprob_kernel` puts a dispatcher in its place: TRL's kernel on CUDA and
+XPU tensors, :class:`~kositp.train.logprob_kernel.TorchChunkedLogProbs` (the same computation in
+plain PyTorch) everywhere else. The SFT loss, TRL's entropy and token-accuracy metrics and DPO's
+log-probabilities then come from the completion positions only, on every device.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from kositp.errors import PermanentError
 
 # The private name in ``trl.trainer.utils`` that both trainers compute through (TRL 1.15).
 KERNEL_NAME = "_ChunkedLogProbFunction"
+# Devices TRL's Triton kernel runs on.
+TRITON_DEVICES = ("cuda", "xpu")
 
 
 class TrlIncompatible(PermanentError):
@@ -42,73 +43,39 @@ def _trl_utils() -> Any:
     return trl_utils
 
 
-class TorchChunkedLogProbs:
-    """Same inputs and outputs as ``trl.kernels.ChunkedLogProbFunction.apply``; autograd does the backward."""
+class DeviceKernel:
+    """Stands in TRL's kernel slot: TRL's own kernel where it runs, the PyTorch one elsewhere."""
 
-    @staticmethod
-    def apply(
-        hidden: Any,
-        weight: Any,
-        bias: Any,
-        targets: Any,
-        temperature: float,
-        chunk_size: int,
-        final_logit_softcapping: float | None = None,
-        logit_scale: float = 1.0,
-        outputs: tuple[str, ...] = ("entropy", "log_sum_sq_probs", "mean_logits", "is_top1"),
-    ) -> tuple[Any, Any, Any, Any, Any]:
-        import torch
+    def __init__(self, triton_kernel: Any) -> None:
+        self.triton_kernel = triton_kernel
 
-        logits = torch.nn.functional.linear(
-            hidden.float(), weight.float(), None if bias is None else bias.float()
-        )
-        logits = logits * logit_scale
-        if final_logit_softcapping is not None:
-            logits = final_logit_softcapping * torch.tanh(logits / final_logit_softcapping)
-        logits = logits / temperature
-        log_z = torch.logsumexp(logits, dim=-1)
-        target_logit = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        log_probs = target_logit - log_z
-        probs = torch.softmax(logits, dim=-1)
-        entropy = log_z - (probs * logits).sum(-1) if "entropy" in outputs else None
-        with torch.no_grad():
-            log_sum_sq = torch.log((probs * probs).sum(-1)) if "log_sum_sq_probs" in outputs else None
-            mean_logits = logits.mean(-1) if "mean_logits" in outputs else None
-            is_top1 = logits.argmax(-1) == targets if "is_top1" in outputs else None
-        return log_probs, entropy, log_sum_sq, mean_logits, is_top1
+    def apply(self, hidden: Any, *args: Any) -> Any:
+        if self.triton_kernel is not None and hidden.device.type in TRITON_DEVICES:
+            return self.triton_kernel.apply(hidden, *args)
+        from kositp.train.logprob_kernel import TorchChunkedLogProbs
+
+        return TorchChunkedLogProbs.apply(hidden, *args)
 
 
-def ensure_logprob_kernel() -> bool:
-    """Install the PyTorch fallback when TRL has no Triton kernel; True when it was installed."""
+def ensure_logprob_kernel() -> DeviceKernel:
+    """Install the dispatcher in TRL's kernel slot (once: a second call finds it there) and return it."""
     trl_utils = _trl_utils()
-    if getattr(trl_utils, KERNEL_NAME) is not None:
-        return False
-    setattr(trl_utils, KERNEL_NAME, TorchChunkedLogProbs)
-    return True
+    current = getattr(trl_utils, KERNEL_NAME)
+    if isinstance(current, DeviceKernel):
+        return current
+    kernel = DeviceKernel(current)
+    setattr(trl_utils, KERNEL_NAME, kernel)
+    return kernel
 
 
-def fused_loss_kernel_usable(device_type: str) -> bool:
-    """Whether TRL's Triton log-prob kernel (behind ``fused_lm_head=True``) can run on this device.
+def sft_trainer_class(backend: str = "hf") -> Any:
+    """TRL's ``SFTTrainer`` for ``backend``; on ``hf`` its loss comes from the completion positions only.
 
-    TRL 1.15 computes the SFT loss through that kernel unconditionally; without Triton (CPU-only
-    torch) or on a CPU tensor it fails, so the SFT trainer falls back to the model's own loss.
+    Unsloth patches the trainer and the model with its own fused loss when it is imported, so the
+    dispatcher is installed for the ``hf`` backend only.
     """
-    return getattr(_trl_utils(), KERNEL_NAME) is not None and device_type in ("cuda", "xpu")
-
-
-def sft_trainer_class():
-    """TRL's ``SFTTrainer``, computing the plain causal-LM loss where the fused kernel cannot run.
-
-    The labels TRL prepared (prompt tokens at -100) are unchanged, so the loss is the same
-    completion-only loss; only TRL's extra entropy/accuracy metrics are not logged on that path.
-    """
-    from transformers import Trainer
     from trl import SFTTrainer
 
-    class PortableSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if fused_loss_kernel_usable(inputs["input_ids"].device.type):
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            return Trainer.compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
-
-    return PortableSFTTrainer
+    if backend == "hf":
+        ensure_logprob_kernel()
+    return SFTTrainer
