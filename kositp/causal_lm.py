@@ -13,6 +13,7 @@ Heavy libraries are imported inside the functions: importing this module costs n
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,13 @@ from kositp.tiny_model import resolve_base_model as resolve_tiny_or_named
 log = logging.getLogger("kositp")
 
 Advance = Callable[[int], None]
+
+
+def model_cache_dir() -> Path:
+    """Where models built or converted outside a pipeline run live (``kositp eval``, ``kositp serve``):
+    ``$KOSITP_MODEL_CACHE``, else ``~/.cache/kositp`` (``$XDG_CACHE_HOME`` honoured)."""
+    configured = os.environ.get("KOSITP_MODEL_CACHE")
+    return Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kositp"
 
 
 def resolve_base_model(ref: str, cache_dir: Path) -> str:
@@ -177,30 +185,47 @@ def generate_text(
     return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
-def continuation_logprobs(
-    model: Any, tokenizer: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
-) -> list[float]:
-    """Per (prompt ids, continuation ids) pair, the summed log-probability of the continuation.
+def label_logprobs(
+    model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], labels: Sequence[Sequence[int]]
+) -> list[list[float]]:
+    """Per prompt, the summed log-probability of each label's tokens after it; each prompt runs once.
 
-    Rows are left-padded so every continuation ends at the last position, and the model computes
-    logits only for the last ``longest continuation + 1`` positions: with a 262k vocabulary the
-    full ``batch x length x vocab`` logits would be gigabytes for a handful of label tokens.
+    The prompts run as one left-padded batch that keeps its attention cache and the logits of its
+    last position (which score every label's first token); the cache is then repeated once per
+    label and only the labels' remaining tokens run on it, right-padded to the longest. With two or
+    three label words this is one pass over each prompt instead of one per label, and with a
+    262k vocabulary the output layer runs at the label positions only.
     """
     import torch
 
-    seqs = [list(p) + list(c) for p, c in pairs]
-    input_ids, mask = left_padded(seqs, pad_id(tokenizer))
-    keep = max(len(c) for _, c in pairs) + 1
+    count, width = len(prompts), len(labels)
+    input_ids, mask = left_padded(prompts, pad_id(tokenizer))
+    input_ids, mask = input_ids.to(model.device), mask.to(model.device)
     with torch.inference_mode():
-        logits = model(
-            input_ids=input_ids.to(model.device),
-            attention_mask=mask.to(model.device),
-            logits_to_keep=keep,
-        ).logits
-    logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
-    scores = []
-    for row, (_, cont) in enumerate(pairs):
-        # logits[:, j] predicts the token at position (width - keep + j + 1)
-        steps = torch.arange(keep - 1 - len(cont), keep - 1)
-        scores.append(float(logprobs[row, steps, torch.tensor(list(cont), dtype=torch.long)].sum()))
-    return scores
+        out = model(input_ids=input_ids, attention_mask=mask, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+        scores = first[:, [ids[0] for ids in labels]].cpu()
+        rest = max(len(ids) for ids in labels) - 1
+        if rest:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(width)
+            follow = torch.full((width, rest), pad_id(tokenizer), dtype=torch.long)
+            follow_mask = torch.zeros_like(follow)
+            for k, ids in enumerate(labels):
+                follow[k, : len(ids) - 1] = torch.tensor(list(ids[:-1]), dtype=torch.long)
+                follow_mask[k, : len(ids) - 1] = 1
+            logits = model(
+                input_ids=follow.repeat(count, 1).to(model.device),
+                attention_mask=torch.cat(
+                    [mask.repeat_interleave(width, dim=0), follow_mask.repeat(count, 1).to(model.device)], dim=1
+                ),
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for k, ids in enumerate(labels):
+                if len(ids) > 1:
+                    steps = torch.arange(len(ids) - 1)
+                    targets = torch.tensor(list(ids[1:]), dtype=torch.long)
+                    scores[:, k] += logprobs[k::width, steps, targets].sum(-1)
+    return scores.tolist()

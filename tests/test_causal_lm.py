@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from kositp.causal_lm import (
-    continuation_logprobs,
     generate_ids,
+    label_logprobs,
     load_causal_lm,
     prompt_ids,
     resolve_base_model,
@@ -31,24 +31,25 @@ def tiny(tiny_model_dir: Path):
     return load_causal_lm(tiny_model_dir, "cpu")
 
 
-def test_continuation_logprobs_equal_a_plain_forward_pass_per_pair(tiny):
-    """Left padding, positions and the kept-logits window give each pair's own log-likelihood."""
+def plain_label_logprob(model, prompt: list[int], label: list[int]) -> float:
+    """One (prompt + label) sequence, unpadded, through the whole model: the reference score."""
     import torch
 
+    with torch.inference_mode():
+        logits = model(input_ids=torch.tensor([prompt + label])).logits[0]
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return sum(float(logprobs[len(prompt) - 1 + i, t]) for i, t in enumerate(label))
+
+
+def test_label_logprobs_equal_a_plain_forward_pass_per_prompt_and_label(tiny):
+    """Prompts run once (left-padded, cached), labels of 1 to n tokens on the repeated cache."""
     model, tokenizer = tiny
-    pairs = [
-        (prompt_ids(tokenizer, format_prompt(p)), tokenizer(label, add_special_tokens=False)["input_ids"])
-        for p in PROMPTS
-        for label in ("긍정", "사회적 편견 없음")
-    ]
-    assert len({len(p) for p, _ in pairs}) > 1 and len({len(c) for _, c in pairs}) > 1
-    expected = []
-    for prompt, cont in pairs:
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([prompt + cont])).logits[0]
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        expected.append(sum(float(logprobs[len(prompt) - 1 + i, t]) for i, t in enumerate(cont)))
-    assert continuation_logprobs(model, tokenizer, pairs) == pytest.approx(expected, abs=1e-4)
+    prompts = [prompt_ids(tokenizer, format_prompt(p)) for p in PROMPTS]
+    labels = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in ("긍정", "사회적 편견 없음", "중립")]
+    assert len({len(p) for p in prompts}) > 1 and len({len(ids) for ids in labels}) > 1
+    expected = [[plain_label_logprob(model, p, ids) for ids in labels] for p in prompts]
+    scores = label_logprobs(model, tokenizer, prompts, labels)
+    assert [row == pytest.approx(want, abs=1e-4) for row, want in zip(scores, expected)] == [True] * len(prompts)
 
 
 def test_batched_greedy_generation_equals_one_prompt_at_a_time(tiny):

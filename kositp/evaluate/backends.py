@@ -59,17 +59,14 @@ class HFBackend:
 
     def choose(self, prompts: Sequence[str], labels: Sequence[str], advance: Advance) -> list[list[float]]:
         """Per prompt, the summed log-probability of each label word's tokens; prompts carry the
-        tokenizer's special tokens (as in training), label words none."""
-        from kositp.causal_lm import continuation_logprobs, prompt_ids
+        tokenizer's special tokens (as in training), label words none. Each prompt runs once."""
+        from kositp.causal_lm import label_logprobs, prompt_ids
 
         label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
-        per_batch = max(1, self.batch_size // max(1, len(labels)))
         out: list[list[float]] = []
-        for start in range(0, len(prompts), per_batch):
-            chunk = prompts[start : start + per_batch]
-            pairs = [(prompt_ids(self.tokenizer, p), ids) for p in chunk for ids in label_ids]
-            flat = continuation_logprobs(self.model, self.tokenizer, pairs)
-            out += [flat[i * len(labels) : (i + 1) * len(labels)] for i in range(len(chunk))]
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = [prompt_ids(self.tokenizer, p) for p in prompts[start : start + self.batch_size]]
+            out += label_logprobs(self.model, self.tokenizer, chunk, label_ids)
             advance(len(chunk))
         return out
 
