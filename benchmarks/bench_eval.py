@@ -52,7 +52,7 @@ def main() -> None:
     rates = {}
     for method in ("choice", "generate"):
         start = time.perf_counter()
-        frame = predict(examples, prompts, backend, method, Sampling(max_new_tokens=256), quiet)
+        frame, _ = predict(examples, prompts, backend, method, Sampling(max_new_tokens=256), quiet)
         elapsed = time.perf_counter() - start
         m = set_metrics(frame["gold"].tolist(), frame["prediction"].tolist(), prompts.label_words)
         rates[method] = len(examples) / elapsed

@@ -90,8 +90,9 @@ def test_demo_evaluation_reports_what_its_predictions_score(demo_run):
     predictions = pd.read_parquet(evaluation.path / "predictions.parquet")
     prompts = load_prompt_set()
     data_dir = Path(__file__).resolve().parents[1] / load_profile("demo").section("evaluate")["data_dir"]
-    assert set(evaluation.report) == {"kornli", "question_pair", "hate_speech", "nsmc"}
-    for name, reported in evaluation.report.items():
+    assert set(evaluation.report["sets"]) == {"kornli", "question_pair", "hate_speech", "nsmc"}
+    metrics = json.loads(evaluation.file("metrics.json").read_text(encoding="utf-8"))
+    for name, reported in evaluation.report["sets"].items():
         frame = predictions[predictions["set"] == name]
         gold = [e.gold for e in load_set(name, data_dir, prompts[name].labels)]
         assert sorted(frame["gold"]) == sorted(gold) and reported["n"] == len(gold), name
@@ -102,3 +103,9 @@ def test_demo_evaluation_reports_what_its_predictions_score(demo_run):
         expected = set_metrics(frame["gold"].tolist(), frame["prediction"].tolist(), prompts[name].label_words)
         assert reported["macro_f1"] == pytest.approx(expected["macro_f1"]), name
         assert reported["coverage"] == expected["coverage"] == 1.0, name
+        # batch-calibrated: the stored calibrated predictions give the reported macro F1
+        calibrated = set_metrics(frame["gold"].tolist(), frame["calibrated_prediction"].tolist(), prompts[name].label_words)
+        assert reported["calibrated_macro_f1"] == pytest.approx(calibrated["macro_f1"]), name
+    held = metrics["held_in"]
+    assert set(held["models"]) == {"tuned", "base"} and held["models"]["tuned"]["categories"]
+    assert evaluation.rows["held_in_examples"] == sum(c["n"] for c in held["models"]["tuned"]["categories"].values())

@@ -34,7 +34,7 @@ def _run(tmp_path: Path, monkeypatch, *extra: str):
 
     seen = {}
 
-    def evaluate_to(out, model, config, reporter, previous, describe):
+    def evaluate_to(out, model, config, reporter, previous, describe, held_in_source=None):
         seen["config"] = config
         return None, {}
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from kositp.causal_lm import continuation_logprobs, prompt_ids
+from kositp.causal_lm import label_logprobs, prompt_ids
 from kositp.evaluate.backends import BackendError, OpenAIBackend, Sampling, VLLMBackend, make_backend
 from kositp.evaluate.loaders import EvalDataError, load_set, stratified_sample
 from kositp.evaluate.metrics import INVALID, set_metrics
@@ -203,7 +203,7 @@ class _PlantedGenerator:
 
 def test_generate_method_stores_invalid_predictions(eval_dir: Path):
     examples = load_set("nsmc", eval_dir, _labels("nsmc"), limit=3)
-    frame = predict(
+    frame, _ = predict(
         examples,
         PROMPTS["nsmc"],
         _PlantedGenerator(["긍정$&%", "잘 모르겠어요", "부정"]),
@@ -242,27 +242,20 @@ def test_choice_picks_the_label_a_trained_model_prefers(tiny_model_dir: Path, ev
     backend = make_backend("hf", tiny_model_dir, batch_size=4)
     examples = load_set("kornli", eval_dir, _labels("kornli"))
     quiet = ConsoleReporter(show_progress=False)
-    before = predict(examples, PROMPTS["kornli"], backend, "choice", Sampling(), quiet)
+    before, _ = predict(examples, PROMPTS["kornli"], backend, "choice", Sampling(), quiet)
     target = next(w for w in PROMPTS["kornli"].label_words if w != before["prediction"].iloc[0])
     _train_preference(backend, [PROMPTS["kornli"].render(e.text) for e in examples], target)
-    after = predict(examples, PROMPTS["kornli"], backend, "choice", Sampling(), quiet)
+    after, _ = predict(examples, PROMPTS["kornli"], backend, "choice", Sampling(), quiet)
     assert after["prediction"].tolist() == [target] * len(examples)
     scores = json.loads(after["label_scores"].iloc[0])
     assert max(scores, key=scores.get) == target
     # batched scoring equals scoring one sequence at a time
-    single = [
-        continuation_logprobs(
-            backend.model,
-            backend.tokenizer,
-            [
-                (
-                    prompt_ids(backend.tokenizer, PROMPTS["kornli"].render(examples[0].text)),
-                    backend.tokenizer(w, add_special_tokens=False)["input_ids"],
-                )
-            ],
-        )[0]
-        for w in PROMPTS["kornli"].label_words
-    ]
+    single = label_logprobs(
+        backend.model,
+        backend.tokenizer,
+        [prompt_ids(backend.tokenizer, PROMPTS["kornli"].render(examples[0].text))],
+        [backend.tokenizer(w, add_special_tokens=False)["input_ids"] for w in PROMPTS["kornli"].label_words],
+    )[0]
     assert single == pytest.approx(list(scores.values()), abs=1e-4)
 
 
@@ -276,7 +269,7 @@ def test_generate_on_the_tiny_model_answers_what_it_was_taught(tiny_model_dir: P
     prompts = [PROMPTS["nsmc"].render(e.text) for e in examples]
     assert len({len(prompt_ids(backend.tokenizer, p)) for p in prompts}) > 1  # the batch needs padding
     _train_preference(backend, prompts, "부정$&%")
-    frame = predict(
+    frame, _ = predict(
         examples,
         PROMPTS["nsmc"],
         backend,
@@ -518,7 +511,7 @@ def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(
     reports = []
     for limit in (2, 3):
         profile = load_profile(
-            "demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}"], root=store.root
+            "demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}", "evaluate.held_in=false"], root=store.root
         )
         planned = plan(profile, stages)
         results = [execute(item, store, profile.name, quiet) for item in planned]
@@ -544,3 +537,59 @@ def test_a_header_only_set_is_one_clear_error(tmp_path):
         with pytest.raises(EvalDataError, match=r"nsmc: no examples for set 'nsmc' \(header only\?\)") as caught:
             load_set("nsmc", tmp_path, {"0": "부정", "1": "긍정"}, nsmc_sample=sample)
         assert isinstance(caught.value, PermanentError)
+
+
+def test_the_stage_scores_held_in_tasks_for_the_tuned_and_the_base_model(
+    tiny_model_dir: Path, eval_dir: Path, tmp_path: Path
+):
+    """With held_in the stage reads the run's reformat shards and the base model its sft stage named."""
+    import pandas as pd
+    from pydantic import BaseModel, ConfigDict
+
+    from kositp.artifacts import ArtifactStore
+    from kositp.config import load_profile
+    from kositp.pipeline import execute, plan
+    from kositp.stages import Stage, StageOutcome
+
+    class AnySection(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    def reformat_run(ctx):
+        rows = {
+            "task008_extractive_qa_yes_no": ("청년 월세 지원은 12개월간 이어진다.\n\n지원 기간은 12개월인가요?", "예"),
+            "task009_extractive_qa_short_answer": ("영하 30도까지 떨어졌다.\n\n최저 기온은?", "영하 30도"),
+            "task002_summarization": ("정부는 청년 주택 공급을 늘리기로 했다.", "청년 주택 공급 확대"),
+        }
+        for task, (prompt, output) in rows.items():
+            folder = ctx.out_dir / "shards" / task
+            folder.mkdir(parents=True)
+            pd.DataFrame({"id": [f"{task}-0"], "prompt": [prompt], "output": [output]}).to_parquet(
+                folder / "validation.parquet"
+            )
+        return StageOutcome()
+
+    stages = {
+        "reformat": Stage(name="reformat", code_version="1", config=AnySection, run=reformat_run),
+        "sft": Stage(name="sft", code_version="1", config=AnySection, run=lambda ctx: StageOutcome(), inputs=("reformat",)),
+        **_with_stand_in_export(tiny_model_dir),
+    }
+    store = ArtifactStore(tmp_path / "artifacts")
+    profile = load_profile(
+        "demo", [f"evaluate.data_dir={eval_dir}", "evaluate.limit=2", "sft.base_model=tiny-llama"], root=store.root
+    )
+    results = [execute(item, store, profile.name, ConsoleReporter(show_progress=False)) for item in plan(profile, stages)]
+    artifact = store.open("evaluate", results[-1].version)
+    assert set(artifact.manifest["inputs"]) == {"export", "reformat", "sft"}
+    metrics = json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))
+    assert all("calibrated" in m and m["calibration"]["method"] == "batch" for m in metrics["sets"].values())
+    held = metrics["held_in"]
+    assert set(held["models"]) == {"tuned", "base"} and set(held["difference"]) == {"label", "span", "free_text"}
+    assert set(held["models"]["base"]["tasks"]) == {
+        "task008_extractive_qa_yes_no", "task009_extractive_qa_short_answer", "task002_summarization"
+    }
+    answers = pd.read_parquet(artifact.file("held_in.parquet"))
+    assert sorted(answers["model"]) == ["base"] * 3 + ["tuned"] * 3
+    assert artifact.report["held_in"]["base"].keys() == {"label", "span", "free_text"}
+    assert artifact.report["sets"]["nsmc"]["calibrated_macro_f1"] == metrics["sets"]["nsmc"]["calibrated"]["macro_f1"]
+    report = artifact.file("report.md").read_text(encoding="utf-8")
+    assert "Held-in tasks" in report and "calibrated F1" in report and "tuned − base" in report

@@ -16,36 +16,61 @@ from kositp.evaluate.config import EvaluateConfig
 
 
 def eval_(
-    model: Annotated[str, typer.Option(help="model folder (or the served model name with --backend openai)")],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="a model reference as a profile's base_model takes it (folder, Hub id, tiny-llama[...], "
+            "PATH.gguf, package:NAME), or the served model name with --backend openai"
+        ),
+    ],
     data_dir: Annotated[Path, typer.Option(help=EvaluateConfig.model_fields["data_dir"].description)],
     out: Annotated[
         Path, typer.Option(help="output folder: predictions.parquet, metrics.json, report.md, f1.png")
     ],
     json_: Annotated[bool, typer.Option("--json", help="one final JSON line with per-set metrics")] = False,
+    held_in_shards: Annotated[
+        Path | None,
+        typer.Option(help="with --held-in: a reformat artifact folder whose shards/*/validation.parquet are scored"),
+    ] = None,
+    base_model: Annotated[
+        str | None, typer.Option(help="with --held-in: the base model to compare with (any model reference)")
+    ] = None,
     **settings: Any,
 ) -> None:
     """Zero-shot macro F1 on the seed's Korean classification sets."""
     configure_logging()
     from pydantic import ValidationError
 
+    from kositp.errors import PermanentError
     from kositp.evaluate.backends import BackendError
-    from kositp.evaluate.loaders import EvalDataError
-    from kositp.evaluate.stage import evaluate_to
-    from kositp.model_refs import require_model
+    from kositp.evaluate.stage import HeldInSource, evaluate_to
     from kositp.reporting import ConsoleReporter
 
     try:
-        if settings["backend"] != "openai":
-            require_model(model)
         config = EvaluateConfig(data_dir=str(data_dir), served_model=model, **_config_values(settings))
-        _, metrics = evaluate_to(out, model, config, ConsoleReporter(), None, model)
-    except (EvalDataError, BackendError, ValidationError, KeyError, OSError) as exc:
+        if config.held_in and held_in_shards is None:
+            raise typer.BadParameter("--held-in needs --held-in-shards (a reformat artifact folder)")
+        loadable = model if config.backend == "openai" else _loadable(model)
+        source = None
+        if held_in_shards is not None:
+            source = HeldInSource(held_in_shards, _loadable(base_model) if base_model else None)
+        _, metrics = evaluate_to(out, loadable, config, ConsoleReporter(), None, model, source)
+    except (PermanentError, BackendError, ValidationError, KeyError, OSError, typer.BadParameter) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if json_:
         typer.echo(json.dumps({"sets": metrics}, ensure_ascii=False))
     else:
         typer.echo(f"wrote {out}/predictions.parquet, metrics.json, report.md, f1.png")
+
+
+def _loadable(ref: str) -> str:
+    """A folder or Hub id transformers can load, for any reference a profile's base_model takes."""
+    from kositp.causal_lm import model_cache_dir, resolve_base_model
+    from kositp.model_refs import require_model
+
+    require_model(ref)
+    return resolve_base_model(ref, model_cache_dir())
 
 
 # Every other option is a field of EvaluateConfig, with its type, default, choices and help: the

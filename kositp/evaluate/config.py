@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kositp.config import StageConfig
 from kositp.evaluate.backends import Sampling
@@ -32,9 +32,14 @@ class EvaluateConfig(StageConfig):
     choice_scoring: Literal["sum", "per_byte"] = Field(
         "sum", description="choice scores: summed log-probability, or per byte (lm-eval's acc_norm)"
     )
+    calibration: Literal["none", "batch"] = Field(
+        "none",
+        description="choice: batch also reports each label's score minus its mean over the set's inputs "
+        "(batch calibration; no gold label used), beside the raw scores",
+    )
     backend: Literal["auto", "hf", "vllm", "openai"] = Field("auto", description="inference backend")
     prompt_set: str = Field(DEFAULT_PROMPT_SET, description="prompts/eval/<name>.yaml")
-    batch_size: int = Field(default=8, ge=1, description="sequences per forward pass")
+    batch_size: int = Field(default=8, ge=1, description="prompts per forward pass")
     seed: int = Field(0, description="sampling / bootstrap / --limit seed")
     temperature: float = Field(0.5, ge=0, description="generate: sampling temperature")
     top_k: int = Field(50, ge=0, description="generate: top-k sampling")
@@ -45,6 +50,25 @@ class EvaluateConfig(StageConfig):
     )
     base_url: str | None = Field(None, description="OpenAI-compatible server (--backend openai)")
     served_model: str | None = Field(None, description="the model name the server knows (--backend openai)")
+    held_in: bool = Field(
+        False, description="also score the trained tasks' validation split, asked as in training (held-in scores)"
+    )
+    held_in_limit: int = Field(20, ge=1, le=10_000, description="held-in: at most N examples per task (seeded)")
+    held_in_max_new_tokens: int = Field(
+        64, ge=1, le=4096, description="held-in: greedy answer length (span and free-text tasks)"
+    )
+    held_in_base: bool = Field(True, description="held-in: score the base model too, for comparison")
+
+    @model_validator(mode="after")
+    def _calibration_needs_label_scores(self) -> EvaluateConfig:
+        if self.calibration == "batch" and self.method != "choice":
+            raise ValueError("calibration: batch needs method: choice (generate gives no label scores)")
+        if self.calibration == "batch" and self.backend == "openai":
+            raise ValueError(
+                "calibration: batch needs every label's score; the openai backend's choice scores only the "
+                "label it picked"
+            )
+        return self
 
     @property
     def sampling(self) -> Sampling:

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kositp.evaluate.backends import Backend, Sampling
+from kositp.evaluate.calibration import argmax_labels
 from kositp.evaluate.loaders import Example, load_set
-from kositp.evaluate.metrics import INVALID, set_metrics
+from kositp.evaluate.metrics import INVALID, predicted_words, score_metrics, set_metrics
 from kositp.evaluate.prompts import SetPrompt
 from kositp.prompt_format import cut_at_stop
 from kositp.reporting import ConsoleReporter, Reporter
@@ -51,28 +53,28 @@ def predict(
     sampling: Sampling,
     reporter: Reporter,
     choice_scoring: str = "sum",
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """Predictions for one set, and for ``choice`` the label scores (examples x labels) they came from."""
     labels = prompt.label_words
     prompts = [prompt.render(e.text) for e in examples]
     name = examples[0].set if examples else ""
+    scores: np.ndarray | None = None
     with reporter.progress(f"{name} ({method}, {backend.name})", len(prompts)) as advance:
         if method == "choice":
-            scores = [
-                normalised_scores(r, labels, choice_scoring) for r in backend.choose(prompts, labels, advance)
-            ]
-            raw = [
-                labels[max(range(len(labels)), key=row.__getitem__)] if max(row) > float("-inf") else ""
-                for row in scores
-            ]
-            predictions = [r if r else INVALID for r in raw]
-            extra = [json.dumps(dict(zip(labels, row)), ensure_ascii=False) for row in scores]
+            scores = np.array(
+                [normalised_scores(r, labels, choice_scoring) for r in backend.choose(prompts, labels, advance)],
+                dtype=float,
+            ).reshape(len(prompts), len(labels))
+            predictions = predicted_words(argmax_labels(scores), labels)
+            raw = [p if p != INVALID else "" for p in predictions]
+            extra = [json.dumps(dict(zip(labels, row)), ensure_ascii=False) for row in scores.tolist()]
         elif method == "generate":
             raw = backend.generate(prompts, sampling, advance)
             predictions = [parse_generation(r, labels) for r in raw]
             extra = [""] * len(raw)
         else:
             raise ValueError(f"unknown method {method!r} ({', '.join(METHODS)})")
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "set": [e.set for e in examples],
             "id": [e.id for e in examples],
@@ -81,6 +83,17 @@ def predict(
             "prediction": predictions,
             "label_scores": extra,
         }
+    )
+    return frame, scores
+
+
+def with_calibrated(frame: pd.DataFrame, scores: np.ndarray, offsets: dict[str, float]) -> pd.DataFrame:
+    """The set's predictions with the batch-calibrated scores and the predictions they give."""
+    labels = list(offsets)
+    calibrated = scores - np.array([offsets[label] for label in labels])
+    return frame.assign(
+        calibrated_prediction=predicted_words(argmax_labels(calibrated), labels),
+        calibrated_scores=[json.dumps(dict(zip(labels, row)), ensure_ascii=False) for row in calibrated.tolist()],
     )
 
 
@@ -97,6 +110,7 @@ def evaluate_sets(
     seed: int = 0,
     reporter: Reporter | None = None,
     choice_scoring: str = "sum",
+    calibration: str = "none",
 ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """Predictions for every set (one frame) and per-set metrics, keyed by set name."""
     reporter = reporter or ConsoleReporter()
@@ -105,22 +119,33 @@ def evaluate_sets(
     for name in sets:
         if name not in prompts:
             raise KeyError(f"no prompt for set {name!r} in the prompt set")
-        examples = load_set(
-            name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed
-        )
+        labels = prompts[name].label_words
+        examples = load_set(name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed)
         reporter.info(f"{name}: {len(examples)} examples from {data_dir}")
-        frame = predict(examples, prompts[name], backend, method, sampling, reporter, choice_scoring)
+        frame, scores = predict(examples, prompts[name], backend, method, sampling, reporter, choice_scoring)
+        gold = frame["gold"].tolist()
+        if scores is None:
+            figures = set_metrics(gold, frame["prediction"].tolist(), labels, seed)
+        else:
+            figures = score_metrics(gold, scores, labels, calibration == "batch", seed)
+            if figures["calibration"]["method"] == "batch":
+                frame = with_calibrated(frame, scores, figures["calibration"]["offsets"])
         frames.append(frame)
         metrics[name] = {
             "method": method,
             "backend": backend.name,
             **({"choice_scoring": choice_scoring} if method == "choice" else {}),
-            **set_metrics(
-                frame["gold"].tolist(), frame["prediction"].tolist(), prompts[name].label_words, seed
-            ),
+            **figures,
         }
-        reporter.info(
-            f"{name}: macro F1 {metrics[name]['macro_f1']:.4f}, coverage {metrics[name]['coverage']:.1%}, "
-            f"seed metric {metrics[name]['seed_macro_f1']:.4f}"
-        )
+        reporter.info(summary_line(name, metrics[name]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), metrics
+
+
+def summary_line(name: str, m: dict[str, Any]) -> str:
+    """One line per set: the raw figures, then the calibrated ones where there are."""
+    line = f"{name}: macro F1 {m['macro_f1']:.4f}, coverage {m['coverage']:.1%}, seed metric {m['seed_macro_f1']:.4f}"
+    if m.get("auc") is not None:
+        line += f", AUC {m['auc']:.3f}"
+    if "calibrated" in m:
+        line += f"; calibrated macro F1 {m['calibrated']['macro_f1']:.4f}"
+    return line
