@@ -103,7 +103,7 @@ def test_promote_stage_re_evaluates_the_promoted_model_when_the_settings_differ(
     _promote(store, _candidate(store, 1, GOOD, eval_dir))
     rescored = []
 
-    def evaluate_to(out_dir, model, config, reporter, previous, describe):
+    def evaluate_to(out_dir, model, config, reporter, previous, describe, held_in_source=None):
         rescored.append((str(model), config.limit))
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "metrics.json").write_text(metrics_json({**GOOD, "nsmc": 0.50}), encoding="utf-8")
@@ -145,3 +145,66 @@ def test_promote_and_promoted_commands_override_the_gate_and_show_the_history(tm
     assert [line.split()[1] for line in shown.stdout.splitlines()[-3:]] == ["promoted", "kept", "promoted"]
     as_json = json.loads(subprocess.run([*kositp, "promoted", *args, "--json"], check=False, capture_output=True, text=True).stdout)
     assert as_json["current"]["by"] == "manual"
+
+
+def test_gate_keeps_the_old_model_when_the_held_in_mean_drops():
+    from kositp.promote.gate import HeldInCheck
+
+    verdict = judge(GOOD, GOOD, 0.0, 0.05, HeldInCheck(0.40, 0.45, 0.01))
+    assert not verdict.promote and "held-in mean 0.4000 is 0.0500 below" in verdict.reason
+    assert verdict.rows[-1] == {"set": "held-in mean", "candidate": "0.4000", "promoted": "0.4500", "change": "-0.0500"}
+    assert judge(GOOD, GOOD, 0.0, 0.05, HeldInCheck(0.40, 0.45, 0.06)).promote
+    unknown = judge(GOOD, GOOD, 0.0, 0.05, HeldInCheck(0.40, None, 0.0))
+    assert unknown.promote and unknown.rows[-1]["promoted"] == "none"
+
+
+def _scored(raw: dict[str, float], calibrated: dict[str, float], held_in: float) -> str:
+    """metrics.json with raw and calibrated macro F1, an AUC per set and one held-in category."""
+    sets = {
+        name: {"macro_f1": raw[name], "n": 10, "auc": 0.6, "calibrated": {"macro_f1": calibrated[name]}}
+        for name in raw
+    }
+    held = {"models": {"tuned": {"categories": {"label": {"metric": "accuracy", "n": 5, "mean": held_in}}}}}
+    return json.dumps({"sets": sets, "held_in": held})
+
+
+def _calibrated_candidate(store, n, raw, calibrated, held_in, eval_dir):
+    export = publish(store, "export", f"export{n:011d}", {"README.md": CARD, "merged/config.json": "{}"})
+    reformat = publish(store, "reformat", "reformat0000001", {"shards/.keep": ""}) if n == 1 else None
+    params = EvaluateConfig(data_dir=str(eval_dir), calibration="batch", held_in=True).model_dump(mode="json")
+    return publish(
+        store, "evaluate", f"evaluate{n:09d}", {"metrics.json": _scored(raw, calibrated, held_in)},
+        inputs={"export": export.version, "reformat": reformat.version if reformat else "reformat0000001"},
+        params=params,
+    )
+
+
+def test_the_gate_compares_the_metric_the_profile_names_and_records_it(tmp_path, eval_dir):
+    store = ArtifactStore(tmp_path / "store")
+    gate = PromoteConfig(metric="calibrated", held_in=True)
+    first = _promote(store, _calibrated_candidate(store, 1, GOOD, GOOD, 0.5, eval_dir), gate)
+    assert first.report["decision"] == "promoted" and promoted(store.root, "demo").metric == "calibrated"
+    # better raw scores, worse calibrated ones: the calibrated gate keeps the promoted model
+    raw_better = {name: score + 0.1 for name, score in GOOD.items()}
+    calibrated_worse = {**GOOD, "nsmc": 0.70}
+    kept = _promote(store, _calibrated_candidate(store, 2, raw_better, calibrated_worse, 0.5, eval_dir), gate)
+    assert kept.report["decision"] == "kept" and kept.report["metric"] == "calibrated"
+    assert "nsmc -0.1000" in kept.report["reason"]
+    # the same calibrated scores and a lower held-in mean: kept for that reason
+    held_lower = _promote(store, _calibrated_candidate(store, 3, GOOD, GOOD, 0.3, eval_dir), gate)
+    assert held_lower.report["decision"] == "kept" and "held-in mean 0.3000" in held_lower.report["reason"]
+    card = ModelCard.load(first.path / "README.md")
+    names = {(r.dataset_name, r.metric_name) for r in card.data.eval_results}
+    assert ("NSMC", "macro F1, batch-calibrated") in names and ("NSMC", "AUC of the label-score margin") in names
+    assert ("KOSITP 22 tasks, validation split", "held-in accuracy") in names
+
+
+def test_a_gate_asking_for_scores_the_evaluation_did_not_compute_is_one_clear_error(tmp_path, eval_dir):
+    from kositp.promote.stage import PromoteSettingsError
+
+    store = ArtifactStore(tmp_path / "store")
+    evaluation = _candidate(store, 1, GOOD, eval_dir)  # calibration: none, held_in: false
+    with pytest.raises(PromoteSettingsError, match="needs evaluate.calibration: batch"):
+        _promote(store, evaluation, PromoteConfig(metric="calibrated"))
+    with pytest.raises(PromoteSettingsError, match="needs evaluate.held_in: true"):
+        _promote(store, evaluation, PromoteConfig(held_in=True))

@@ -3,8 +3,10 @@
 Scores are comparable only when both models were evaluated on the same sets with the same
 settings and data (:func:`comparable_settings`); the stage re-evaluates the promoted model when
 they differ, so the gate itself only compares two score tables. The rule is the usual one of
-model registries: the mean macro F1 may not drop by more than ``tolerance`` and no single set
-by more than ``per_set_tolerance``; a model that passes is promoted, otherwise the old one stays.
+model registries: the mean macro F1 (raw or batch-calibrated, ``promote.metric``) may not drop by
+more than ``tolerance`` and no single set by more than ``per_set_tolerance``; with ``held_in`` the
+mean held-in score (the tasks the model was trained on) may not drop by more than
+``held_in_tolerance`` either. A model that passes is promoted, otherwise the old one stays.
 """
 
 from __future__ import annotations
@@ -16,6 +18,15 @@ from typing import Any
 
 # Evaluate parameters that change how fast a score is computed, not the score.
 RUNTIME_ONLY = frozenset({"backend", "batch_size", "vllm_python", "base_url", "served_model", "tensor_parallel_size"})
+
+
+@dataclass(frozen=True)
+class HeldInCheck:
+    """The held-in mean of the candidate and of the promoted model (None: it has none to compare)."""
+
+    candidate: float
+    baseline: float | None
+    tolerance: float
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,9 @@ def judge(
     baseline: Mapping[str, float] | None,
     tolerance: float,
     per_set_tolerance: float,
+    held_in: HeldInCheck | None = None,
 ) -> Verdict:
-    """Compare per-set macro F1; ``baseline`` is ``None`` when nothing is promoted yet."""
+    """Compare per-set macro F1 (and the held-in mean); ``baseline`` is ``None`` when nothing is promoted yet."""
     if baseline is None:
         rows = [{"set": s, "candidate": f"{v:.4f}", "promoted": "", "change": ""} for s, v in candidate.items()]
         return Verdict(True, "no model is promoted for this profile yet", rows)
@@ -68,6 +80,8 @@ def judge(
         )
     if dropped:
         problems.append(f"{', '.join(dropped)} dropped by more than the per-set tolerance {per_set_tolerance:.4f}")
+    if held_in is not None:
+        problems += held_in_problems(held_in, rows)
     if problems:
         return Verdict(False, "; ".join(problems), rows)
     return Verdict(
@@ -76,3 +90,22 @@ def judge(
         f"{tolerance:.4f}); no set dropped by more than {per_set_tolerance:.4f}",
         rows,
     )
+
+
+def held_in_problems(check: HeldInCheck, rows: list[dict[str, Any]]) -> list[str]:
+    """Adds the held-in row to ``rows``; a drop beyond the tolerance is a problem, a baseline without
+    held-in scores is not (it is said in the row)."""
+    if check.baseline is None:
+        rows.append({"set": "held-in mean", "candidate": f"{check.candidate:.4f}", "promoted": "none", "change": ""})
+        return []
+    change = check.candidate - check.baseline
+    rows.append(
+        {"set": "held-in mean", "candidate": f"{check.candidate:.4f}", "promoted": f"{check.baseline:.4f}", "change": f"{change:+.4f}"}
+    )
+    if -change > check.tolerance:
+        reason = (
+            f"held-in mean {check.candidate:.4f} is {-change:.4f} below the promoted model's {check.baseline:.4f} "
+            f"(held-in tolerance {check.tolerance:.4f})"
+        )
+        return [reason]
+    return []

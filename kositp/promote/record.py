@@ -43,6 +43,8 @@ class Promotion:
     reason: str
     by: DecidedBy = "gate"
     promote_version: str | None = None
+    metric: str = "raw"  # which macro F1 the scores are: raw or batch-calibrated
+    held_in_mean: float | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @classmethod
