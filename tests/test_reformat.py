@@ -16,14 +16,8 @@ from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reformat.shards import ROUTING_FIELDS, SHARD_SCHEMA
-from kositp.reformat.stage import (
-    BUILD_MODULES,
-    STAGE,
-    ReformatConfig,
-    ReformatError,
-    build_code,
-    task_subversion,
-)
+from kositp.reformat.build import BUILD_MODULES, build_code, task_subversion
+from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache
 from kositp.reporting import ConsoleReporter
@@ -391,7 +385,7 @@ def test_a_task_with_only_validation_documents_trains_on_them_after_decontaminat
 
 def _parallel_inputs(tmp_path: Path):
     from kositp.reformat.decontaminate import EvalIndex
-    from kositp.reformat.stage import load_bank
+    from kositp.reformat.build import load_bank
 
     records = write_records(tmp_path / "records.parquet", many_records(6))
     (tmp_path / "eval").mkdir()
@@ -479,7 +473,7 @@ def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
 
     from kositp.reformat.cap import TaskCap, record_hashes
     from kositp.reformat.shards import SplitParams, build_shards
-    from kositp.reformat.stage import load_bank
+    from kositp.reformat.build import load_bank
 
     records = many_records(8)
     shuffled = records[:]

@@ -76,7 +76,6 @@ def start_temporary_server(say=print) -> None:
     Prefect's client then finds it running (it is the same singleton) and starts no other.
     ``say`` tells the user when another run holds the start-up lock.
     """
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_HOME,
@@ -85,6 +84,7 @@ def start_temporary_server(say=print) -> None:
 
     if PREFECT_API_URL.value():
         return
+    from prefect.server.api.server import SubprocessASGIServer  # the server's whole app: seconds to import
     home = Path(PREFECT_HOME.value()).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), STARTUP_TIMEOUT_S)

@@ -7,23 +7,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from kositp.artifacts import ArtifactError, ArtifactStore
 from kositp.causal_lm import resolve_base_model
 from kositp.config import resolve_data_path
-from kositp.evaluate import held_in
-from kositp.evaluate.backends import Backend, make_backend
+from kositp.errors import PermanentError
 from kositp.evaluate.config import EvaluateConfig
-from kositp.evaluate.held_in import HeldInError
-from kositp.evaluate.prompts import load_prompt_set
-from kositp.evaluate.report import write_report
-from kositp.evaluate.runner import evaluate_sets
 from kositp.file_hashes import FileHashes
 from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
+
+if TYPE_CHECKING:
+    from kositp.evaluate.backends import Backend
 
 
 def _fingerprint(config: EvaluateConfig) -> dict[str, Any]:
@@ -60,6 +56,10 @@ def evaluate_to(
     The one path both the stage and ``kositp eval`` take, so the two can never score differently.
     ``held_in_source`` (the reformat artifact, the base model) is needed when ``config.held_in``.
     """
+    from kositp.evaluate.prompts import load_prompt_set
+    from kositp.evaluate.report import write_report
+    from kositp.evaluate.runner import evaluate_sets
+
     backend = _backend(config, model)
     predictions, metrics = evaluate_sets(
         resolve_data_path(config.data_dir),
@@ -80,7 +80,7 @@ def evaluate_to(
     held = None
     if config.held_in:
         if held_in_source is None:
-            raise HeldInError("held_in needs the reformat artifact's validation split (and the base model)")
+            raise HeldInSourceMissing("held_in needs the reformat artifact's validation split (and the base model)")
         held = held_in_scores(out_dir, backend, config, held_in_source, reporter)
     header = f"Model: {describe}; method {config.method}, backend {backend.name}, calibration {config.calibration}."
     write_report(out_dir, metrics, previous, reporter, header, held)
@@ -88,6 +88,8 @@ def evaluate_to(
 
 
 def _backend(config: EvaluateConfig, model: str | Path) -> Backend:
+    from kositp.evaluate.backends import make_backend
+
     return make_backend(
         config.backend,
         model,
@@ -97,6 +99,10 @@ def _backend(config: EvaluateConfig, model: str | Path) -> Backend:
         base_url=config.base_url,
         served_model=config.served_model,
     )
+
+
+class HeldInSourceMissing(PermanentError):
+    """Held-in scores asked for where the run has no reformat artifact to take them from."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,10 @@ def held_in_scores(
 ) -> dict[str, Any]:
     """Answers of the tuned model (and the base model) on the validation split, and their summary;
     the answers go to ``held_in.parquet``."""
+    import pandas as pd
+
+    from kositp.evaluate import held_in
+
     examples = held_in.load_validation(source.reformat_dir, config.held_in_limit, config.seed)
     reporter.info(f"held-in: {len(examples)} validation examples of {len({e.task.id for e in examples})} tasks")
     tuned = held_in.answer(examples, backend, config.held_in_max_new_tokens, reporter, "tuned")
@@ -135,7 +145,7 @@ def held_in_source(ctx: StageContext, config: EvaluateConfig) -> HeldInSource | 
     if not config.held_in:
         return None
     if "reformat" not in ctx.inputs:
-        raise HeldInError(
+        raise HeldInSourceMissing(
             "evaluate.held_in needs the reformat stage in the run (its validation split): add it to the profile's "
             "stages or set evaluate.held_in: false"
         )

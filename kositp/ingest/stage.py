@@ -7,14 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from kositp.config import StageConfig, resolve_data_path
 from kositp.file_hashes import tree_digest
 from kositp.ingest.adapters import FORMAT_NAMES
-from kositp.ingest.core import IngestResult, IngestSettings, ingest
-from kositp.ingest.data_card import data_card, report_rows
 from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.stages import Stage, StageContext, StageOutcome
 
@@ -47,6 +44,11 @@ def raw_fingerprint(config: IngestConfig) -> Mapping[str, Any]:
 
 
 def run(ctx: StageContext) -> StageOutcome:
+    import pyarrow.parquet as pq
+
+    from kositp.ingest.core import IngestResult, IngestSettings, ingest
+    from kositp.ingest.data_card import data_card, report_rows
+
     config = ctx.config if isinstance(ctx.config, IngestConfig) else IngestConfig(**ctx.params)
     settings = IngestSettings(config.format, config.max_chars, config.near_dup_threshold, config.columns,
                               max_depth=config.max_depth, max_record_bytes=config.max_record_bytes)

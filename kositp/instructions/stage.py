@@ -14,8 +14,6 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import pandas as pd
-
 from kositp.catalog import SUPERNI_TASKS, get_task
 from kositp.instructions.generate import (
     ACCEPTED_FILE,
@@ -80,6 +78,8 @@ def _api_rows(config: InstructionsConfig, ctx: StageContext) -> tuple[list[dict[
 
 
 def run(ctx: StageContext) -> StageOutcome:
+    import pandas as pd
+
     config = ctx.config if isinstance(ctx.config, InstructionsConfig) else InstructionsConfig(**ctx.params)
     if config.mode == "offline":
         rows, banks = _offline_rows(config, ctx)

@@ -24,7 +24,6 @@ from kositp.artifacts import Artifact, ArtifactStore
 from kositp.config import StageConfig
 from kositp.errors import PermanentError
 from kositp.evaluate import stage as evaluate_stage
-from kositp.promote.card import promoted_card
 from kositp.promote.gate import HeldInCheck, Verdict, comparable_settings, judge, mean_score
 from kositp.promote.record import Promotion, promoted, record_decision
 from kositp.reporting import Reporter, markdown_table
@@ -166,6 +165,8 @@ def run(ctx: StageContext) -> StageOutcome:
         encoding="utf-8",
     )
     export_card = store.open("export", export_version).file("README.md")
+    from kositp.promote.card import promoted_card
+
     metrics = json.loads(evaluation.file("metrics.json").read_text(encoding="utf-8"))
     card = promoted_card(export_card, candidate, decision, verdict.rows, metrics)
     (ctx.out_dir / "README.md").write_text(card, encoding="utf-8")

@@ -18,7 +18,6 @@ span two fields is not checked.
 from __future__ import annotations
 
 import csv
-import hashlib
 import itertools
 import json
 import unicodedata
@@ -30,9 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kositp.reformat.eval_sources import eval_files
 from kositp.text_hash import window_hashes
 
-EVAL_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".parquet")
 # What ``str.isspace`` (and ``re``'s ``\s``) calls whitespace; U+3000 is the highest such code point.
 _WHITESPACE = np.array([chr(c).isspace() for c in range(0x3002)])
 RECORD_TEXT_FIELDS = (
@@ -62,12 +61,6 @@ def _strings(value: object) -> Iterator[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _strings(v)
-
-
-def eval_files(eval_dir: Path) -> list[Path]:
-    if not eval_dir.is_dir():
-        raise FileNotFoundError(f"decontaminate_against: {eval_dir} is not a folder")
-    return sorted(p for p in eval_dir.rglob("*") if p.is_file() and p.suffix.lower() in EVAL_SUFFIXES)
 
 
 def eval_texts(path: Path) -> Iterator[str]:
@@ -180,14 +173,3 @@ class EvalIndex:
         names = [c for c in RECORD_TEXT_FIELDS if c in records.schema_arrow.names]
         table = records.read_row_group(group, columns=names, use_threads=False)
         return np.concatenate([np.zeros(0, dtype=bool), *map(self.records_overlap, table.to_batches())])
-
-
-def eval_fingerprint(eval_dir: Path | None) -> str:
-    """Content hash of the eval folder: a changed eval set changes every task's sub-version."""
-    if eval_dir is None:
-        return "none"
-    digest = hashlib.sha256()
-    for path in eval_files(eval_dir):
-        digest.update(str(path.relative_to(eval_dir)).encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:16]

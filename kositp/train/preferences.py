@@ -15,13 +15,13 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from kositp.causal_lm import generate_text
 from kositp.prompt_format import cut_at_stop, format_prompt
-from kositp.train.shard_data import load_split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
 PAIR_COLUMNS = ["prompt", "chosen", "rejected", "source", "similarity"]
@@ -80,6 +80,10 @@ def sample_training_prompts(reformat_dir: Path, count: int, seed: int, cache_dir
 
     Sampled by index from the memory-mapped shards: only the drawn rows are read into Python.
     """
+    import pandas as pd
+
+    from kositp.train.shard_data import load_split
+
     rows = load_split(reformat_dir, "train", cache_dir)
     if rows.dataset is None:
         raise PreferenceError(f"{reformat_dir}: no shards/*/train.parquet rows to draw on-policy prompts from")
@@ -137,6 +141,8 @@ def on_policy_pairs(
 
 
 def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> None:
+    import pandas as pd
+
     pd.DataFrame([asdict(p) for p in pairs], columns=PAIR_COLUMNS).to_parquet(path, index=False)
 
 
@@ -153,6 +159,8 @@ def examples(pairs: Sequence[PreferencePair], count: int = 3, width: int = 200) 
 
 def read_pairs(path: Path) -> list[PreferencePair]:
     """Pairs written by :func:`write_pairs` (a resumed DPO run reuses them)."""
+    import pandas as pd
+
     frame = pd.read_parquet(path)
     return [
         PreferencePair(

@@ -28,7 +28,6 @@ from kositp.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, distributed
 from kositp.train.lora_targets import resolve_targets
-from kositp.train.shard_data import ShardError, load_split
 from kositp.train.trl_compat import sft_trainer_class
 
 log = logging.getLogger("kositp")
@@ -210,6 +209,8 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     config = ctx.config if isinstance(ctx.config, SftConfig) else SftConfig(**ctx.params)
     if distributed.should_launch(config):
         return distributed.launch(ctx, "sft", config)
+    from kositp.train.shard_data import ShardError, load_split
+
     reporter, out_dir = ctx.reporter, ctx.out_dir
 
     # 1. data
