@@ -9,15 +9,22 @@ compiler runs the sources.
 
 The danger of extension modules beside their sources is a build older than the code: an edited
 adapter would not run. So a build records the digest of every source it compiled
-(``compiled.json``), and importing :mod:`kositp.ingest` checks them (:func:`ensure_current`): a
-changed source is an ``ImportError`` naming the file and the command that fixes it. ``make``
-builds before it runs anything (``python -m kositp.compiled``: a no-op while the build is current).
+(``compiled.json``), and importing :mod:`kositp.ingest` checks them (:func:`prefer_sources_if_stale`):
+where a source changed, every compiled module is passed over for its source (the build is all or
+nothing: its modules share one library), with one warning line naming the file and the command that
+compiles them again. ``make`` builds before it runs anything (``python -m kositp.compiled``: a no-op
+while the build is current).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 
@@ -74,12 +81,39 @@ def stale(root: Path = ROOT) -> list[str]:
     return sorted(source for source in recorded.keys() | now.keys() if recorded.get(source) != now.get(source))
 
 
-def ensure_current(root: Path = ROOT) -> None:
-    """Refuse to run a compiled module older than its source (Python would import it silently)."""
+# Set once the stale build was reported, so that the worker processes a run starts do not repeat it.
+WARNED_VARIABLE = "KOSITP_STALE_BUILD_WARNED"
+
+
+class SourcesFirst(importlib.abc.MetaPathFinder):
+    """Finds the compiled modules' ``.py`` sources, ahead of the extension modules beside them."""
+
+    def __init__(self, root: Path) -> None:
+        self.sources = {source.removesuffix(".py").replace("/", "."): root / source for source in SOURCES}
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        source = self.sources.get(name)
+        return importlib.util.spec_from_file_location(name, source) if source is not None else None
+
+
+def prefer_sources_if_stale(root: Path = ROOT) -> list[str]:
+    """Where the build does not match the sources, import the sources instead, and say so once.
+
+    Python would import an extension module older than its source silently, and an edited adapter
+    would not run; refusing to start instead stopped a user who edited one until they ran make.
+    Returns what changed (empty: the build is current, or there is none).
+    """
     changed = stale(root)
     if changed:
-        raise ImportError(f"{changed[0]} does not match the compiled ingest modules: run `make compiled` to compile "
-                          "them again (or `make uncompiled` to run from the sources)")
+        sys.meta_path.insert(0, SourcesFirst(root))
+        if not os.environ.get(WARNED_VARIABLE):
+            os.environ[WARNED_VARIABLE] = "1"
+            logging.getLogger("kositp").warning(
+                "%s changed since the ingest modules were compiled: running them from the sources "
+                "(slower, same results; `make compiled` compiles them again)",
+                changed[0],
+            )
+    return changed
 
 
 def extension_files(root: Path = ROOT) -> list[Path]:

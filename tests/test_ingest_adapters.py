@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import pkgutil
 import random
 import threading
 import time
@@ -301,7 +302,7 @@ def test_kisti_qa_paper_longer_than_the_detection_head(tmp_path):
     assert len(records) == 3 and set(records.format) == {"kisti_qa"}
 
 
-@pytest.mark.parametrize(("shape", "expected"), [
+DETECTION_CASES = pytest.mark.parametrize(("shape", "expected"), [
     (lambda: admin_mrc(every_admin_qa()), "mrc"),
     (lambda: {"data": [{"paragraphs": [{"context": "표", "table_title": "제목", "qas": []}]}]}, "table_qa"),
     (summary_documents, "doc_summary"),
@@ -312,9 +313,36 @@ def test_kisti_qa_paper_longer_than_the_detection_head(tmp_path):
     (kisti_qa_paper, "kisti_qa"),
     (lambda: [kisti_qa_paper()], "kisti_qa"),
 ])
+
+
+@DETECTION_CASES
 def test_detection_picks_the_right_family(shape, expected):
     head = json.dumps(shape(), ensure_ascii=False, indent=1)
     assert adapters.detect(head).NAME == expected
+
+
+@DETECTION_CASES
+def test_an_adapter_another_also_accepts_says_it_is_more_specific(shape, expected):
+    """The rule that orders detection, on one document of every family: any other adapter whose
+    ``detect`` accepts the family's document is named in the family's ``MORE_SPECIFIC_THAN``."""
+    head = json.dumps(shape(), ensure_ascii=False, indent=1)
+    own = adapters.by_name(expected)
+    others = {a.NAME for a in adapters.ADAPTERS if a is not own and a.detect(head)}
+    assert others <= set(getattr(own, "MORE_SPECIFIC_THAN", ())), others
+
+
+def test_detection_order_follows_the_declarations_not_the_listing():
+    from types import SimpleNamespace
+
+    general = SimpleNamespace(NAME="a_general")
+    specific = SimpleNamespace(NAME="z_specific", MORE_SPECIFIC_THAN=("a_general",))
+    other = SimpleNamespace(NAME="m_other")
+    for listing in ([general, specific, other], [other, specific, general], [specific, general, other]):
+        assert [a.NAME for a in adapters.ordered(listing)] == ["m_other", "z_specific", "a_general"]
+    with pytest.raises(ValueError, match="'z_specific' is more specific than 'a_general', which is not an adapter"):
+        adapters.ordered([specific, other])
+    modules = {info.name for info in pkgutil.iter_modules(adapters.__path__)} - {"base"}
+    assert {a.__name__.rsplit(".", 1)[1] for a in adapters.ADAPTERS} == modules
 
 
 def split_zip(path, sizes) -> list[bytes]:

@@ -1,5 +1,5 @@
 """Raw AIHub / KISTI files to normalized records (see :mod:`kositp.records`), every record accounted for."""
 
-from kositp.compiled import ensure_current
+from kositp.compiled import prefer_sources_if_stale
 
-ensure_current()  # before any compiled module of this package is imported (kositp.compiled)
+prefer_sources_if_stale()  # before any compiled module of this package is imported (kositp.compiled)

@@ -9,6 +9,7 @@ from kositp.ingest.adapters import mrc
 from kositp.ingest.adapters.base import Missing
 
 NAME = "table_qa"
+MORE_SPECIFIC_THAN = ("mrc",)  # its files carry MRC's paragraphs and qas too
 
 
 def detect(head: str) -> bool:
