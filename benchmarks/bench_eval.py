@@ -26,8 +26,9 @@ from machine import describe
 
 from kositp.causal_lm import resolve_base_model
 from kositp.evaluate.backends import HFBackend, Sampling
-from kositp.evaluate.loaders import SETS, load_set
+from kositp.evaluate.loaders import load_set
 from kositp.evaluate.prompts import load_prompt_set
+from kositp.evaluate.sets import EVAL_SETS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny-llama", help="any model reference a profile's base_model takes")
     parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "demo" / "eval")
-    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--sets", default=",".join(EVAL_SETS))
     parser.add_argument("--n", type=int, default=20, help="examples per set (a seeded sample)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)

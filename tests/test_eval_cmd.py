@@ -49,12 +49,12 @@ def test_options_reach_the_evaluation_settings(tmp_path, monkeypatch):
     result, seen, model = _run(
         tmp_path, monkeypatch,
         "--sets", "kornli,nsmc", "--limit", "3", "--choice-scoring", "per_byte", "--temperature", "0.7",
-        "--prompt-set", "seed", "--nsmc-sample",
+        "--prompt-set", "seed", "--seed-sample",
     )
     assert result.exit_code == 0, result.output
     assert seen["config"] == EvaluateConfig(
         data_dir=str(tmp_path / "eval"), served_model=str(model), sets=["kornli", "nsmc"], limit=3,
-        choice_scoring="per_byte", temperature=0.7, nsmc_sample=True,
+        choice_scoring="per_byte", temperature=0.7, seed_sample=True,
     )
 
 

@@ -103,10 +103,10 @@ def test_loaders_read_each_layout_with_its_quirks(eval_dir: Path):
 
 
 def test_nsmc_seed_sample_is_stratified_and_reproducible(eval_dir: Path):
-    sample = load_set("nsmc", eval_dir, _labels("nsmc"), nsmc_sample=True)
+    sample = load_set("nsmc", eval_dir, _labels("nsmc"), seed_sample=True)
     assert len(sample) == 4
     assert sorted(e.gold for e in sample) == ["긍정", "긍정", "부정", "부정"]
-    assert sample == load_set("nsmc", eval_dir, _labels("nsmc"), nsmc_sample=True)
+    assert sample == load_set("nsmc", eval_dir, _labels("nsmc"), seed_sample=True)
     assert stratified_sample([], 0.2, 42) == []
 
 
@@ -471,7 +471,7 @@ def test_real_shared_files_load_with_their_row_counts(shared_dir: Path):
     # question pair: 688 test + 6,888 train rows (the datasets README's 687 / 6,887 count lines, and
     # both files end without a final newline)
     assert counts == {"kornli": 5010, "question_pair": 688 + 6888, "hate_speech": 7896 + 471, "nsmc": 10000}
-    assert len(load_set("nsmc", data, _labels("nsmc"), nsmc_sample=True)) == 2000
+    assert len(load_set("nsmc", data, _labels("nsmc"), seed_sample=True)) == 2000
 
 
 def _with_stand_in_export(tiny_model_dir: Path) -> dict:
@@ -535,7 +535,7 @@ def test_a_header_only_set_is_one_clear_error(tmp_path):
     (tmp_path / "nsmc" / "ratings_test.txt").write_text("id\tdocument\tlabel\n", encoding="utf-8")
     for sample in (False, True):
         with pytest.raises(EvalDataError, match=r"nsmc: no examples for set 'nsmc' \(header only\?\)") as caught:
-            load_set("nsmc", tmp_path, {"0": "부정", "1": "긍정"}, nsmc_sample=sample)
+            load_set("nsmc", tmp_path, {"0": "부정", "1": "긍정"}, seed_sample=sample)
         assert isinstance(caught.value, PermanentError)
 
 

@@ -13,10 +13,10 @@ from reformat_data import LAW_TEXT, sample_records, write_bank, write_records
 from kositp.artifacts import ArtifactStore, compute_version
 from kositp.catalog import SUPERNI_TASKS
 from kositp.pipeline import PlannedStage, execute
+from kositp.reformat.build import BUILD_MODULES, build_code, task_subversion
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reformat.shards import ROUTING_FIELDS, SHARD_SCHEMA
-from kositp.reformat.build import BUILD_MODULES, build_code, task_subversion
 from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache
@@ -384,8 +384,8 @@ def test_a_task_with_only_validation_documents_trains_on_them_after_decontaminat
 
 
 def _parallel_inputs(tmp_path: Path):
-    from kositp.reformat.decontaminate import EvalIndex
     from kositp.reformat.build import load_bank
+    from kositp.reformat.decontaminate import EvalIndex
 
     records = write_records(tmp_path / "records.parquet", many_records(6))
     (tmp_path / "eval").mkdir()
@@ -471,9 +471,9 @@ def test_tasks_are_split_by_work_and_a_small_input_stays_in_one_process():
 def test_the_cap_keeps_the_smallest_keys_whatever_the_record_order(tmp_path):
     import random
 
+    from kositp.reformat.build import load_bank
     from kositp.reformat.cap import TaskCap, record_hashes
     from kositp.reformat.shards import SplitParams, build_shards
-    from kositp.reformat.build import load_bank
 
     records = many_records(8)
     shuffled = records[:]

@@ -83,7 +83,8 @@ def _option(name: str, field: FieldInfo) -> inspect.Parameter:
     annotation, default = field.annotation, field.get_default(call_default_factory=True)
     help_text = field.description or name
     if typing.get_origin(annotation) is list:
-        choices = ", ".join(map(str, typing.get_args(typing.get_args(annotation)[0])))
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        choices = ", ".join(map(str, extra.get("choices") or typing.get_args(typing.get_args(annotation)[0])))
         annotation, default = str, ",".join(map(str, default))
         help_text = f"{help_text}, comma-separated ({choices})"
     return inspect.Parameter(

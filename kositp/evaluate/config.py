@@ -9,23 +9,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kositp.config import StageConfig
 from kositp.evaluate.backends import Sampling
-from kositp.evaluate.loaders import SETS
 from kositp.evaluate.prompts import DEFAULT_PROMPT_SET
+from kositp.evaluate.sets import EVAL_SETS
 
 
 class EvaluateConfig(StageConfig):
     data_dir: str = Field(
-        "data/demo/eval", description="one folder per set: kornli/, kor_question_pair/, korean_hate_speech/, nsmc/"
+        "data/demo/eval",
+        description="one folder per set: " + ", ".join(f"{row.folder}/" for row in EVAL_SETS.values()),
     )
-    sets: list[Literal["kornli", "question_pair", "hate_speech", "nsmc"]] = Field(
-        default_factory=lambda: list(SETS), description="the sets to evaluate"
+    sets: list[str] = Field(
+        default_factory=lambda: list(EVAL_SETS),
+        description="the sets to evaluate",
+        json_schema_extra={"choices": list(EVAL_SETS)},
     )
     limit: int | None = Field(default=None, ge=1, description="at most N examples per set (seeded sample)")
-    nsmc_sample: bool = Field(False, description="the seed's stratified 20% NSMC sample")
+    seed_sample: bool = Field(False, description="the seed's subsample of a set where it took one (NSMC: 20%)")
     method: Literal["choice", "generate"] = Field(
         "choice", description="choice: label log-likelihood; generate: the seed's sampling and parsing"
     )
@@ -58,6 +61,14 @@ class EvaluateConfig(StageConfig):
         64, ge=1, le=4096, description="held-in: greedy answer length (span and free-text tasks)"
     )
     held_in_base: bool = Field(True, description="held-in: score the base model too, for comparison")
+
+    @field_validator("sets")
+    @classmethod
+    def _known_sets(cls, sets: list[str]) -> list[str]:
+        unknown = [name for name in sets if name not in EVAL_SETS]
+        if unknown:
+            raise ValueError(f"unknown evaluation set(s) {', '.join(unknown)} (known: {', '.join(EVAL_SETS)})")
+        return sets
 
     @model_validator(mode="after")
     def _calibration_needs_label_scores(self) -> EvaluateConfig:

@@ -1,10 +1,10 @@
-"""Loaders for the official file layouts of the four evaluation sets.
+"""Loaders for the official file layouts of the evaluation sets, one function per set.
 
-``data_dir`` holds one folder per set, as the sets are distributed: ``kornli/xnli.test.ko.tsv``,
-``kor_question_pair/*.csv``, ``korean_hate_speech/{train,dev}.tsv``, ``nsmc/ratings_test*.txt``.
-Every loader returns :class:`Example` rows whose ``gold`` is already the label word, so the
-rest of the evaluation never sees a set-specific encoding. Bad files raise :class:`EvalDataError`
-naming the file and line.
+Each loader reads the set's own folder (``kornli/xnli.test.ko.tsv``, ``kor_question_pair/*.csv``,
+``korean_hate_speech/{train,dev}.tsv``, ``nsmc/ratings_test*.txt``) and returns :class:`Example`
+rows whose ``gold`` is already the label word, so the rest of the evaluation never sees a
+set-specific encoding. Bad files raise :class:`EvalDataError` naming the file and line. Which sets
+exist, and where their folders are, is the table in :mod:`kositp.evaluate.sets`.
 """
 
 from __future__ import annotations
@@ -13,19 +13,11 @@ import csv
 import io
 import random
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from kositp.errors import PermanentError
 
-SETS = ("kornli", "question_pair", "hate_speech", "nsmc")
-FOLDERS = {
-    "kornli": "kornli",
-    "question_pair": "kor_question_pair",
-    "hate_speech": "korean_hate_speech",
-    "nsmc": "nsmc",
-}
 NSMC_SAMPLE_FRACTION = 0.2
 NSMC_SAMPLE_SEED = 42
 
@@ -87,16 +79,9 @@ def _label(path: Path, line_no: int, value: str, mapping: dict[str, str]) -> str
     return mapping[key]
 
 
-def _folder(data_dir: Path, name: str) -> Path:
-    folder = data_dir / FOLDERS[name]
-    if not folder.is_dir():
-        raise EvalDataError(f"{folder}: folder for set {name!r} not found under {data_dir}")
-    return folder
-
-
-def load_kornli(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+def load_kornli(folder: Path, labels: dict[str, str]) -> list[Example]:
     """KorNLI's XNLI test file; ``labels`` maps entailment/neutral/contradiction to label words."""
-    path = _folder(data_dir, "kornli") / "xnli.test.ko.tsv"
+    path = folder / "xnli.test.ko.tsv"
     rows = _read_rows(path, "\t", ("sentence1", "sentence2", "gold_label"))
     return [
         Example(
@@ -109,9 +94,8 @@ def load_kornli(data_dir: Path, labels: dict[str, str]) -> list[Example]:
     ]
 
 
-def load_question_pair(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+def load_question_pair(folder: Path, labels: dict[str, str]) -> list[Example]:
     """Every CSV in the folder (the seed used all of them); ``is_duplicate`` 0 means the same meaning."""
-    folder = _folder(data_dir, "question_pair")
     paths = sorted(folder.glob("*.csv"))
     if not paths:
         raise EvalDataError(f"{folder}: no *.csv question-pair file")
@@ -133,9 +117,8 @@ def load_question_pair(data_dir: Path, labels: dict[str, str]) -> list[Example]:
     return examples
 
 
-def load_hate_speech(data_dir: Path, labels: dict[str, str]) -> list[Example]:
+def load_hate_speech(folder: Path, labels: dict[str, str]) -> list[Example]:
     """Labeled train + dev; ``labels`` maps "present"/"absent" (``bias != none``) to label words."""
-    folder = _folder(data_dir, "hate_speech")
     examples = []
     for split in ("train", "dev"):
         path = folder / f"{split}.tsv"
@@ -165,9 +148,8 @@ def stratified_sample(examples: list[Example], fraction: float, seed: int) -> li
     return sample
 
 
-def load_nsmc(data_dir: Path, labels: dict[str, str], sample: bool = False) -> list[Example]:
-    """Every ``ratings_test*.txt`` in the folder; ``sample`` takes the seed's stratified 20%."""
-    folder = _folder(data_dir, "nsmc")
+def load_nsmc(folder: Path, labels: dict[str, str]) -> list[Example]:
+    """Every ``ratings_test*.txt`` in the folder."""
     paths = sorted(folder.glob("ratings_test*.txt"))
     if not paths:
         raise EvalDataError(f"{folder}: no ratings_test*.txt file")
@@ -182,16 +164,12 @@ def load_nsmc(data_dir: Path, labels: dict[str, str], sample: bool = False) -> l
                     _label(path, line_no, row["label"], labels),
                 )
             )
-    return stratified_sample(examples, NSMC_SAMPLE_FRACTION, NSMC_SAMPLE_SEED) if sample else examples
+    return examples
 
 
-Loader = Callable[..., list[Example]]
-LOADERS: dict[str, Loader] = {
-    "kornli": load_kornli,
-    "question_pair": load_question_pair,
-    "hate_speech": load_hate_speech,
-    "nsmc": load_nsmc,
-}
+def nsmc_seed_sample(examples: list[Example]) -> list[Example]:
+    """The seed's NSMC test split: a stratified 20% (sklearn, ``random_state=42``)."""
+    return stratified_sample(examples, NSMC_SAMPLE_FRACTION, NSMC_SAMPLE_SEED)
 
 
 def load_set(
@@ -199,16 +177,22 @@ def load_set(
     data_dir: Path,
     labels: dict[str, str],
     limit: int | None = None,
-    nsmc_sample: bool = False,
+    seed_sample: bool = False,
     seed: int = 0,
 ) -> list[Example]:
-    """One set; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
-    if name not in LOADERS:
-        raise EvalDataError(f"unknown evaluation set {name!r} (known: {', '.join(SETS)})")
-    kwargs = {"sample": nsmc_sample} if name == "nsmc" else {}
-    examples = LOADERS[name](Path(data_dir), labels, **kwargs)
+    """One set from its folder under ``data_dir``; ``seed_sample`` takes the seed's subsample where it
+    used one; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
+    from kositp.evaluate.sets import eval_set
+
+    row = eval_set(name)
+    folder = Path(data_dir) / row.folder
+    if not folder.is_dir():
+        raise EvalDataError(f"{folder}: folder for set {name!r} not found under {data_dir}")
+    examples = row.load(folder, labels)
+    if seed_sample and row.seed_sample is not None:
+        examples = row.seed_sample(examples)
     if not examples:
-        raise EvalDataError(f"{Path(data_dir) / FOLDERS[name]}: no examples for set {name!r} (header only?)")
+        raise EvalDataError(f"{folder}: no examples for set {name!r} (header only?)")
     if limit is not None and len(examples) > limit:
         picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
         examples = [examples[i] for i in picked]

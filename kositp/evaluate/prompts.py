@@ -26,7 +26,9 @@ class SetPrompt:
         return format_prompt(f"{self.system}{example_text}")
 
 
-def load_prompt_set(name: str = DEFAULT_PROMPT_SET, path: Path = PROMPTS_FILE) -> dict[str, SetPrompt]:
+def load_prompt_set(name: str = DEFAULT_PROMPT_SET, path: Path | None = None) -> dict[str, SetPrompt]:
+    """The prompt set ``name`` of ``path`` (default: the repository's ``prompts/eval_prompts.yaml``)."""
+    path = path or PROMPTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: evaluation prompts file not found")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -6,13 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kositp.evaluate.sets import EVAL_SETS, eval_set, published_models
 from kositp.reporting import Reporter, markdown_table
-
-# The seed README's zero-shot macro F1 (README.ko.md; ../shared/datasets/README.md).
-SEED_PUBLISHED = {
-    "SOLAR 10.7B TaskInstruct": {"kornli": 0.44, "question_pair": 0.68, "hate_speech": 0.63, "nsmc": 0.76},
-    "Mistral 7B TaskInstruct": {"kornli": 0.31, "question_pair": 0.51, "hate_speech": 0.41, "nsmc": 0.77},
-}
 
 
 def _interval(ci: list[float] | None) -> str:
@@ -48,8 +43,8 @@ def comparison_rows(
         if previous is not None:
             prev = previous.get(name, {}).get("macro_f1")
             row["previous"] = "" if prev is None else f"{prev:.3f}"
-        for model, scores in SEED_PUBLISHED.items():
-            row[model] = scores.get(name, "")
+        for model in published_models():
+            row[model] = eval_set(name).published.get(model, "") if name in EVAL_SETS else ""
         rows.append(row)
     return rows
 
@@ -102,7 +97,10 @@ def plot_f1(metrics: dict[str, dict[str, Any]], path: Path) -> Path:
 
     names = list(metrics)
     series = {"this model": [metrics[n]["macro_f1"] for n in names]}
-    series.update({model: [scores.get(n, 0.0) for n in names] for model, scores in SEED_PUBLISHED.items()})
+    series.update(
+        {model: [EVAL_SETS[n].published.get(model, 0.0) if n in EVAL_SETS else 0.0 for n in names]
+         for model in published_models()}
+    )
     x = np.arange(len(names))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kositp.errors import PermanentError
 from kositp.evaluate.backends import Backend, Sampling
 from kositp.evaluate.calibration import argmax_labels
 from kositp.evaluate.loaders import Example, load_set
 from kositp.evaluate.metrics import INVALID, predicted_words, score_metrics, set_metrics
 from kositp.evaluate.prompts import SetPrompt
+from kositp.evaluate.sets import eval_set
 from kositp.prompt_format import cut_at_stop
 from kositp.reporting import ConsoleReporter, Reporter
 
@@ -105,7 +107,7 @@ def evaluate_sets(
     method: str,
     *,
     limit: int | None = None,
-    nsmc_sample: bool = False,
+    seed_sample: bool = False,
     sampling: Sampling | None = None,
     seed: int = 0,
     reporter: Reporter | None = None,
@@ -117,10 +119,9 @@ def evaluate_sets(
     sampling = sampling or Sampling()
     frames, metrics = [], {}
     for name in sets:
-        if name not in prompts:
-            raise KeyError(f"no prompt for set {name!r} in the prompt set")
+        check_prompt(name, prompts)
         labels = prompts[name].label_words
-        examples = load_set(name, data_dir, prompts[name].labels, limit=limit, nsmc_sample=nsmc_sample, seed=seed)
+        examples = load_set(name, data_dir, prompts[name].labels, limit=limit, seed_sample=seed_sample, seed=seed)
         reporter.info(f"{name}: {len(examples)} examples from {data_dir}")
         frame, scores = predict(examples, prompts[name], backend, method, sampling, reporter, choice_scoring)
         gold = frame["gold"].tolist()
@@ -139,6 +140,18 @@ def evaluate_sets(
         }
         reporter.info(summary_line(name, metrics[name]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(), metrics
+
+
+class PromptMismatch(PermanentError, KeyError):
+    """A prompt set without a prompt for a set, or without a label word for one of its labels."""
+
+
+def check_prompt(name: str, prompts: dict[str, SetPrompt]) -> None:
+    if name not in prompts:
+        raise PromptMismatch(f"no prompt for set {name!r} in the prompt set")
+    missing = [raw for raw in eval_set(name).raw_labels if raw not in prompts[name].labels]
+    if missing:
+        raise PromptMismatch(f"the prompt for set {name!r} gives no label word for its label(s) {', '.join(missing)}")
 
 
 def summary_line(name: str, m: dict[str, Any]) -> str:

@@ -68,7 +68,7 @@ def evaluate_to(
         backend,
         config.method,
         limit=config.limit,
-        nsmc_sample=config.nsmc_sample,
+        seed_sample=config.seed_sample,
         sampling=config.sampling,
         seed=config.seed,
         reporter=reporter,

@@ -12,23 +12,17 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard
 
+from kositp.evaluate.sets import EVAL_SETS
 from kositp.promote.record import Promotion
 from kositp.reporting import markdown_table
-
-# The Hub's dataset ids and names of the four zero-shot sets (docs/evaluate.md).
-HUB_DATASETS = {
-    "kornli": ("kakaobrain/kor_nli", "KorNLI"),
-    "question_pair": ("songys/Question_pair", "Korean question pair"),
-    "hate_speech": ("kocohub/korean-hate-speech", "Korean hate speech"),
-    "nsmc": ("e9t/nsmc", "NSMC"),
-}
 
 
 def zero_shot_results(metrics: dict[str, Any]) -> list[EvalResult]:
     """Per set: raw macro F1, and where computed the batch-calibrated macro F1 and the AUC of the margin."""
     results = []
     for name, m in metrics.get("sets", {}).items():
-        dataset_id, dataset_name = HUB_DATASETS.get(name, (name, name))
+        row = EVAL_SETS.get(name)
+        dataset_id, dataset_name = (row.hub_id, row.title) if row else (name, name)
         figures = [("f1", "macro F1 (invalid answers counted wrong)", m["macro_f1"])]
         if "calibrated" in m:
             figures.append(("f1", "macro F1, batch-calibrated", m["calibrated"]["macro_f1"]))
