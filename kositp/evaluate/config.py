@@ -33,7 +33,9 @@ class EvaluateConfig(StageConfig):
         "sum", description="choice scores: summed log-probability, or per byte (lm-eval's acc_norm)"
     )
     backend: Literal["auto", "hf", "vllm", "openai"] = Field("auto", description="inference backend")
-    prompt_set: str = Field(DEFAULT_PROMPT_SET, description="prompts/eval/<name>.yaml")
+    prompt_set: str = Field(
+        DEFAULT_PROMPT_SET, description="a prompt set of prompts/eval_prompts.yaml (seed: the seed's protocol)"
+    )
     batch_size: int = Field(default=8, ge=1, description="sequences per forward pass")
     seed: int = Field(0, description="sampling / bootstrap / --limit seed")
     temperature: float = Field(0.5, ge=0, description="generate: sampling temperature")
