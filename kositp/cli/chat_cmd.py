@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Annotated
 import typer
 
 from kositp.cli.application import app
+from kositp.cli.process_tree import run_until_stopped
 
 CHAT_APP = Path(__file__).resolve().parent.parent / "serve" / "chat_app.py"
 WELCOME = """# KOSITP
@@ -51,14 +50,8 @@ def chat(
     if api_key:
         env["KOSITP_API_KEY"] = api_key
     typer.echo(f"chat page on http://{host}:{port}, talking to {api_url}", err=True)
-    try:
-        page = subprocess.Popen(chainlit_command(host, port), env=env)
-        # SIGTERM is passed on, so the page stops and the scratch folder is still removed.
-        signal.signal(signal.SIGTERM, lambda *_: page.terminate())
-        try:
-            code = page.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached the page too (same process group)
-            code = page.wait()
+    try:  # Ctrl-C, SIGTERM or SIGHUP stop the page too, and the scratch folder is still removed
+        code = run_until_stopped("the chat page", chainlit_command(host, port), env, say=lambda line: typer.echo(line, err=True))
     finally:
         shutil.rmtree(app_root, ignore_errors=True)
     raise typer.Exit(code)
