@@ -35,14 +35,21 @@ class PipelineFailed(RuntimeError):
         self.results = results
 
 
+def stage_names(value: list[str] | str) -> list[str]:
+    """A stage field as a list: one name given alone means that stage."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 @flow(name="kositp-pipeline")
 def pipeline(
     profile: str = "demo",
     root: str | None = None,
     until: StageName | None = None,
-    only: list[StageName] | None = None,
-    overrides: list[str] | None = None,
-    force: list[StageName] | None = None,
+    # An empty list, not None, so that the UI's Run form opens on the stages' multi-select; a single
+    # name is accepted too (`prefect deployment run ... --param only=evaluate`).
+    only: list[StageName] | StageName = [],  # noqa: B006
+    overrides: list[str] = [],  # noqa: B006
+    force: list[StageName] | StageName = [],  # noqa: B006
     keep_versions: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the profile's stages in order; returns one ``StageResult`` dict per stage run.
@@ -52,21 +59,22 @@ def pipeline(
             a path, relative to the repository, to a YAML profile or a seed config.json.
         root: Artifact root; empty uses the profile's `root`.
         until: Run the stages up to and including this one.
-        only: Run just these stages (e.g. sft after a failure); their inputs must be published.
+        only: Run just these stages (e.g. sft after a failure; one name or a list); their inputs must be
+            published.
         overrides: Profile overrides as section.key=value, e.g. sft.lora_r=16 or evaluate.limit=200.
-        force: Rebuild these stages even though their version is published.
+        force: Rebuild these stages even though their version is published (one name or a list).
         keep_versions: After a successful run, delete artifact versions beyond the newest N per stage,
             except promoted and latest models and everything they were built from. Empty keeps all.
     """
     logger = get_run_logger()
     for env_var in export_secret_blocks():
         logger.info("%s taken from its Prefect Secret block", env_var)
-    loaded = load_profile(profile, overrides or [], root=root)
+    loaded = load_profile(profile, overrides, root=root)
     store = ArtifactStore(loaded.root)
     settings = loaded.prefect
-    forced = set(force or [])
+    forced = set(stage_names(force))
     results: list[dict[str, Any]] = []
-    for item in select(plan(loaded), until=until, only=only or []):
+    for item in select(plan(loaded), until=until, only=stage_names(only)):
         intact, note = store.intact(item.name, item.version)
         if note:
             logger.warning(note)

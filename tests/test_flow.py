@@ -69,7 +69,8 @@ def test_failed_stage_then_rerun_of_just_that_stage(prefect_server, fake_stages,
     statuses = [(r["stage"], r["status"]) for r in failure.value.results]
     assert statuses == [("ingest", "ran"), ("reformat", "failed")]
     assert "GPU가 선점되었습니다" in failure.value.results[-1]["error"]
-    rerun = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides, only=["reformat"])
+    # one stage by name, as `prefect deployment run ... --param only=reformat` passes it
+    rerun = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides, only="reformat")
     assert [(r["stage"], r["status"]) for r in rerun] == [("reformat", "ran")]
     counts = json.loads((ArtifactStore(tmp_path / "store").path("reformat", rerun[0]["version"]) / "counts.json").read_text())
     assert counts["한국어"] == 3

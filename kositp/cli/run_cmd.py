@@ -46,7 +46,8 @@ def run(
         # stdout carries only the results; whatever libraries print while stages run goes to stderr
         with contextlib.redirect_stdout(sys.stderr):
             start_temporary_server(say=lambda line: typer.echo(line, err=True))
-            results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
+            results = pipeline(profile=profile, root=root, until=until, only=only or [], overrides=set_ or [],
+                               force=force or [])
     except ProfileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
