@@ -10,6 +10,7 @@ form: the stage fields are drop-downs of the stage names.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from prefect import flow
@@ -25,6 +26,12 @@ from tasks.secrets import export_secret_blocks
 from tasks.stage_tasks import stage_task
 
 StageName = Literal[PIPELINE_ORDER]  # type: ignore[valid-type]
+
+# Each stage's start and end, for a caller that shows progress (`kositp run`: one line per stage).
+# The records carry a `stage_event` dict; the run logger's lines are what the Prefect UI shows.
+stage_events = logging.getLogger("kositp.stage_events")
+stage_events.setLevel(logging.INFO)
+stage_events.propagate = False
 
 
 class PipelineFailed(RuntimeError):
@@ -74,7 +81,10 @@ def pipeline(
     settings = loaded.prefect
     forced = set(stage_names(force))
     results: list[dict[str, Any]] = []
-    for item in select(plan(loaded), until=until, only=stage_names(only)):
+    selected = select(plan(loaded), until=until, only=stage_names(only))
+    for index, item in enumerate(selected, 1):
+        event = {"stage": item.name, "version": item.version, "index": index, "total": len(selected)}
+        stage_events.info("%s started", item.name, extra={"stage_event": {**event, "status": "started"}})
         intact, note = store.intact(item.name, item.version)
         if note:
             logger.warning(note)
@@ -85,11 +95,13 @@ def pipeline(
             failure = StageResult(item.name, item.version, "failed", str(store.path(item.name, item.version)))
             failure.error = state.message or "failed"
             results.append(failure.as_dict())
+            stage_events.info("%s failed", item.name, extra={"stage_event": {**event, "status": "failed"}})
             raise PipelineFailed(f"stage {item.name} failed: {failure.error}", results)
         outcome: StageResult = state.result()
         outcome.status = "cached" if existed else outcome.status
         outcome.note = note or outcome.note
         logger.info("%s %s %s -> %s", item.name, item.version, outcome.status, outcome.path)
+        stage_events.info("%s %s", item.name, outcome.status, extra={"stage_event": {**event, "status": outcome.status}})
         results.append(outcome.as_dict())
     if keep_versions is not None:
         result_dir = get_current_settings().results.local_storage_path
