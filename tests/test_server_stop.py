@@ -1,18 +1,25 @@
-"""``kositp server`` (``make ui``) stopped by a signal leaves no Prefect server behind."""
+"""``kositp server`` (``make ui``): its port, and a signal to it leaves no Prefect server behind."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 from serving import free_port, running
 
-pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_make_ui_takes_its_port_from_port():
+    shown = subprocess.run(["make", "-n", "ui", "PORT=4321"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "kositp server --port 4321" in shown.stdout
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +28,7 @@ def prefect_home(tmp_path_factory):
     return tmp_path_factory.mktemp("server-home")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_to_kositp_server_stops_the_whole_process_tree(sig, prefect_home, tmp_path):
     port = free_port()
