@@ -16,6 +16,8 @@ from kositp.cli.application import app
 from kositp.cli.process_tree import run_until_stopped
 
 CHAT_APP = Path(__file__).resolve().parent.parent / "serve" / "chat_app.py"
+# The page's font and Chainlit's theme file naming it: served from the page's own public/ folder
+CHAT_ASSETS = CHAT_APP.parent / "chat_assets"
 WELCOME = """# KOSITP
 
 Chat with the model `kositp serve` serves. The first message says which model and artifact
@@ -46,6 +48,7 @@ def chat(
     # folder, so running the page never litters the working directory.
     app_root = Path(tempfile.mkdtemp(prefix="kositp-chat-"))
     (app_root / "chainlit.md").write_text(WELCOME, encoding="utf-8")
+    shutil.copytree(CHAT_ASSETS, app_root / "public")
     env = {**os.environ, "CHAINLIT_APP_ROOT": str(app_root), "KOSITP_CHAT_BASE_URL": api_url}
     if api_key:
         env["KOSITP_API_KEY"] = api_key
