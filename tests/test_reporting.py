@@ -53,7 +53,7 @@ LoRA로 학습한 뒤 병합한 모델입니다.
 def test_a_model_card_in_the_prefect_ui_shows_its_metadata_as_a_code_block_not_as_headings(prefect_server):
     from prefect import flow
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
     from tasks.reporting import PrefectReporter
 
@@ -61,10 +61,11 @@ def test_a_model_card_in_the_prefect_ui_shows_its_metadata_as_a_code_block_not_a
     def publish_card() -> None:
         PrefectReporter().markdown("export-model-card", CARD)
 
-    publish_card()
+    run = publish_card(return_state=True).state_details.flow_run_id
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["export-model-card"])))
-    shown = artifacts[-1].data
+        (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["export-model-card"]), flow_run_id=ArtifactFilterFlowRunId(any_=[run])))
+    shown = artifact.data
     html = markdown_it.MarkdownIt("commonmark").render(shown)
     assert re.findall(r"<h(\d)>(.*?)</h\d>", html, re.DOTALL) == [("1", "KOSITP 한국어 지시 모델"), ("2", "사용법")]
     (block,) = re.findall(r'<pre><code class="language-yaml">(.*?)</code></pre>', html, re.DOTALL)
