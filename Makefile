@@ -9,6 +9,8 @@ LOCK ?= requirements/lock-cpu.txt
 # (e.g. `make lock TORCH_WHEELS=/path/to/wheels`); empty: the configured index only
 TORCH_WHEELS ?=
 PROFILE ?= demo
+# the port of `make ui` (Prefect's server and UI)
+PORT ?= 4200
 PYTEST_ARGS ?=
 
 .PHONY: demo ui test test-real lock clean-venv compiled uncompiled
@@ -38,8 +40,9 @@ demo: compiled
 	$(BIN)/kositp run --profile $(PROFILE)
 
 # Prefect's server and UI over this machine's Prefect database: the runs of `make demo` are there.
+# `make ui PORT=4300` for another port; Ctrl-C stops the server.
 ui: compiled
-	$(BIN)/kositp server
+	$(BIN)/kositp server --port $(PORT)
 
 test: compiled
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

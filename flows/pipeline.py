@@ -10,6 +10,7 @@ form: the stage fields are drop-downs of the stage names.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from prefect import flow
@@ -26,6 +27,12 @@ from tasks.stage_tasks import stage_task
 
 StageName = Literal[PIPELINE_ORDER]  # type: ignore[valid-type]
 
+# Each stage's start and end, for a caller that shows progress (`kositp run`: one line per stage).
+# The records carry a `stage_event` dict; the run logger's lines are what the Prefect UI shows.
+stage_events = logging.getLogger("kositp.stage_events")
+stage_events.setLevel(logging.INFO)
+stage_events.propagate = False
+
 
 class PipelineFailed(RuntimeError):
     """A stage failed after its retries; ``results`` holds every stage's outcome so far."""
@@ -35,14 +42,21 @@ class PipelineFailed(RuntimeError):
         self.results = results
 
 
+def stage_names(value: list[str] | str) -> list[str]:
+    """A stage field as a list: one name given alone means that stage."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 @flow(name="kositp-pipeline")
 def pipeline(
     profile: str = "demo",
     root: str | None = None,
     until: StageName | None = None,
-    only: list[StageName] | None = None,
-    overrides: list[str] | None = None,
-    force: list[StageName] | None = None,
+    # An empty list, not None, so that the UI's Run form opens on the stages' multi-select; a single
+    # name is accepted too (`prefect deployment run ... --param only=evaluate`).
+    only: list[StageName] | StageName = [],  # noqa: B006
+    overrides: list[str] = [],  # noqa: B006
+    force: list[StageName] | StageName = [],  # noqa: B006
     keep_versions: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run the profile's stages in order; returns one ``StageResult`` dict per stage run.
@@ -52,21 +66,25 @@ def pipeline(
             a path, relative to the repository, to a YAML profile or a seed config.json.
         root: Artifact root; empty uses the profile's `root`.
         until: Run the stages up to and including this one.
-        only: Run just these stages (e.g. sft after a failure); their inputs must be published.
+        only: Run just these stages (e.g. sft after a failure; one name or a list); their inputs must be
+            published.
         overrides: Profile overrides as section.key=value, e.g. sft.lora_r=16 or evaluate.limit=200.
-        force: Rebuild these stages even though their version is published.
+        force: Rebuild these stages even though their version is published (one name or a list).
         keep_versions: After a successful run, delete artifact versions beyond the newest N per stage,
             except promoted and latest models and everything they were built from. Empty keeps all.
     """
     logger = get_run_logger()
     for env_var in export_secret_blocks():
         logger.info("%s taken from its Prefect Secret block", env_var)
-    loaded = load_profile(profile, overrides or [], root=root)
+    loaded = load_profile(profile, overrides, root=root)
     store = ArtifactStore(loaded.root)
     settings = loaded.prefect
-    forced = set(force or [])
+    forced = set(stage_names(force))
     results: list[dict[str, Any]] = []
-    for item in select(plan(loaded), until=until, only=only or []):
+    selected = select(plan(loaded), until=until, only=stage_names(only))
+    for index, item in enumerate(selected, 1):
+        event = {"stage": item.name, "version": item.version, "index": index, "total": len(selected)}
+        stage_events.info("%s started", item.name, extra={"stage_event": {**event, "status": "started"}})
         intact, note = store.intact(item.name, item.version)
         if note:
             logger.warning(note)
@@ -77,11 +95,13 @@ def pipeline(
             failure = StageResult(item.name, item.version, "failed", str(store.path(item.name, item.version)))
             failure.error = state.message or "failed"
             results.append(failure.as_dict())
+            stage_events.info("%s failed", item.name, extra={"stage_event": {**event, "status": "failed"}})
             raise PipelineFailed(f"stage {item.name} failed: {failure.error}", results)
         outcome: StageResult = state.result()
         outcome.status = "cached" if existed else outcome.status
         outcome.note = note or outcome.note
         logger.info("%s %s %s -> %s", item.name, item.version, outcome.status, outcome.path)
+        stage_events.info("%s %s", item.name, outcome.status, extra={"stage_event": {**event, "status": outcome.status}})
         results.append(outcome.as_dict())
     if keep_versions is not None:
         result_dir = get_current_settings().results.local_storage_path

@@ -7,6 +7,7 @@ and the orchestrator supplies one that turns the same calls into Prefect UI arti
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,3 +90,21 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     head = "| " + " | ".join(map(markdown_cell, columns)) + " |\n|" + "---|" * len(columns)
     body = "\n".join("| " + " | ".join(markdown_cell(r.get(c, "")) for c in columns) + " |" for r in rows)
     return f"{head}\n{body}"
+
+
+_FRONT_MATTER = re.compile(r"\A---\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def front_matter_as_block(text: str) -> str:
+    """``text`` with its leading YAML front matter (a model card's metadata) moved to a code block at the end.
+
+    A viewer that does not know front matter, such as Prefect's UI, reads each of its lines before a
+    ``---`` as a heading: a model card showed as 25 giant headings. The card's file keeps it as is.
+    """
+    match = _FRONT_MATTER.match(text)
+    if not match:
+        return text
+    metadata = match.group(1)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", metadata)), default=0))
+    body = text[match.end() :].rstrip()
+    return f"{body}\n\n**Metadata** (the card's YAML front matter):\n\n{fence}yaml\n{metadata}\n{fence}\n"

@@ -18,7 +18,7 @@ from prefect.artifacts import (
 from prefect.logging import get_run_logger
 
 from kositp.artifacts import published_location
-from kositp.reporting import Advance, ConsoleReporter
+from kositp.reporting import Advance, ConsoleReporter, front_matter_as_block
 from kositp.secrets import redact
 
 _PROGRESS_STEPS = 100
@@ -60,7 +60,7 @@ class PrefectReporter(ConsoleReporter):
         create_table_artifact(redact([dict(r) for r in rows]), key=artifact_key(key), description=description)
 
     def markdown(self, key: str, text: str, description: str = "") -> None:
-        create_markdown_artifact(redact(text), key=artifact_key(key), description=description)
+        create_markdown_artifact(redact(front_matter_as_block(text)), key=artifact_key(key), description=description)
 
     def image(self, key: str, path: Path, description: str = "") -> None:
         encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")

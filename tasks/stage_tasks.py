@@ -3,19 +3,25 @@
 The task's cache key is the artifact version (qualified by the artifact root), so Prefect's
 cache and the artifact store agree: a published version is a ``Cached`` task run in the UI and
 a no-op on disk. GPU stages carry the ``gpu`` tag and hold a slot of the ``gpu`` global
-concurrency limit while they run, so two trainings never share a card. A stage that fails with a
-:class:`kositp.errors.PermanentError` (a bad profile, a missing input or model) is not retried:
-the profile's retries are for failures that pass (out of memory, a network error, a lost node).
+concurrency limit while they run, so two trainings never share a card; where the limit does not
+exist (the temporary server of ``kositp run``) they run without one, said once per run. A stage
+that fails with a :class:`kositp.errors.PermanentError` (a bad profile, a missing input or model)
+is not retried: the profile's retries are for failures that pass (out of memory, a network error,
+a lost node).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from prefect import Task, task
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 from prefect.states import State
 
 from kositp.artifacts import ArtifactStore
@@ -35,13 +41,37 @@ def retry_unless_permanent(_task: Task, _task_run: TaskRun, state: State) -> boo
     return not isinstance(state.result(raise_on_failure=False), PermanentError)
 
 
+# (flow run, limit) pairs already warned about: a missing limit is one line per run, not one per stage
+_WARNED_MISSING: set[tuple[str, str]] = set()
+
+
+def gpu_slot(settings: PrefectSettings) -> AbstractContextManager[Any]:
+    """A slot of the GPU concurrency limit; without the limit (no `kositp deploy` yet: the demo's
+    temporary server) the stage runs unguarded, which is said once per flow run."""
+    name = settings.gpu_concurrency_limit
+    if settings.strict_gpu_limit or _limit_exists(name):
+        return concurrency(name, occupy=1, strict=settings.strict_gpu_limit)
+    key = (str(flow_run.get_id()), name)
+    if key not in _WARNED_MISSING:
+        _WARNED_MISSING.add(key)
+        get_run_logger().warning(
+            f"no `{name}` concurrency limit on this Prefect server: GPU stages run without a slot "
+            "(`kositp deploy` creates it; prefect.strict_gpu_limit: true fails instead)"
+        )
+    return nullcontext()
+
+
+def _limit_exists(name: str) -> bool:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            return False
+    return True
+
+
 def _run_stage(item: PlannedStage, root: str, profile_name: str, settings: PrefectSettings, force: bool) -> StageResult:
-    slot = (
-        concurrency(settings.gpu_concurrency_limit, occupy=1, strict=settings.strict_gpu_limit)
-        if item.stage.gpu
-        else nullcontext()
-    )
-    with slot:
+    with gpu_slot(settings) if item.stage.gpu else nullcontext():
         return execute(item, ArtifactStore(root), profile_name, PrefectReporter(), force=force)
 
 

@@ -109,3 +109,38 @@ def test_demo_evaluation_reports_what_its_predictions_score(demo_run):
     held = metrics["held_in"]
     assert set(held["models"]) == {"tuned", "base"} and held["models"]["tuned"]["categories"]
     assert evaluation.rows["held_in_examples"] == sum(c["n"] for c in held["models"]["tuned"]["categories"].values())
+
+
+def test_kositp_run_shows_a_line_per_stage_the_summary_and_what_to_do_next(demo_run, prefect_server, tmp_path):
+    """What a user sees of a run (here a copy of the demo with its export rebuilt): the stage lines,
+    the table and three closing lines; the libraries' output and the export check's raw model
+    output go to the run's log file, named first."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "데모"
+    shutil.copytree(demo_run[0], root)
+    run = subprocess.run(
+        [sys.executable, "-m", "kositp", "run", "--profile", "demo", "--root", str(root), "--force", "export"],
+        capture_output=True, text=True, timeout=600, check=False, env={**os.environ, "PREFECT_LOGGING_LEVEL": "INFO"},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    details, *stage_lines = run.stderr.splitlines()
+    log = Path(details.split()[1])
+    assert details.startswith("details: ") and log.parent == root / "_logs"
+    assert [line.split()[:4] for line in stage_lines] == [
+        [f"[{i}/8]", stage, version, "ran" if stage == "export" else "cached"]
+        for i, (stage, version) in enumerate(((r["stage"], r["version"]) for r in demo_run[1]), 1)
+    ]
+    *table, blank, artifacts, ui, chat = run.stdout.splitlines()
+    assert table[0].split() == ["stage", "version", "status", "path"] and len(table) == 9 and blank == ""
+    evaluate, promote = (f"{r['stage']}/{r['version']}" for r in demo_run[1][-2:])
+    assert artifacts.startswith(f"Artifacts: {root} (scores: {evaluate}/report.md, {promote}/decision.md)")
+    assert ui == f"Runs, tables and plots in the Prefect UI: {prefect_server.removesuffix('/api')}."
+    assert chat.startswith("Chat with the model: `kositp serve --model ") and "`kositp chat`" in chat
+    assert "the demo's tiny model writes nonsense by design" in chat
+    logged = log.read_text(encoding="utf-8")
+    assert "merged_output" in logged and "merged_output" not in run.stderr + run.stdout

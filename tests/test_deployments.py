@@ -8,6 +8,7 @@ run); the pins in pyproject.toml are held by these tests.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -62,6 +63,7 @@ def test_deploy_is_idempotent_and_registers_every_deployment(deployed):
         assert nightly.pull_steps[0]["prefect.deployments.steps.set_working_directory"]["directory"] == str(REPO)
         only = nightly.parameter_openapi_schema["properties"]["only"]
         assert "sft" in only["anyOf"][0]["items"]["enum"] and only["description"]
+        assert only["default"] == [], "the Run form opens on the stages' multi-select, not on a list/None toggle"
         assert client.read_global_concurrency_limit_by_name("gpu").limit == 1
         assert {p.name for p in client.read_work_pools()} >= {"gpu-pool", "cpu-pool"}
 
@@ -82,6 +84,21 @@ def test_scheduler_creates_the_nightly_runs(deployed):
     assert {r.state.type.value for r in runs} == {"SCHEDULED"}
     # 02:00 in Seoul is 17:00 UTC
     assert {(r.expected_start_time.hour, r.expected_start_time.minute) for r in runs} == {(17, 0)}
+
+
+def test_a_one_stage_rerun_takes_the_stage_name_alone(deployed):
+    """The README's command: `only` as one name, not a JSON list (the server checks it against the schema)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "prefect", "deployment", "run", "kositp-pipeline/demo", "--param", "only=evaluate"],
+        check=False, capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "250"},
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    (run_id,) = re.findall(r"UUID: ([0-9a-f-]{36})", run.stdout)
+    with _client() as client:
+        try:
+            assert client.read_flow_run(run_id).parameters["only"] == "evaluate"
+        finally:
+            client.delete_flow_run(run_id)  # so that no worker of another test picks it up
 
 
 def test_deploy_without_a_server_says_how_to_start_one(tmp_path):

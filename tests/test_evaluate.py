@@ -494,37 +494,53 @@ def _with_stand_in_export(tiny_model_dir: Path) -> dict:
     }
 
 
-def test_stage_runs_on_an_export_artifact_and_compares_with_the_previous_run(
+def test_stage_runs_on_an_export_artifact_and_compares_with_the_promoted_model_never_with_itself(
     tiny_model_dir: Path, eval_dir: Path, tmp_path: Path
 ):
     """The demo profile's evaluate section, run by the pipeline runner on a stand-in export artifact."""
+    from dataclasses import replace
+
     from kositp.artifacts import ArtifactStore
     from kositp.config import load_profile
     from kositp.evaluate.stage import STAGE
     from kositp.pipeline import execute, plan
+    from kositp.promote.record import Promotion, record_decision
     from kositp.stages import registry
 
     assert registry()["evaluate"] is STAGE
     stages = _with_stand_in_export(tiny_model_dir)
     store = ArtifactStore(tmp_path / "artifacts")
     quiet = ConsoleReporter(show_progress=False)
-    reports = []
-    for limit in (2, 3):
+
+    def evaluate(limit: int, force: bool = False) -> tuple[str, str]:
         profile = load_profile(
             "demo", [f"evaluate.data_dir={eval_dir}", f"evaluate.limit={limit}", "evaluate.held_in=false"], root=store.root
         )
         planned = plan(profile, stages)
-        results = [execute(item, store, profile.name, quiet) for item in planned]
+        results = [execute(item, store, profile.name, quiet, force=force) for item in planned]
         assert [r.status for r in results][-1] == "ran"
         artifact = store.open("evaluate", results[-1].version)
-        reports.append(artifact.file("report.md").read_text(encoding="utf-8"))
         metrics = json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))["sets"]
         assert set(metrics) == {"kornli", "question_pair", "hate_speech", "nsmc"}
         assert all(m["coverage"] == 1.0 and m["n"] == limit for m in metrics.values())
         assert artifact.rows["nsmc_examples"] == limit
         assert (artifact.path / "f1.png").stat().st_size > 0
-    assert "No previous evaluation to compare with" in reports[0]
-    assert "| previous |" in reports[1] and "SOLAR 10.7B TaskInstruct" in reports[1]
+        return artifact.manifest["inputs"]["export"], artifact.file("report.md").read_text(encoding="utf-8")
+
+    export, first = evaluate(2)
+    assert "No previous evaluation to compare with" in first
+
+    scores = dict.fromkeys(("kornli", "question_pair", "hate_speech", "nsmc"), 0.987)
+    other = Promotion("fedcba9876543210", "evaluate-of-other", scores, 0.987, {}, "test")
+    record_decision(store.root, "demo", other, "promoted")
+    _, against_promoted = evaluate(3)
+    assert "| previous |" in against_promoted and "SOLAR 10.7B TaskInstruct" in against_promoted
+    assert "previous: the promoted export fedcba9876543210" in against_promoted
+    assert against_promoted.count("| 0.987 |") == 4
+
+    record_decision(store.root, "demo", replace(other, export_version=export), "promoted")
+    _, forced = evaluate(3, force=True)  # the promoted model's own evaluation, again
+    assert "| previous |" not in forced and "the promoted model itself: no other model to compare with" in forced
 
 
 def test_a_header_only_set_is_one_clear_error(tmp_path):

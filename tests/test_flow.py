@@ -69,7 +69,8 @@ def test_failed_stage_then_rerun_of_just_that_stage(prefect_server, fake_stages,
     statuses = [(r["stage"], r["status"]) for r in failure.value.results]
     assert statuses == [("ingest", "ran"), ("reformat", "failed")]
     assert "GPU가 선점되었습니다" in failure.value.results[-1]["error"]
-    rerun = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides, only=["reformat"])
+    # one stage by name, as `prefect deployment run ... --param only=reformat` passes it
+    rerun = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides, only="reformat")
     assert [(r["stage"], r["status"]) for r in rerun] == [("reformat", "ran")]
     counts = json.loads((ArtifactStore(tmp_path / "store").path("reformat", rerun[0]["version"]) / "counts.json").read_text())
     assert counts["한국어"] == 3
@@ -143,3 +144,27 @@ def test_keep_versions_removes_older_versions_after_a_successful_run(prefect_ser
     store = ArtifactStore(tmp_path)
     for before, after in zip(old, new, strict=True):
         assert store.versions(after["stage"]) == [after["version"]] != [before["version"]]
+
+
+def test_a_missing_gpu_limit_is_one_warning_per_run_not_one_per_stage(prefect_server, monkeypatch, tmp_path):
+    """The demo's temporary server has no `gpu` limit (no `kositp deploy`): its GPU stages say so once."""
+    from dataclasses import replace
+
+    from fakes import COUNTS, WORDS
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    from flows.pipeline import pipeline
+
+    gpu_stages = {s.name: replace(s, gpu=True) for s in (WORDS, COUNTS)}
+    monkeypatch.setattr(kositp.pipeline, "registry", lambda: gpu_stages)
+    overrides = [f"prefect.gpu_concurrency_limit=gpu-{tmp_path.name}"]  # a limit this server does not have
+    state = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=overrides, return_state=True)
+    assert [r["status"] for r in state.result()] == ["ran", "ran"]
+    APILogWorker.drain_all(timeout=10)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    warnings = [log.message for log in logs if log.level >= 30]
+    assert len(warnings) == 1 and f"no `gpu-{tmp_path.name}` concurrency limit" in warnings[0], warnings

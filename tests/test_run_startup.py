@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socketserver
 import subprocess
 import sys
 import time
@@ -117,3 +118,37 @@ def test_a_server_that_does_not_start_is_one_line_and_exit_1(monkeypatch, tmp_pa
     assert result.stderr.strip().splitlines()[-1] == (
         "error: the run stopped: ServerStartError: Prefect's temporary server did not start: "
         "Timed out while attempting to connect to ephemeral Prefect API server.")
+
+
+class _ProxyRecorder(socketserver.ThreadingTCPServer):
+    """An HTTP(S) proxy that forwards nothing: it records the first line of each request."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        recorder = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                recorder.requests.append(self.rfile.readline(1024).decode("latin-1").strip())
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.mark.slow
+def test_the_temporary_server_sends_no_telemetry(tmp_path):
+    """Offline machines are the norm: the run's server tries no request beyond loopback (Prefect's is telemetry)."""
+    import threading
+
+    with _ProxyRecorder() as proxy:
+        threading.Thread(target=proxy.serve_forever, daemon=True).start()
+        address = f"http://127.0.0.1:{proxy.server_address[1]}"
+        env = {k: v for k, v in _env(tmp_path / "prefect").items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
+        env.update(HTTPS_PROXY=address, HTTP_PROXY=address, NO_PROXY="127.0.0.1,localhost")
+        run = subprocess.run([*RUN, "--until", "ingest", "--root", str(tmp_path / "결과")], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600, check=False)
+        proxy.shutdown()
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert proxy.requests == [], "the run's Prefect server reached for the internet"
+    assert "telemetry" not in run.stderr

@@ -243,6 +243,9 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
         page = browser.new_page(viewport={"width": 1000, "height": 640})
         frames: list[str] = []
         page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: frames.append(str(frame))))
+        outside: list[str] = []  # an offline GPU node has no internet: every request stays on loopback
+        page.route("**/*", lambda route: route.continue_() if _loopback(route.request.url)
+                   else (outside.append(route.request.url), route.abort()))
         page.goto(page_url)
         answers = page.locator('[data-step-type="assistant_message"]')
         answers.first.wait_for(timeout=60_000)
@@ -265,9 +268,24 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
         assert page.get_by_text(KOREAN).count() >= 1
         page.evaluate("() => document.querySelectorAll('*').forEach(e => { e.scrollTop = 0; })")
         page.screenshot(path=os.environ.get("KOSITP_CHAT_SCREENSHOT", str(tmp_path / "chat.png")))
+        named = page.eval_on_selector_all(  # what the page names but may not fetch: preconnects, og:image
+            "link[href], script[src], img[src], meta[property='og:image']",
+            "nodes => nodes.map(n => new URL(n.href || n.src || n.content, document.baseURI).href)",
+        )
+        assert page.evaluate("""async () => { await document.fonts.ready;
+            return [...document.fonts].some(f => f.family.replace(/["']/g, '') === 'Inter' && f.status === 'loaded'); }"""
+        ), "the page's font (Inter) comes with the page"
         browser.close()
+    assert outside == [], f"the chat page reached beyond loopback: {outside}"
+    assert [url for url in named if not _loopback(url)] == []
     assert not (tmp_path / ".chainlit").exists() and not (tmp_path / ".files").exists()  # Chainlit's litter
     assert page_processes and not [p for p in page_processes if p.is_running() and p.status() != "zombie"]
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).scheme in ("data", "blob") or urlsplit(url).hostname in ("127.0.0.1", "localhost")
 
 
 def count_settled(count, page, quiet_ms: int = 1500, limit_s: float = 60.0) -> int:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,8 +13,11 @@ from typing import Annotated
 import typer
 
 from kositp.cli.application import app
+from kositp.cli.process_tree import run_until_stopped
 
 CHAT_APP = Path(__file__).resolve().parent.parent / "serve" / "chat_app.py"
+# The page's font and Chainlit's theme file naming it: served from the page's own public/ folder
+CHAT_ASSETS = CHAT_APP.parent / "chat_assets"
 WELCOME = """# KOSITP
 
 Chat with the model `kositp serve` serves. The first message says which model and artifact
@@ -47,18 +48,13 @@ def chat(
     # folder, so running the page never litters the working directory.
     app_root = Path(tempfile.mkdtemp(prefix="kositp-chat-"))
     (app_root / "chainlit.md").write_text(WELCOME, encoding="utf-8")
+    shutil.copytree(CHAT_ASSETS, app_root / "public")
     env = {**os.environ, "CHAINLIT_APP_ROOT": str(app_root), "KOSITP_CHAT_BASE_URL": api_url}
     if api_key:
         env["KOSITP_API_KEY"] = api_key
     typer.echo(f"chat page on http://{host}:{port}, talking to {api_url}", err=True)
-    try:
-        page = subprocess.Popen(chainlit_command(host, port), env=env)
-        # SIGTERM is passed on, so the page stops and the scratch folder is still removed.
-        signal.signal(signal.SIGTERM, lambda *_: page.terminate())
-        try:
-            code = page.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached the page too (same process group)
-            code = page.wait()
+    try:  # Ctrl-C, SIGTERM or SIGHUP stop the page too, and the scratch folder is still removed
+        code = run_until_stopped("the chat page", chainlit_command(host, port), env, say=lambda line: typer.echo(line, err=True))
     finally:
         shutil.rmtree(app_root, ignore_errors=True)
     raise typer.Exit(code)

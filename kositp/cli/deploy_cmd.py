@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,6 +18,7 @@ from typing import Annotated
 import typer
 
 from kositp.cli.application import app, configure_logging
+from kositp.cli.process_tree import run_until_stopped
 from kositp.config import REPO_ROOT
 from kositp.errors import PermanentError
 from kositp.reporting import format_table
@@ -69,7 +69,7 @@ def server(
     host: Annotated[str, typer.Option(help="address to listen on (0.0.0.0 to reach it from other machines)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port of the UI and the API")] = 4200,
 ) -> None:
-    """Start Prefect's server with its UI over this machine's Prefect database; Ctrl-C stops it."""
+    """Start Prefect's server with its UI over this machine's Prefect database; Ctrl-C, SIGTERM or SIGHUP stops it."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     typer.echo(
         f"Prefect UI: http://{shown}:{port}\n"
@@ -86,7 +86,4 @@ def server(
     if host not in ("0.0.0.0", "::"):
         env["PREFECT_UI_API_URL"] = f"http://{host}:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start"]
-    try:
-        raise typer.Exit(subprocess.call(command, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    raise typer.Exit(run_until_stopped("Prefect's server", command, env, say=lambda line: typer.echo(line, err=True)))

@@ -97,6 +97,9 @@ def start_temporary_server(say=print) -> None:
             lock.acquire(timeout=timeout)
     except Timeout as exc:
         raise ServerStartError(f"another run held {home / LOCK_NAME} for {timeout} s; is one stuck?") from exc
+    # Offline machines are the norm for this pipeline: the server's telemetry would fail on every
+    # run (`kositp server` turns it off too). A value the user set is kept.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         with watched():
             try:

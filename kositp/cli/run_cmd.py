@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +10,7 @@ import typer
 from kositp.artifacts import ArtifactStore
 from kositp.cli.application import app, configure_logging
 from kositp.cli.prefect_server import start_temporary_server
+from kositp.cli.run_output import new_log_path, next_steps, terminal
 from kositp.config import ProfileError, load_profile
 from kositp.errors import PermanentError
 from kositp.pipeline import plan, select
@@ -28,12 +26,16 @@ def run(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a profile key, e.g. sft.base_model=PATH")] = None,
     force: Annotated[list[str] | None, typer.Option(help="rebuild this stage even if its version exists")] = None,
     json_: Annotated[bool, typer.Option("--json", help="one JSON object per stage on stdout")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="every log line here (default: one line per stage, the rest in <root>/_logs/)")
+    ] = False,
 ) -> None:
     """Run the pipeline (or part of it) through Prefect; published versions are cache hits."""
     configure_logging()
     try:  # a bad profile, override or input path fails here, before a Prefect server is started
         loaded = load_profile(profile, set_ or [], root=root)
-        selected = select(plan(loaded), until=until, only=only or [])
+        planned = plan(loaded)
+        selected = select(planned, until=until, only=only or [])
     except PermanentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -44,9 +46,12 @@ def run(
     failed = False
     try:
         # stdout carries only the results; whatever libraries print while stages run goes to stderr
-        with contextlib.redirect_stdout(sys.stderr):
-            start_temporary_server(say=lambda line: typer.echo(line, err=True))
-            results = pipeline(profile=profile, root=root, until=until, only=only, overrides=set_, force=force)
+        # (--verbose) or to the run's log file
+        log_path = None if verbose else new_log_path(loaded.root)
+        with terminal(log_path) as console:
+            start_temporary_server(say=lambda line: print(line, file=console, flush=True))
+            results = pipeline(profile=profile, root=root, until=until, only=only or [], overrides=set_ or [],
+                               force=force or [])
     except ProfileError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -68,13 +73,16 @@ def run(
     else:
         rows = [{k: r[k] for k in ("stage", "version", "status", "path")} for r in results]
         typer.echo(format_table(rows) if rows else "no stages ran (none registered or selected)")
-        if rows:
-            typer.echo(f"\nartifacts: {Path(results[0]['path']).parent.parent.resolve()}  "
-                       "(kositp artifacts list --root ... ; each folder has a manifest.json)")
         for result in results:
             if result.get("note"):
                 typer.echo(f"{result['stage']}: {result['note']}", err=True)
             if result.get("error"):
                 typer.echo(f"{result['stage']} failed: {result['error']}", err=True)
+        if failed and log_path is not None:
+            typer.echo(f"details: {log_path}", err=True)
+        tiny = any(str(p.params.get("base_model", "")).startswith("tiny-llama") for p in planned if p.name == "sft")
+        closing = [] if failed else next_steps(results, loaded.name, root is not None, tiny)
+        if closing:
+            typer.echo("\n" + "\n".join(closing))
     if failed:
         raise typer.Exit(1)

@@ -41,7 +41,9 @@ class EvaluateConfig(StageConfig):
         "(batch calibration; no gold label used), beside the raw scores",
     )
     backend: Literal["auto", "hf", "vllm", "openai"] = Field("auto", description="inference backend")
-    prompt_set: str = Field(DEFAULT_PROMPT_SET, description="prompts/eval/<name>.yaml")
+    prompt_set: str = Field(
+        DEFAULT_PROMPT_SET, description="a prompt set of prompts/eval_prompts.yaml (seed: the seed's protocol)"
+    )
     batch_size: int = Field(default=8, ge=1, description="prompts per forward pass")
     seed: int = Field(0, description="sampling / bootstrap / --limit seed")
     temperature: float = Field(0.5, ge=0, description="generate: sampling temperature")

@@ -15,6 +15,7 @@ from kositp.config import resolve_data_path
 from kositp.errors import PermanentError
 from kositp.evaluate.config import EvaluateConfig
 from kositp.file_hashes import FileHashes
+from kositp.promote.record import promoted
 from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
 
@@ -30,16 +31,31 @@ def _fingerprint(config: EvaluateConfig) -> dict[str, Any]:
         return {"data": {p.relative_to(root).as_posix(): hashes.sha256(p) for p in files}}
 
 
-def previous_metrics(ctx: StageContext) -> dict[str, Any] | None:
-    """metrics of the latest evaluate artifact of this profile, if one exists."""
-    if ctx.cache_dir is None or not ctx.profile_name:
-        return None
-    store = ArtifactStore(ctx.cache_dir.parent)
+def previous_metrics(ctx: StageContext, export_version: str) -> tuple[dict[str, Any] | None, str]:
+    """What the report's ``previous`` column holds, and which model that is, in words.
+
+    The promoted model (the one people are served); with none promoted, this profile's latest
+    evaluation. Never the model being evaluated: a forced evaluate of the promoted export would
+    otherwise compare it with itself.
+    """
+    if ctx.root is None or not ctx.profile_name:
+        return None, ""
+    current = promoted(ctx.root, ctx.profile_name)
+    if current is not None and current.export_version == export_version:
+        return None, "the promoted model itself: no other model to compare with"
+    if current is not None:
+        scores = {name: {"macro_f1": score} for name, score in current.scores.items()}
+        return scores, f"previous: the promoted export {current.export_version} ({current.metric} macro F1)"
+    store = ArtifactStore(ctx.root)
     try:
         artifact = store.open("evaluate", store.latest("evaluate", ctx.profile_name), verify=False)
-        return json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))["sets"]
+        metrics = json.loads(artifact.file("metrics.json").read_text(encoding="utf-8"))["sets"]
     except (ArtifactError, OSError, KeyError, json.JSONDecodeError):
-        return None
+        return None, ""
+    evaluated = artifact.manifest.get("inputs", {}).get("export")
+    if evaluated == export_version:
+        return None, f"evaluated before as evaluate {artifact.version}; no other model to compare with"
+    return metrics, f"previous: export {evaluated}, the latest evaluated (evaluate {artifact.version}); none is promoted"
 
 
 def evaluate_to(
@@ -159,14 +175,10 @@ def held_in_source(ctx: StageContext, config: EvaluateConfig) -> HeldInSource | 
 def run(ctx: StageContext) -> StageOutcome:
     config = ctx.config if isinstance(ctx.config, EvaluateConfig) else EvaluateConfig(**ctx.params)
     export = ctx.inputs["export"]
+    previous, compared = previous_metrics(ctx, export.version)
+    describe = f"export {export.version}" + (f" ({compared})" if compared else "")
     predictions, metrics = evaluate_to(
-        ctx.out_dir,
-        export.file("merged"),
-        config,
-        ctx.reporter,
-        previous_metrics(ctx),
-        f"export {export.version}",
-        held_in_source(ctx, config),
+        ctx.out_dir, export.file("merged"), config, ctx.reporter, previous, describe, held_in_source(ctx, config)
     )
     rows = {f"{name}_examples": m["n"] for name, m in metrics.items()}
     rows["invalid"] = int((predictions["prediction"] == "invalid").sum()) if len(predictions) else 0

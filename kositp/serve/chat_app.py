@@ -8,12 +8,18 @@ model and artifact version answers (``/v1/models``).
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import chainlit as cl
 from chainlit.input_widget import NumberInput, Slider, TextInput
+from chainlit.server import app as chainlit_app
 from openai import APIError, AsyncOpenAI
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 
 BASE_URL = os.environ.get("KOSITP_CHAT_BASE_URL", "http://127.0.0.1:8000/v1")
 HISTORY_MESSAGES = 20  # turns sent back each time; keeps long chats under the server's caps
@@ -26,6 +32,35 @@ SETTINGS = [
     Slider(id="max_tokens", label="Max tokens", initial=256, min=16, max=1024, step=16),
     NumberInput(id="seed", label="Seed (empty: random)", initial=None),
 ]
+
+
+# What Chainlit's page names beyond its own server and has no setting for: preconnects to Google
+# Fonts (the font itself comes from public/, see kositp chat), KaTeX's stylesheet from jsdelivr
+# (only used with `latex`, which is off) and its banner on S3 as og:image. An offline GPU node
+# would wait on them and log name-resolution errors.
+_OFFLINE = (
+    (re.compile(r'\s*<link rel="preconnect" href="https://[^"]*"[^>]*>'), ""),
+    (re.compile(r'\s*<link\s+rel="stylesheet"\s+href="https://cdn\.jsdelivr\.net/npm/katex@[^"]*"\s*/>'), ""),
+    (re.compile(r'(<meta property="og:image" content=")https://[^"]*'), r"\1/logo"),
+)
+
+
+def offline_html(html: str) -> str:
+    for pattern, replacement in _OFFLINE:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+@chainlit_app.middleware("http")
+async def serve_offline(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    response = await call_next(request)
+    if not response.headers.get("content-type", "").startswith("text/html"):
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+    if response.headers.get("content-encoding") == "gzip":  # Chainlit's GZip middleware runs inside this one
+        body = gzip.decompress(body)
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    return HTMLResponse(offline_html(body.decode("utf-8")), response.status_code, headers)
 
 
 def model_line(card: Any) -> str:
