@@ -204,7 +204,7 @@ def test_the_device_script_runs_on_the_image_and_the_carried_wheels_alone(tmp_pa
     isolated = subprocess.run([python, "-c", "import prefect"], env=env, capture_output=True, check=False)
     assert isolated.returncode != 0, "the image's environment must not see this project's other packages"
     out = tmp_path / "out"
-    command = [python, str(REPO / "benchmarks" / "bench_gpu.py"), "--device", "cpu", "--layers", "1"]
+    command = [python, str(REPO / "benchmarks" / "bench_gpu.py"), "--device", "cpu", "--layers", "6"]
     command += ["--vocab-size", "2048", "--steps", "1", "--seq-len", "48", "--sft-batch-sizes", "2"]
     command += [
         "--choice-examples",
@@ -230,7 +230,7 @@ def test_the_device_script_runs_on_the_image_and_the_carried_wheels_alone(tmp_pa
     }, result.stdout + logs
     by_stage = {row["stage"]: row for row in results["rows"]}
     for stage in ("sft-hf", "sft-full-logits"):
-        # one timed step of 2 sequences of exactly 48 tokens
+        # one timed step of 2 sequences of exactly 48 tokens (6 layers: sliding and full attention)
         assert by_stage[stage]["tokens"] == 2 * 48 and by_stage[stage]["share_of_matmul"] > 0
     assert by_stage["choice"]["examples"] == 8 and by_stage["choice"]["examples_per_s"] > 0
     assert "not measured: vLLM" in result.stdout
