@@ -111,8 +111,11 @@ class StepClock:
         self.start_tokens = 0
 
 
-def measure(model_path: str, config: SftConfig, pairs: list[dict[str, str]], gflops: float) -> dict:
-    """Train ``config.max_steps`` steps; the first is a warm-up and is not timed."""
+def measure(
+    model_path: str, config: SftConfig, pairs: list[dict[str, str]], gflops: float, trainer_class: Any = None
+) -> dict:
+    """Train ``config.max_steps`` steps; the first is a warm-up and is not timed. ``trainer_class``
+    replaces the pipeline's trainer (``sft_trainer_class(config.backend)``) for a comparison."""
     torch.manual_seed(0)
     model, tokenizer = build_model(config, config.backend, config.device, model_path)
     prompts = [format_prompt(p["prompt"]) for p in pairs]
@@ -123,7 +126,7 @@ def measure(model_path: str, config: SftConfig, pairs: list[dict[str, str]], gfl
     clock = StepClock()
     with tempfile.TemporaryDirectory() as scratch:
         args = trainer_arguments(config, config.backend, config.device, Path(scratch), False, _Quiet())
-        trainer = sft_trainer_class(config.backend)(
+        trainer = (trainer_class or sft_trainer_class(config.backend))(
             model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[clock.callback]
         )
         trainer.train()

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 
-def matmul_gflops(device: str = "cpu", size: int = 2048, seconds: float = 2.0) -> float:
-    """float32 GEMM rate of ``size``-square products on torch's current thread count, best of a few."""
+def matmul_gflops(
+    device: str = "cpu", size: int = 2048, seconds: float = 2.0, dtype: str = "float32"
+) -> float:
+    """GEMM rate of ``size``-square ``dtype`` products on torch's current thread count, best of a few."""
     import torch
 
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    a = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
+    b = torch.randn(size, size, device=device, dtype=getattr(torch, dtype))
     best = 0.0
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
