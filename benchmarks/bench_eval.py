@@ -26,9 +26,8 @@ from machine import describe
 
 from kositp.causal_lm import resolve_base_model
 from kositp.evaluate.backends import HFBackend, Sampling
-from kositp.evaluate.loaders import load_set
 from kositp.evaluate.prompts import load_prompt_set
-from kositp.evaluate.sets import EVAL_SETS
+from kositp.evaluate.sets import EVAL_SETS, load_set
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -41,8 +41,8 @@ def run_stages(corpus_dir: Path, root: Path, per_task_max: int | None) -> dict:
     from kositp.ingest.stage import STAGE as INGEST
     from kositp.ingest.stage import IngestConfig, raw_fingerprint
     from kositp.pipeline import PlannedStage, execute
+    from kositp.reformat.config import ReformatConfig
     from kositp.reformat.stage import STAGE as REFORMAT
-    from kositp.reformat.stage import ReformatConfig
     from kositp.reporting import ConsoleReporter
 
     store = ArtifactStore(root)

@@ -53,7 +53,8 @@ def measure(root: Path) -> dict:
     """Run the stage once (in this process) and report time and peak RSS."""
     from kositp.artifacts import ArtifactStore, compute_version
     from kositp.pipeline import PlannedStage, execute
-    from kositp.reformat.stage import STAGE, ReformatConfig
+    from kositp.reformat.config import ReformatConfig
+    from kositp.reformat.stage import STAGE
     from kositp.reporting import ConsoleReporter
 
     store = ArtifactStore(root)

@@ -1,9 +1,8 @@
 """Layering rules from the design: the library knows nothing of Prefect, heavy optional
-packages are imported lazily, and tasks/ stays free of model internals."""
+packages are imported lazily, tasks/ stays free of model internals, and no module imports itself
+through another. (How fast commands start is a benchmark: benchmarks/bench_startup.py.)"""
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,26 +53,6 @@ def test_tasks_and_flows_know_nothing_of_model_internals():
         if heavy & _imports(p, top_level_only=False)
     ]
     assert offenders == []
-
-
-def test_the_command_line_starts_without_the_stages_heavy_libraries():
-    """Every command registered (as for ``kositp --help``); a stage's libraries at module level
-    made even ``kositp ingest --help`` take 1.4 s (scikit-learn alone 0.7 s). They load when a
-    command runs, and so do tqdm's bars (24 ms), which few commands show."""
-    script = "import sys; from kositp.cli import app; print(' '.join(sorted(m for m in {modules!r} if m in sys.modules)))"
-    heavy = ("sklearn", "pandas", "torch", "transformers", "openai", "prefect", "ijson", "charset_normalizer", "tqdm")
-    done = subprocess.run([sys.executable, "-c", script.format(modules=heavy)], capture_output=True, text=True,
-                          check=True, cwd=ROOT)
-    assert done.stdout.split() == []
-
-
-def test_a_command_imports_its_own_module_only():
-    """The other command modules bring the profiles (pydantic models) and Prefect's settings:
-    70 ms of every ``kositp ingest`` start."""
-    script = ("import sys; from kositp.cli import register; register('ingest'); "
-              "print(' '.join(sorted(m for m in sys.modules if m.startswith(('kositp.cli.', 'kositp.config', 'prefect')))))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert done.stdout.split() == ["kositp.cli.application", "kositp.cli.ingest_cmd"]
 
 
 def test_every_command_is_found_in_the_module_named_for_it():

@@ -10,8 +10,9 @@ from sklearn.metrics import f1_score, roc_auc_score
 
 from kositp.evaluate import calibration
 from kositp.evaluate.backends import Sampling
+from kositp.evaluate.calibration import score_metrics
 from kositp.evaluate.config import EvaluateConfig
-from kositp.evaluate.metrics import default_macro_f1, score_metrics, strict_macro_f1
+from kositp.evaluate.metrics import default_macro_f1, strict_macro_f1
 from kositp.evaluate.prompts import SetPrompt
 from kositp.evaluate.runner import evaluate_sets
 from kositp.reporting import ConsoleReporter

@@ -82,9 +82,9 @@ def test_demo_evaluation_reports_what_its_predictions_score(demo_run):
 
     import pandas as pd
 
-    from kositp.evaluate.loaders import load_set
     from kositp.evaluate.metrics import set_metrics
     from kositp.evaluate.prompts import load_prompt_set
+    from kositp.evaluate.sets import load_set
 
     evaluation = _artifact(demo_run, "evaluate")
     predictions = pd.read_parquet(evaluation.path / "predictions.parquet")

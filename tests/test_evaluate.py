@@ -16,10 +16,11 @@ from sklearn.metrics import f1_score
 
 from kositp.causal_lm import label_logprobs, prompt_ids
 from kositp.evaluate.backends import BackendError, OpenAIBackend, Sampling, VLLMBackend, make_backend
-from kositp.evaluate.loaders import EvalDataError, load_set, stratified_sample
+from kositp.evaluate.loaders import EvalDataError, stratified_sample
 from kositp.evaluate.metrics import INVALID, set_metrics
 from kositp.evaluate.prompts import load_prompt_set
 from kositp.evaluate.runner import normalised_scores, parse_generation, predict
+from kositp.evaluate.sets import load_set
 from kositp.reporting import ConsoleReporter
 
 PROMPTS = load_prompt_set()
@@ -545,7 +546,8 @@ def test_stage_runs_on_an_export_artifact_and_compares_with_the_promoted_model_n
 
 def test_a_header_only_set_is_one_clear_error(tmp_path):
     from kositp.errors import PermanentError
-    from kositp.evaluate.loaders import EvalDataError, load_set
+    from kositp.evaluate.loaders import EvalDataError
+    from kositp.evaluate.sets import load_set
 
     (tmp_path / "nsmc").mkdir()
     (tmp_path / "nsmc" / "ratings_test.txt").write_text("id\tdocument\tlabel\n", encoding="utf-8")

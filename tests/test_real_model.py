@@ -187,8 +187,8 @@ def test_choice_scores_on_gemma_equal_one_forward_pass_per_label(gemma, shared_d
     from test_causal_lm import plain_label_logprob
 
     from kositp.causal_lm import label_logprobs, prompt_ids
-    from kositp.evaluate.loaders import load_set
     from kositp.evaluate.prompts import load_prompt_set
+    from kositp.evaluate.sets import load_set
 
     model, tokenizer = gemma
     prompt = load_prompt_set()["hate_speech"]

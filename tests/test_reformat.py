@@ -15,9 +15,10 @@ from kositp.catalog import SUPERNI_TASKS
 from kositp.pipeline import PlannedStage, execute
 from kositp.reformat.build import BUILD_MODULES, build_code, task_subversion
 from kositp.reformat.builders import BUILDERS, UNANSWERABLE, options_line
+from kositp.reformat.config import ReformatConfig, ReformatError
 from kositp.reformat.placement import Instruction, instruction_chooser, place, stable_hash
 from kositp.reformat.shards import ROUTING_FIELDS, SHARD_SCHEMA
-from kositp.reformat.stage import STAGE, ReformatConfig, ReformatError
+from kositp.reformat.stage import STAGE
 from kositp.reformat.supplementary import SupplementaryError, read_alpaca
 from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache
 from kositp.reporting import ConsoleReporter

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from kositp.errors import PermanentError
-from kositp.evaluate.metrics import strict_macro_f1
+from kositp.evaluate.metrics import (
+    label_indices,
+    predicted_words,
+    prediction_metrics,
+    set_metrics,
+    strict_macro_f1,
+)
 
 BOOTSTRAP_ROUNDS = 1000
 
@@ -123,3 +129,28 @@ def bootstrap_intervals(
             collected["calibrated_macro_f1"].append(calibrated.macro_f1)
             collected["calibrated_auc"].append(calibrated.auc)
     return {key: _interval(values) for key, values in collected.items()}
+
+
+def score_metrics(
+    gold: Sequence[str], scores: np.ndarray, labels: Sequence[str], calibrate: bool, seed: int = 0
+) -> dict[str, Any]:
+    """``choice``'s metrics from its label scores: :func:`set_metrics` of the argmax, the AUC of the
+    score margin with its interval and, with ``calibrate``, the same of the batch-calibrated scores
+    (their offsets stored under ``calibration``; above)."""
+    labels = list(labels)
+    gold_index = label_indices(gold, labels)
+    raw = view(gold_index, scores)
+    intervals = bootstrap_intervals(gold_index, scores, calibrate, seed)
+    metrics = set_metrics(gold, predicted_words(raw.predictions, labels), labels, seed)
+    metrics.update(auc=raw.auc, auc_ci95=intervals["auc"], calibration={"method": "none"})
+    if calibrate:
+        offsets = batch_offsets(scores)
+        calibrated = view(gold_index, scores - offsets)
+        metrics["calibration"] = {"method": "batch", "offsets": dict(zip(labels, map(float, offsets)))}
+        metrics["calibrated"] = {
+            **prediction_metrics(gold, predicted_words(calibrated.predictions, labels), labels),
+            "macro_f1_ci95": intervals["calibrated_macro_f1"],
+            "auc": calibrated.auc,
+            "auc_ci95": intervals["calibrated_auc"],
+        }
+    return metrics

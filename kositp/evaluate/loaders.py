@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,30 +169,3 @@ def load_nsmc(folder: Path, labels: dict[str, str]) -> list[Example]:
 def nsmc_seed_sample(examples: list[Example]) -> list[Example]:
     """The seed's NSMC test split: a stratified 20% (sklearn, ``random_state=42``)."""
     return stratified_sample(examples, NSMC_SAMPLE_FRACTION, NSMC_SAMPLE_SEED)
-
-
-def load_set(
-    name: str,
-    data_dir: Path,
-    labels: dict[str, str],
-    limit: int | None = None,
-    seed_sample: bool = False,
-    seed: int = 0,
-) -> list[Example]:
-    """One set from its folder under ``data_dir``; ``seed_sample`` takes the seed's subsample where it
-    used one; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
-    from kositp.evaluate.sets import eval_set
-
-    row = eval_set(name)
-    folder = Path(data_dir) / row.folder
-    if not folder.is_dir():
-        raise EvalDataError(f"{folder}: folder for set {name!r} not found under {data_dir}")
-    examples = row.load(folder, labels)
-    if seed_sample and row.seed_sample is not None:
-        examples = row.seed_sample(examples)
-    if not examples:
-        raise EvalDataError(f"{folder}: no examples for set {name!r} (header only?)")
-    if limit is not None and len(examples) > limit:
-        picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
-        examples = [examples[i] for i in picked]
-    return examples

@@ -130,33 +130,6 @@ def set_metrics(
     return metrics
 
 
-def score_metrics(
-    gold: Sequence[str], scores: np.ndarray, labels: Sequence[str], calibrate: bool, seed: int = 0
-) -> dict[str, Any]:
-    """``choice``'s metrics from its label scores: :func:`set_metrics` of the argmax, the AUC of the
-    score margin with its interval and, with ``calibrate``, the same of the batch-calibrated scores
-    (their offsets stored under ``calibration``; :mod:`kositp.evaluate.calibration`)."""
-    from kositp.evaluate import calibration
-
-    labels = list(labels)
-    gold_index = label_indices(gold, labels)
-    raw = calibration.view(gold_index, scores)
-    intervals = calibration.bootstrap_intervals(gold_index, scores, calibrate, seed)
-    metrics = set_metrics(gold, predicted_words(raw.predictions, labels), labels, seed)
-    metrics.update(auc=raw.auc, auc_ci95=intervals["auc"], calibration={"method": "none"})
-    if calibrate:
-        offsets = calibration.batch_offsets(scores)
-        calibrated = calibration.view(gold_index, scores - offsets)
-        metrics["calibration"] = {"method": "batch", "offsets": dict(zip(labels, map(float, offsets)))}
-        metrics["calibrated"] = {
-            **prediction_metrics(gold, predicted_words(calibrated.predictions, labels), labels),
-            "macro_f1_ci95": intervals["calibrated_macro_f1"],
-            "auc": calibrated.auc,
-            "auc_ci95": intervals["calibrated_auc"],
-        }
-    return metrics
-
-
 def predicted_words(indices: np.ndarray, labels: Sequence[str]) -> list[str]:
     """Label words for label indices; -1 (no label scored) is ``invalid``."""
     return [labels[i] if i >= 0 else INVALID for i in indices]

@@ -20,11 +20,11 @@ import pandas as pd
 
 from kositp.errors import PermanentError
 from kositp.evaluate.backends import Backend, Sampling
-from kositp.evaluate.calibration import argmax_labels
-from kositp.evaluate.loaders import Example, load_set
-from kositp.evaluate.metrics import INVALID, predicted_words, score_metrics, set_metrics
+from kositp.evaluate.calibration import argmax_labels, score_metrics
+from kositp.evaluate.loaders import Example
+from kositp.evaluate.metrics import INVALID, predicted_words, set_metrics
 from kositp.evaluate.prompts import SetPrompt
-from kositp.evaluate.sets import eval_set
+from kositp.evaluate.sets import eval_set, load_set
 from kositp.prompt_format import cut_at_stop
 from kositp.reporting import ConsoleReporter, Reporter
 

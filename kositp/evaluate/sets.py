@@ -6,13 +6,14 @@ set (``prompts/eval_prompts.yaml``: the system prompt and the label word of each
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kositp.errors import PermanentError
 from kositp.evaluate import loaders
-from kositp.evaluate.loaders import Example
+from kositp.evaluate.loaders import EvalDataError, Example
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,28 @@ def eval_set(name: str) -> EvalSet:
 def published_models() -> list[str]:
     """The models the seed published figures for, in the order they first appear."""
     return list(dict.fromkeys(model for row in EVAL_SETS.values() for model in row.published))
+
+
+def load_set(
+    name: str,
+    data_dir: Path,
+    labels: dict[str, str],
+    limit: int | None = None,
+    seed_sample: bool = False,
+    seed: int = 0,
+) -> list[Example]:
+    """One set from its folder under ``data_dir``; ``seed_sample`` takes the seed's subsample where it
+    used one; ``limit`` keeps a seeded random subset (so a limited run is not just the first rows)."""
+    row = eval_set(name)
+    folder = Path(data_dir) / row.folder
+    if not folder.is_dir():
+        raise EvalDataError(f"{folder}: folder for set {name!r} not found under {data_dir}")
+    examples = row.load(folder, labels)
+    if seed_sample and row.seed_sample is not None:
+        examples = row.seed_sample(examples)
+    if not examples:
+        raise EvalDataError(f"{folder}: no examples for set {name!r} (header only?)")
+    if limit is not None and len(examples) > limit:
+        picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        examples = [examples[i] for i in picked]
+    return examples

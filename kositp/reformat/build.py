@@ -1,6 +1,6 @@
 """The reformat stage's build: task shards from the cache or built anew, supplementary data,
 SuperNI task metadata, the data card and the report (the stage and its settings:
-:mod:`kositp.reformat.stage`)."""
+the section: :mod:`kositp.reformat.config`)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ import pyarrow.parquet as pq
 from kositp.artifacts import canonical_json
 from kositp.catalog import SUPERNI_TASKS
 from kositp.reformat.builders import BUILDERS
+from kositp.reformat.config import ReformatConfig, ReformatError, eval_folder, supplementary_files
 from kositp.reformat.decontaminate import EvalIndex
 from kositp.reformat.eval_sources import eval_fingerprint
 from kositp.reformat.metadata import composition_plot, count_rows, data_card, superni_task, write_seed_export
 from kositp.reformat.parallel import build_shards_parallel
 from kositp.reformat.placement import Instruction
 from kositp.reformat.shards import SPLITS, SplitParams, TaskStats
-from kositp.reformat.stage import ReformatConfig, ReformatError, eval_folder, supplementary_files
 from kositp.reformat.supplementary import mix_supplementary
 from kositp.reformat.task_cache import TMP_PREFIX, cache_in_use, prune_cache, referenced_subversions
 from kositp.source_digest import source_digest
