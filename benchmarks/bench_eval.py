@@ -24,10 +24,10 @@ import torch
 from compute import causal_pairs, matmul_gflops, model_macs
 from machine import describe
 
-from kositp.causal_lm import resolve_base_model
 from kositp.evaluate.backends import HFBackend, Sampling
 from kositp.evaluate.prompts import load_prompt_set
 from kositp.evaluate.sets import EVAL_SETS, load_set
+from kositp.models.refs import ModelRef
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    backend = HFBackend(resolve_base_model(args.model, args.cache), batch_size=args.batch_size, device="cpu")
+    backend = HFBackend(ModelRef.parse(args.model).resolve(args.cache), batch_size=args.batch_size, device="cpu")
     gflops = matmul_gflops("cpu")
     print(describe())
     print(f"float32 matmul: {gflops:.1f} GFLOP/s on {torch.get_num_threads()} threads; model {args.model}")

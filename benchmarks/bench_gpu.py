@@ -54,7 +54,7 @@ from compute import causal_pairs, matmul_gflops, model_macs
 from machine import describe
 
 from kositp.errors import PermanentError
-from kositp.prompt_format import format_prompt
+from kositp.models.prompt_format import format_prompt
 from kositp.train import common
 
 PROFILE = "gemma-270m"
@@ -236,8 +236,8 @@ def choice_macs(model: Any, prompt_lengths: list[int], labels: int, rest: int) -
 
 
 def choice_stage(ns: argparse.Namespace, vocab_size: int) -> None:
-    from kositp.causal_lm import prompt_ids
     from kositp.evaluate.backends import HFBackend
+    from kositp.models.causal_lm import prompt_ids
 
     rng = random.Random(0)
     labels = [random_gemma.words(rng, ns.label_tokens, vocab_size) for _ in range(ns.labels)]

@@ -30,11 +30,11 @@ import torch
 from machine import describe
 
 from kositp.artifacts import ArtifactStore
-from kositp.causal_lm import resolve_base_model
 from kositp.config import load_profile
 from kositp.evaluate import held_in
 from kositp.evaluate.config import EvaluateConfig
 from kositp.evaluate.stage import HeldInSource, evaluate_to
+from kositp.models.refs import ModelRef
 from kositp.reporting import ConsoleReporter, markdown_table
 from kositp.train import common, export
 
@@ -54,11 +54,11 @@ def run_pipeline(root: Path, overrides: list[str], until: str) -> dict[str, dict
     return {r["stage"]: store.open(r["stage"], r["version"], verify=False).manifest | {"path": r["path"]} for r in lines}
 
 
-def merged_sft(sft_path: Path, out: Path) -> Path:
+def merged_sft(sft_path: Path, base: str, out: Path) -> Path:
     """The SFT adapter merged into its base (float32), once per SFT version."""
     target = out / f"sft-merged-{sft_path.name}"
     if not (target / export.EXPORT_INFO).is_file():
-        export.save_merged(sft_path / common.ADAPTER_DIR, target, "float32")
+        export.save_merged(sft_path / common.ADAPTER_DIR, target, "float32", base)
     return target
 
 
@@ -139,10 +139,10 @@ def main() -> None:
     started = time.perf_counter()
     stages = run_pipeline(args.root, overrides, "export" if "dpo" in wanted else "sft" if "sft" in wanted else "reformat")
     pipeline_s = time.perf_counter() - started
-    base_model = resolve_base_model(profile.section("sft")["base_model"], args.root / "_cache")
+    base_model = ModelRef.parse(profile.section("sft")["base_model"]).resolve(args.root / "_cache")
     paths = {
         "base": lambda: Path(base_model),
-        "sft": lambda: merged_sft(Path(stages["sft"]["path"]), args.root / "_bench"),
+        "sft": lambda: merged_sft(Path(stages["sft"]["path"]), base_model, args.root / "_bench"),
         "dpo": lambda: Path(stages["export"]["path"]) / "merged",
     }
     source = HeldInSource(Path(stages["reformat"]["path"]), None)

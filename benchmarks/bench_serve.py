@@ -50,16 +50,16 @@ def demo_model(work: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kositp.tiny_model import resolve_base_model
+    from kositp.models.refs import ModelRef
     from kositp.train.export import save_merged
 
-    base = resolve_base_model("tiny-llama", work)
+    base = ModelRef.parse("tiny-llama").resolve(work)
     torch.manual_seed(0)
     lora = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
                       init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(base), lora).save_pretrained(work / "adapter")
     AutoTokenizer.from_pretrained(base).save_pretrained(work / "adapter")
-    save_merged(work / "adapter", work / "merged", "bfloat16")
+    save_merged(work / "adapter", work / "merged", "bfloat16", base)
     return work / "merged"
 
 
@@ -121,7 +121,7 @@ def transformers_generate(model: Path, max_tokens: int) -> float:
     """Requests/s of one client calling ``model.generate`` (greedy, same prompt and length): a reference."""
     import torch
 
-    from kositp.causal_lm import load_causal_lm
+    from kositp.models.causal_lm import load_causal_lm
     from kositp.serve.app import Prompter
     from kositp.serve.schemas import ChatRequest
 

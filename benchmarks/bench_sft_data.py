@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe
 
 from kositp.catalog import SUPERNI_TASKS
-from kositp.prompt_format import format_completion, format_prompt
-from kositp.tiny_model import CORPUS
+from kositp.models.prompt_format import format_completion, format_prompt
+from kositp.models.tiny import CORPUS
 
 CHUNK = 20_000
 

@@ -28,9 +28,9 @@ import torch
 from compute import causal_pairs, matmul_gflops, model_macs
 from machine import describe
 
-from kositp.causal_lm import resolve_base_model
-from kositp.prompt_format import format_completion, format_prompt
-from kositp.tiny_model import CORPUS
+from kositp.models.prompt_format import format_completion, format_prompt
+from kositp.models.refs import ModelRef
+from kositp.models.tiny import CORPUS
 from kositp.train import common
 from kositp.train.sft import SftConfig, build_model, trainer_arguments
 from kositp.train.trl_compat import sft_trainer_class
@@ -193,7 +193,7 @@ def main() -> None:
     for backend in backends:
         for packing in {"off": [False], "on": [True], "both": [False, True]}[ns.packing]:
             config = sft_settings(ns, packing, backend)
-            model_path = resolve_base_model(config.base_model, cache)
+            model_path = ModelRef.parse(config.base_model).resolve(cache)
             count = config.max_steps * config.train_batch_size * (8 if packing else 1)
             pairs = profile_pairs(ns.profile, count, cache) if ns.profile else corpus_pairs(count)
             result = measure(model_path, config, pairs, gflops)

@@ -68,7 +68,7 @@ def word_tokenizer(vocab_size: int) -> Any:
 def save(folder: Path, layers: int | None = None, vocab_size: int | None = None, device: str = "cpu") -> Path:
     """Model (bfloat16 on a GPU, float32 on the CPU, as ``load_causal_lm`` loads it) and tokenizer in
     ``folder``, loadable like any model folder."""
-    from kositp.causal_lm import default_dtype
+    from kositp.models.causal_lm import default_dtype
 
     config = gemma_config(layers, vocab_size)
     model = build(config, device, default_dtype(device))

@@ -59,9 +59,9 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny Llama + Korean BPE tokenizer, built once per session."""
-    from kositp.tiny_model import resolve_base_model
+    from kositp.models.refs import ModelRef
 
-    return Path(resolve_base_model("tiny-llama", tmp_path_factory.mktemp("models-cache")))
+    return Path(ModelRef.parse("tiny-llama").resolve(tmp_path_factory.mktemp("models-cache")))
 
 
 @pytest.fixture

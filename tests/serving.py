@@ -42,7 +42,7 @@ def build_export(base_model: Path, root: Path) -> tuple[str, Path]:
     AutoTokenizer.from_pretrained(str(base_model)).save_pretrained(adapter)
     store, version = ArtifactStore(root), "0123456789abcdef"
     with store.build("export", version) as staging:
-        save_merged(adapter, staging.path / "merged", "bfloat16")
+        save_merged(adapter, staging.path / "merged", "bfloat16", str(base_model))
         store.publish(staging, inputs={}, params={"test": True}, code_version="test")
     store.set_latest("export", PROFILE, version)
     record_decision(root, PROFILE, Promotion(version, "evaluate0000000", {"nsmc": 0.5}, 0.5, {}, "test"), "promoted")

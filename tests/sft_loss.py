@@ -28,7 +28,7 @@ def losses_and_gradients(model_path: str, max_length: int = 128) -> dict[str, An
     from datasets import Dataset
     from trl import SFTConfig as TrlConfig
 
-    from kositp.prompt_format import format_completion, format_prompt
+    from kositp.models.prompt_format import format_completion, format_prompt
     from kositp.train.sft import SftConfig, build_model
     from kositp.train.trl_compat import sft_trainer_class
 

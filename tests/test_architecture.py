@@ -61,3 +61,35 @@ def test_every_command_is_found_in_the_module_named_for_it():
     found = {command.name or command.callback.__name__: command.callback.__module__ for command in app.registered_commands}
     found |= {group.name: group.typer_instance.registered_commands[0].callback.__module__ for group in app.registered_groups}
     assert found == {name: f"kositp.cli.{module}" for name, module in COMMAND_MODULES.items()}
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def _kositp_imports(path: Path, modules: set[str]) -> set[str]:
+    """The kositp modules ``path`` imports anywhere (a lazy import inside a function included)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return {m for m in found if m in modules and m != name}
+
+
+def test_no_module_imports_itself_through_another():
+    """A circle of imports (model_refs and tiny_model were one) means two modules that are one."""
+    from graphlib import CycleError, TopologicalSorter
+
+    paths = {_module_name(p): p for p in (ROOT / "kositp").rglob("*.py")}
+    graph = {name: _kositp_imports(path, set(paths)) for name, path in paths.items()}
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as cycle:
+        raise AssertionError(f"import circle: {' -> '.join(cycle.args[1])}") from None

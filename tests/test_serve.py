@@ -301,3 +301,12 @@ def count_settled(count, page, quiet_ms: int = 1500, limit_s: float = 60.0) -> i
             break
         page.wait_for_timeout(200)
     return last
+
+
+def test_serve_takes_any_model_reference_a_profile_takes(tmp_path, monkeypatch):
+    from kositp.serve.source import served_model
+
+    monkeypatch.setenv("KOSITP_MODEL_CACHE", str(tmp_path))
+    served = served_model("tiny-llama:hidden=16,layers=1,heads=2,kv_heads=1", None)
+    assert served.source == "path" and served.path.parent == tmp_path / "models"
+    assert (served.path / "config.json").is_file()

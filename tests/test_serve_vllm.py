@@ -20,7 +20,7 @@ import pytest
 from serving import API_KEY, PROFILE, build_export, free_port, kositp, running, write_profile
 
 from kositp.errors import InputNotFound, PermanentError
-from kositp.prompt_format import STOP_MARKER
+from kositp.models.prompt_format import STOP_MARKER
 from kositp.serve import server as serve_server
 from kositp.serve.admission import Admission, QueueFull
 from kositp.serve.hf_backend import StopScanner

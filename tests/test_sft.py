@@ -11,10 +11,10 @@ import pytest
 
 from kositp.artifacts import ArtifactStore
 from kositp.config import seed_config_to_sft
+from kositp.models.refs import ModelRef
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
 from kositp.stages import StageContext
-from kositp.tiny_model import resolve_base_model
 from kositp.train import common
 from kositp.train.sft import SftConfig, run, to_prompt_completion
 from kositp.train.sft_stage import STAGE
@@ -143,7 +143,7 @@ def test_sft_trains_and_saves_a_loadable_adapter(store, caplog):
 
     adapter = artifact.path / common.ADAPTER_DIR
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    base = AutoModelForCausalLM.from_pretrained(resolve_base_model("tiny-llama", store.root / "_cache"))
+    base = AutoModelForCausalLM.from_pretrained(ModelRef.parse("tiny-llama").resolve(store.root / "_cache"))
     model = PeftModel.from_pretrained(base, adapter)
     lora_weights = [p for n, p in model.named_parameters() if "lora_B" in n]
     assert lora_weights and any(p.abs().sum() > 0 for p in lora_weights)
@@ -298,20 +298,17 @@ def test_checkpoint_interval_must_line_up_with_eval_steps():
         SftConfig(**{**TINY, "checkpoint_steps": 3})
 
 
-def test_local_base_model_fingerprint_follows_its_files(tiny_model_dir, tmp_path):
+def test_the_sft_version_follows_a_local_base_models_files(tiny_model_dir, tmp_path):
     import shutil
 
     model_dir = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model_dir)
-    before = common.base_model_fingerprint(str(model_dir))
-    assert before["config"]["model_type"] == "llama" and "model.safetensors" in before["files"]
+    before = STAGE.fingerprint(SftConfig(**{**TINY, "base_model": str(model_dir)}))
     weights = model_dir / "model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # same size: the weights changed in place
     weights.write_bytes(bytes(data))
-    after = common.base_model_fingerprint(str(model_dir))
-    assert after["files"]["model.safetensors"] != before["files"]["model.safetensors"]
-    assert STAGE.fingerprint(SftConfig(**{**TINY, "base_model": str(model_dir)})) == after
+    assert STAGE.fingerprint(SftConfig(**{**TINY, "base_model": str(model_dir)})) != before
 
 
 def _recording_trainer(monkeypatch) -> list[dict]:

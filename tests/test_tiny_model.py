@@ -1,5 +1,5 @@
 from kositp.artifacts import file_sha256
-from kositp.tiny_model import TinySpec, build_tiny_model, resolve_base_model
+from kositp.models.tiny import TinySpec, build_tiny_model
 
 
 def test_tiny_model_loads_tokenizes_korean_and_generates(tiny_model_dir):
@@ -25,10 +25,3 @@ def test_same_spec_builds_identical_weights(tmp_path):
     assert file_sha256(a / "model.safetensors") == file_sha256(b / "model.safetensors")
     assert file_sha256(a / "tokenizer.json") == file_sha256(b / "tokenizer.json")
     assert file_sha256(a / "model.safetensors") != file_sha256(c / "model.safetensors")
-
-
-def test_references_resolve_to_a_cached_folder_and_hub_ids_pass_through(tmp_path):
-    assert resolve_base_model("upstage/SOLAR-10.7B-v1.0", tmp_path) == "upstage/SOLAR-10.7B-v1.0"
-    first = resolve_base_model("tiny-llama:hidden=16,layers=1,heads=2,kv_heads=1", tmp_path)
-    assert resolve_base_model("tiny-llama:hidden=16,layers=1,heads=2,kv_heads=1", tmp_path) == first
-    assert TinySpec.parse("tiny-llama:seed=3").seed == 3

@@ -66,11 +66,9 @@ def eval_(
 
 def _loadable(ref: str) -> str:
     """A folder or Hub id transformers can load, for any reference a profile's base_model takes."""
-    from kositp.causal_lm import model_cache_dir, resolve_base_model
-    from kositp.model_refs import require_model
+    from kositp.models.refs import ModelRef, model_cache_dir
 
-    require_model(ref)
-    return resolve_base_model(ref, model_cache_dir())
+    return ModelRef.parse(ref).resolve(model_cache_dir())
 
 
 # Every other option is a field of EvaluateConfig, with its type, default, choices and help: the

@@ -14,7 +14,13 @@ from kositp.cli.application import app, configure_logging
 
 @app.command("serve")
 def serve(
-    model: Annotated[str | None, typer.Option(help="a model folder to serve instead of a profile's export")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="a model to serve instead of a profile's export: any reference a profile's base_model takes "
+            "(folder, Hub id, tiny-llama[...], PATH.gguf, package:NAME)"
+        ),
+    ] = None,
     profile: Annotated[
         str | None, typer.Option(help="serve this profile's promoted export, else its latest [default: demo]")
     ] = None,
@@ -54,7 +60,7 @@ def serve(
         typer.echo("error: kositp serve needs uvicorn: install the serve extra (pip install 'kositp[serve]')", err=True)
         raise typer.Exit(2)
     if model and profile:
-        typer.echo("error: pass --model PATH or --profile NAME, not both", err=True)
+        typer.echo("error: pass --model REF or --profile NAME, not both", err=True)
         raise typer.Exit(2)
     # Until uvicorn takes over the signals: SIGTERM unwinds (SystemExit), so a vLLM server that is
     # still loading is stopped on the way out instead of left running on the GPU.

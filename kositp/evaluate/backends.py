@@ -49,7 +49,7 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model_path: str | Path, batch_size: int = 8, device: str | None = None):
-        from kositp.causal_lm import load_causal_lm
+        from kositp.models.causal_lm import load_causal_lm
         from kositp.train.common import resolve_device
 
         self.device = device or resolve_device("auto")
@@ -60,7 +60,7 @@ class HFBackend:
     def choose(self, prompts: Sequence[str], labels: Sequence[str], advance: Advance) -> list[list[float]]:
         """Per prompt, the summed log-probability of each label word's tokens; prompts carry the
         tokenizer's special tokens (as in training), label words none. Each prompt runs once."""
-        from kositp.causal_lm import label_logprobs, prompt_ids
+        from kositp.models.causal_lm import label_logprobs, prompt_ids
 
         label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
         out: list[list[float]] = []
@@ -73,7 +73,7 @@ class HFBackend:
     def generate(self, prompts: Sequence[str], sampling: Sampling, advance: Advance) -> list[str]:
         import torch
 
-        from kositp.causal_lm import generate_text
+        from kositp.models.causal_lm import generate_text
 
         torch.manual_seed(sampling.seed)
         return generate_text(

@@ -1,7 +1,7 @@
 """Held-in scores: did the model learn the tasks it was taught?
 
 The reformat stage keeps a validation split of every task (whole documents held out of training).
-Each example is asked exactly as it was trained (:func:`kositp.prompt_format.format_prompt` of the
+Each example is asked exactly as it was trained (:func:`kositp.models.prompt_format.format_prompt` of the
 shard's ``prompt``, the tokenizer's special tokens) and scored by what its task's answer is
 (``Task.output_kind``):
 
@@ -36,7 +36,7 @@ from kositp.errors import PermanentError
 from kositp.evaluate.backends import Backend, Sampling
 from kositp.evaluate.metrics import default_macro_f1
 from kositp.evaluate.text_metrics import char_f1, exact_match, normalize_answer, rouge_l
-from kositp.prompt_format import cut_at_stop, format_prompt
+from kositp.models.prompt_format import cut_at_stop, format_prompt
 from kositp.reformat.builders import UNANSWERABLE
 from kositp.reporting import Reporter
 

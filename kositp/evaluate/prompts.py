@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from kositp.prompt_format import format_prompt
+from kositp.models.prompt_format import format_prompt
 
 PROMPTS_FILE = Path(__file__).resolve().parents[2] / "prompts" / "eval_prompts.yaml"
 DEFAULT_PROMPT_SET = "seed"

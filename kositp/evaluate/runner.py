@@ -25,7 +25,7 @@ from kositp.evaluate.loaders import Example
 from kositp.evaluate.metrics import INVALID, predicted_words, set_metrics
 from kositp.evaluate.prompts import SetPrompt
 from kositp.evaluate.sets import eval_set, load_set
-from kositp.prompt_format import cut_at_stop
+from kositp.models.prompt_format import cut_at_stop
 from kositp.reporting import ConsoleReporter, Reporter
 
 METHODS = ("choice", "generate")

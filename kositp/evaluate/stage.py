@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kositp.artifacts import ArtifactError, ArtifactStore
-from kositp.causal_lm import resolve_base_model
 from kositp.config import resolve_data_path
 from kositp.errors import PermanentError
 from kositp.evaluate.config import EvaluateConfig
 from kositp.file_hashes import FileHashes
+from kositp.models.refs import ModelRef
 from kositp.promote.record import promoted
 from kositp.reporting import Reporter
 from kositp.stages import Stage, StageContext, StageOutcome
@@ -167,8 +167,8 @@ def held_in_source(ctx: StageContext, config: EvaluateConfig) -> HeldInSource | 
         )
     base = None
     if "sft" in ctx.inputs:
-        ref = ctx.inputs["sft"].manifest["params"]["base_model"]
-        base = resolve_base_model(ref, ctx.cache_dir or ctx.out_dir / "_cache")
+        ref = ModelRef.parse(ctx.inputs["sft"].manifest["params"]["base_model"])
+        base = ref.resolve(ctx.cache_dir or ctx.out_dir / "_cache")
     return HeldInSource(ctx.inputs["reformat"].path, base)
 
 

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kositp.causal_lm import prompt_ids
+from kositp.models.causal_lm import prompt_ids
 from kositp.serve.admission import Admission, QueueFull
 from kositp.serve.responses import Answer, Kind
 from kositp.serve.schemas import ApiError, ChatRequest, CompletionRequest, Limits, error_body

@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from kositp.prompt_format import STOP_MARKER
+from kositp.models.prompt_format import STOP_MARKER
 from kositp.serve.responses import Answer, Finished, collect, stream_events
 from kositp.serve.schemas import ChatRequest, CompletionRequest
 
@@ -102,7 +102,7 @@ class HFGenerator:
     """A model folder loaded with transformers; :meth:`generate` is one request's token loop."""
 
     def __init__(self, model_dir: Path, device: str = "auto"):
-        from kositp.causal_lm import load_causal_lm
+        from kositp.models.causal_lm import load_causal_lm
         from kositp.train.common import resolve_device
 
         self.device = resolve_device(device)

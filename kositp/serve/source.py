@@ -45,13 +45,31 @@ class ServedModel:
 
 
 def served_model(model: str | None, profile: str | None, name: str | None = None) -> ServedModel:
-    """``--model PATH`` as given, else the profile's promoted export, else its latest export."""
+    """``--model REF`` (any reference a profile's base_model takes), else the profile's promoted export,
+    else its latest export."""
     if model:
-        path = Path(model)
+        path = model_folder(model)
         if not (path / "config.json").is_file():
-            raise InputNotFound(f"--model {model}: not a model folder (no config.json)")
+            raise InputNotFound(f"--model {model}: not a model folder (no config.json in {path})")
         return ServedModel(path=path, name=name or "kositp", source="path")
     return profile_model(profile or "demo", name)
+
+
+def model_folder(reference: str) -> Path:
+    """The folder a reference is served from: built or converted once into the model cache, a Hub
+    model from the Hub's own cache (downloaded there first where it is missing)."""
+    from kositp.models.refs import ModelRef, model_cache_dir
+
+    ref = ModelRef.parse(reference)
+    if ref.kind != "hub":
+        return Path(ref.resolve(model_cache_dir()))
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(ref.text))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
+        raise InputNotFound(f"--model {reference}: not in the Hub cache and not downloadable ({exc})") from exc
 
 
 def profile_model(profile_name: str, name: str | None = None) -> ServedModel:
@@ -72,7 +90,7 @@ def profile_model(profile_name: str, name: str | None = None) -> ServedModel:
     except ArtifactError as exc:
         raise InputNotFound(
             f"profile {profile.name!r}: no export to serve under {root} ({exc}); "
-            f"run `kositp run --profile {profile.name}` first, or pass --model PATH"
+            f"run `kositp run --profile {profile.name}` first, or pass --model REF"
         ) from exc
     path = artifact.path / MERGED_DIR
     if not (path / "config.json").is_file():

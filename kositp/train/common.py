@@ -1,5 +1,5 @@
 """Pieces every training stage shares: device and backend choice, loading the base model through
-Unsloth (:mod:`kositp.causal_lm` loads it everywhere else), resuming from checkpoints, the
+Unsloth (:mod:`kositp.models.causal_lm` loads it everywhere else), resuming from checkpoints, the
 training log and its loss curve.
 
 SFT and DPO differ in their data and trainer; everything around the trainer (which card, which
@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kositp.file_hashes import FileHashes
-from kositp.gguf_model import gguf_fingerprint, is_gguf_ref
-from kositp.model_refs import require_model
+from kositp.artifacts import Artifact, ArtifactError, ArtifactStore
+from kositp.models.refs import ModelRef
 
 log = logging.getLogger("kositp")
 
@@ -230,38 +229,17 @@ def plot_loss(rows: list[dict[str, Any]], path: Path, title: str = "training") -
     return path
 
 
-def base_model_fingerprint(ref: str) -> dict[str, Any]:
-    """What identifies a base model: a tiny-llama spec or hub id as is, a local folder or a GGUF file
-    by content.
-
-    Every file's sha256, not its size: weights edited in place (a re-quantisation, a fixed
-    tokenizer of the same length) must give a new SFT version, never reuse the old adapter. The
-    hashes are remembered by each file's stat (:mod:`kositp.file_hashes`), so planning the
-    nightly no-op reads no weights.
-    """
-    if is_gguf_ref(ref):
-        return gguf_fingerprint(ref)
-    require_model(ref)
-    path = Path(ref)
-    if not path.is_dir():
-        return {"base_model": ref}
-    config = path / "config.json"
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    with FileHashes() as hashes:
-        digests = {p.relative_to(path).as_posix(): hashes.sha256(p) for p in files}
-    return {
-        "base_model": str(path.resolve()),
-        "config": json.loads(config.read_text(encoding="utf-8")) if config.is_file() else None,
-        "files": digests,
-    }
-
-
-def adapter_base_model(adapter_dir: Path) -> str:
-    """The base model a saved PEFT adapter was trained on (its ``adapter_config.json`` names it)."""
-    config_path = adapter_dir / "adapter_config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json; is this a PEFT adapter folder?")
-    return json.loads(config_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
+def base_model_of(trained: Artifact, cache_dir: Path) -> str:
+    """The loadable base model an adapter was trained on: the reference its SFT artifact's manifest
+    names (``sft.base_model``), resolved in the run's model cache. DPO and export read it here, from
+    the lineage, not from the path PEFT wrote into ``adapter_config.json``."""
+    sft = trained
+    if trained.stage != "sft":
+        sft = ArtifactStore(trained.path.parent.parent).open("sft", trained.manifest["inputs"]["sft"], verify=False)
+    reference = sft.manifest.get("params", {}).get("base_model")
+    if not reference:
+        raise ArtifactError(f"sft/{sft.version}: its manifest names no base_model; it cannot be built upon")
+    return ModelRef.parse(reference).resolve(cache_dir)
 
 
 def trim_training_log(path: Path, step: int) -> None:

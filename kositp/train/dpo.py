@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kositp.causal_lm import load_causal_lm
 from kositp.config import StageConfig
-from kositp.prompt_format import format_completion, format_prompt
+from kositp.models.causal_lm import load_causal_lm
+from kositp.models.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, distributed, preferences
 from kositp.train.preferences import PreferencePair
@@ -66,7 +66,8 @@ def run(ctx: StageContext) -> StageOutcome:
     backend = common.resolve_backend(config.backend, device)
     ctx.reporter.info(f"dpo: device {device}; {backend.reason}")
     sft_adapter = ctx.inputs["sft"].path / common.ADAPTER_DIR
-    model, tokenizer = load_policy(sft_adapter, backend.name, device, config)
+    base = common.base_model_of(ctx.inputs["sft"], ctx.cache_dir or ctx.out_dir / common.SCRATCH_DIR)
+    model, tokenizer = load_policy(sft_adapter, base, backend.name, device, config)
 
     with distributed.main_process_first():  # launched: rank 0 builds the pairs, the other ranks read them
         pairs, pair_report = build_pairs(ctx, config, model, tokenizer)
@@ -116,8 +117,8 @@ def run(ctx: StageContext) -> StageOutcome:
     )
 
 
-def load_policy(adapter_dir: Path, backend: str, device: str, config: DpoConfig) -> tuple[Any, Any]:
-    """Base model + the SFT adapter, trainable; Unsloth's patched DPO path on a GPU.
+def load_policy(adapter_dir: Path, base: str, backend: str, device: str, config: DpoConfig) -> tuple[Any, Any]:
+    """Base model (``base``, loadable) + the SFT adapter, trainable; Unsloth's patched DPO path on a GPU.
 
     The tokenizer is the one saved with the adapter (SFT may have set its padding token).
     """
@@ -129,14 +130,14 @@ def load_policy(adapter_dir: Path, backend: str, device: str, config: DpoConfig)
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    base, _ = load_causal_lm(
-        common.adapter_base_model(adapter_dir),
+    model, _ = load_causal_lm(
+        base,
         device,
         load_in_4bit=config.load_in_4bit,
         gradient_checkpointing=config.use_gradient_checkpointing,
     )
-    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=True)
-    return model, AutoTokenizer.from_pretrained(str(adapter_dir))
+    policy = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    return policy, AutoTokenizer.from_pretrained(str(adapter_dir))
 
 
 def build_pairs(

@@ -19,9 +19,10 @@ from typing import Any, Literal
 from pydantic import Field
 
 from kositp.artifacts import Artifact, ArtifactStore
-from kositp.causal_lm import generate_ids, load_causal_lm, prompt_ids
 from kositp.config import StageConfig
-from kositp.prompt_format import CHAT_TEMPLATE, STOP_MARKER, cut_at_stop, format_prompt
+from kositp.models.causal_lm import generate_ids, load_causal_lm, prompt_ids
+from kositp.models.prompt_format import CHAT_TEMPLATE, STOP_MARKER, cut_at_stop, format_prompt
+from kositp.models.refs import ModelRef
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common
 
@@ -58,10 +59,11 @@ def run(ctx: StageContext) -> StageOutcome:
     ctx.reporter.info(f"export: device {device}")
     merged_dir, adapter_out = ctx.out_dir / "merged", ctx.out_dir / "adapter"
 
+    base = common.base_model_of(trained, ctx.cache_dir or ctx.out_dir / common.SCRATCH_DIR)
     ctx.reporter.info(f"export: merging {trained.stage}/{trained.version} into its base ({config.dtype})")
-    info = save_merged(adapter_dir, merged_dir, config.dtype)
+    info = save_merged(adapter_dir, merged_dir, config.dtype, base)
     save_adapter(adapter_dir, adapter_out)
-    check = check_merged_matches_adapter(adapter_dir, merged_dir, config, device, ctx.reporter)
+    check = check_merged_matches_adapter(adapter_dir, base, merged_dir, config, device, ctx.reporter)
     ctx.reporter.table("export-check", check["prompts"], "greedy output: merged model vs base + adapter")
     if not check["all_equal"]:
         raise ExportError(
@@ -99,7 +101,7 @@ def training_artifact(inputs: dict[str, Artifact]) -> Artifact:
     raise ExportError("export needs a trained adapter: the profile runs neither 'dpo' nor 'sft'")
 
 
-def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, Any]:
+def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str, base: str) -> dict[str, Any]:
     """Merged weights (safetensors), tokenizer with the seed chat template, stop-aware generation config.
 
     The generation config carries no ``stop_strings``: transformers then refuses ``generate``
@@ -111,9 +113,9 @@ def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, An
     from peft import PeftModel
     from transformers import AutoTokenizer, GenerationConfig
 
-    base, _ = load_causal_lm(common.adapter_base_model(adapter_dir), "cpu")
+    base_model, _ = load_causal_lm(base, "cpu")
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged = PeftModel.from_pretrained(base_model, str(adapter_dir)).merge_and_unload()
     merged = merged.to(getattr(torch, dtype))
     stop_ids = stop_token_ids(tokenizer)
     merged.generation_config = GenerationConfig(
@@ -130,7 +132,7 @@ def save_merged(adapter_dir: Path, merged_dir: Path, dtype: str) -> dict[str, An
         "stop": [STOP_MARKER],
         "eos_token_ids": stop_ids,
         "dtype": dtype,
-        "base_model": common.adapter_base_model(adapter_dir),
+        "base_model": base,
     }
     (merged_dir / EXPORT_INFO).write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
     return info
@@ -153,7 +155,7 @@ def save_adapter(adapter_dir: Path, out_dir: Path) -> None:
 
 
 def check_merged_matches_adapter(
-    adapter_dir: Path, merged_dir: Path, config: ExportConfig, device: str, reporter: Any
+    adapter_dir: Path, base: str, merged_dir: Path, config: ExportConfig, device: str, reporter: Any
 ) -> dict[str, Any]:
     """Greedy answers of the saved merged folder against base + adapter, both at the export dtype.
 
@@ -167,8 +169,8 @@ def check_merged_matches_adapter(
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(adapter_dir))
-    base, _ = load_causal_lm(common.adapter_base_model(adapter_dir), device, dtype=config.dtype)
-    with_adapter = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    base_model, _ = load_causal_lm(base, device, dtype=config.dtype)
+    with_adapter = PeftModel.from_pretrained(base_model, str(adapter_dir)).eval()
     merged, _ = load_causal_lm(merged_dir, device, dtype=config.dtype)
     rows = []
     with reporter.progress("merged vs adapter check", len(config.check_prompts)) as advance:
@@ -249,20 +251,6 @@ def base_model_reference(store: ArtifactStore, lineage: dict[str, str]) -> str |
     return store.open("sft", lineage["sft"], verify=False).manifest.get("params", {}).get("base_model")
 
 
-def card_base_model(ref: str | None) -> str | None:
-    """A Hub id for the card's ``base_model``: a Hub id as is, a GGUF file's source model
-    (:func:`kositp.gguf_model.hub_id`); None for a local folder or the tiny model, which have none."""
-    from kositp.gguf_model import hub_id, is_gguf_ref
-    from kositp.model_refs import looks_local
-    from kositp.tiny_model import is_tiny
-
-    if ref is None or is_tiny(ref):
-        return None
-    if is_gguf_ref(ref):
-        return hub_id(ref)
-    return None if looks_local(ref) or "/" not in ref else ref
-
-
 def ingested_sources(store: ArtifactStore, lineage: dict[str, str]) -> list[str]:
     """The corpora the model was tuned on, as the ingest stage counted them by source."""
     if "ingest" not in lineage or not store.exists("ingest", lineage["ingest"]):
@@ -293,7 +281,7 @@ def model_card(
     )
     reference = base_model_reference(store, lineage)
     data = ModelCardData(
-        base_model=card_base_model(reference),
+        base_model=ModelRef.parse(reference).hub_id() if reference else None,
         library_name="transformers",
         language="ko",
         license=license,

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kositp.causal_lm import generate_text
-from kositp.prompt_format import cut_at_stop, format_prompt
+from kositp.models.causal_lm import generate_text
+from kositp.models.prompt_format import cut_at_stop, format_prompt
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -23,8 +23,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from kositp.causal_lm import load_causal_lm, resolve_base_model
-from kositp.prompt_format import format_completion, format_prompt
+from kositp.models.causal_lm import load_causal_lm
+from kositp.models.prompt_format import format_completion, format_prompt
+from kositp.models.refs import ModelRef
 from kositp.stages import StageContext, StageOutcome
 from kositp.train import common, distributed
 from kositp.train.lora_targets import resolve_targets
@@ -236,7 +237,7 @@ def run(ctx: StageContext, callbacks: Sequence[Any] = ()) -> StageOutcome:
     from transformers import set_seed
 
     set_seed(config.seed)
-    model_path = resolve_base_model(config.base_model, ctx.cache_dir or out_dir / common.SCRATCH_DIR)
+    model_path = ModelRef.parse(config.base_model).resolve(ctx.cache_dir or out_dir / common.SCRATCH_DIR)
     model, tokenizer = build_model(config, choice.name, device, model_path)
     train_set = to_prompt_completion(train_rows.dataset, tokenizer.eos_token)
     eval_set = to_prompt_completion(eval_rows.dataset, tokenizer.eos_token) if eval_rows.dataset else None

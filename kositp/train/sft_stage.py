@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from kositp.models.refs import ModelRef
 from kositp.stages import Stage
-from kositp.train.common import base_model_fingerprint
 from kositp.train.sft import SftConfig, run
 
 
 def fingerprint(config: SftConfig) -> Mapping[str, Any]:
-    return base_model_fingerprint(config.base_model)
+    return ModelRef.parse(config.base_model).fingerprint()
 
 
 STAGE = Stage(

@@ -21,7 +21,7 @@ from kositp.artifacts import canonical_json
 
 TINY_PREFIX = "tiny-llama"
 SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
-CORPUS = Path(__file__).parent / "data" / "korean_corpus.txt"
+CORPUS = Path(__file__).parents[1] / "data" / "korean_corpus.txt"
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,8 @@ def build_tiny_model(out_dir: Path, spec: TinySpec = TinySpec(), texts: Iterable
     return out_dir
 
 
-def resolve_base_model(ref: str, cache_dir: Path) -> str:
-    """A hub id or path unchanged (a missing local path raises); a ``tiny-llama`` reference built once
-    into ``cache_dir``."""
-    if not is_tiny(ref):
-        from kositp.model_refs import require_model  # model_refs asks this module what tiny-llama is
-
-        require_model(ref)
-        return ref
-    spec = TinySpec.parse(ref)
+def cached_tiny_model(spec: TinySpec, cache_dir: Path) -> Path:
+    """The tiny model of ``spec``, built once into ``cache_dir`` (concurrent builders wait for the first)."""
     target = cache_dir / "models" / f"tiny-llama-{spec.slug}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -132,4 +125,4 @@ def resolve_base_model(ref: str, cache_dir: Path) -> str:
             build_tiny_model(scratch, spec)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(scratch, target)
-    return str(target)
+    return target

@@ -13,36 +13,13 @@ Heavy libraries are imported inside the functions: importing this module costs n
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kositp.gguf_model import converted_model, is_gguf_ref
-from kositp.tiny_model import resolve_base_model as resolve_tiny_or_named
-
 log = logging.getLogger("kositp")
 
 Advance = Callable[[int], None]
-
-
-def model_cache_dir() -> Path:
-    """Where models built or converted outside a pipeline run live (``kositp eval``, ``kositp serve``):
-    ``$KOSITP_MODEL_CACHE``, else ``~/.cache/kositp`` (``$XDG_CACHE_HOME`` honoured)."""
-    configured = os.environ.get("KOSITP_MODEL_CACHE")
-    return Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kositp"
-
-
-def resolve_base_model(ref: str, cache_dir: Path) -> str:
-    """A loadable folder or Hub id for a profile's ``base_model``.
-
-    ``tiny-llama[:...]`` is built once into ``cache_dir``; a ``.gguf`` path or
-    ``package:<name>`` is converted once into ``cache_dir`` (keyed by the file's sha256); a Hub id
-    or local folder is returned as is.
-    """
-    if is_gguf_ref(ref):
-        return str(converted_model(ref, cache_dir))
-    return resolve_tiny_or_named(ref, cache_dir)
 
 
 def default_dtype(device: str) -> Any:
