@@ -537,3 +537,14 @@ def test_a_forced_format_that_finds_nothing_is_one_reject_naming_it(tmp_path, fo
     assert result.summary()["read"] == 1 and records.empty
     assert list(quarantine.reason) == ["unknown_format"]
     assert quarantine.detail.iloc[0] == f"--format {forced} found no records in this file"
+
+
+def test_a_string_outside_the_records_past_the_limit_keeps_the_records_before_it(tmp_path):
+    """Strings reach the parser whole now; one that grows past the limit still ends the file only
+    after the records before it."""
+    text = json.dumps(admin_mrc(every_admin_qa()[:2]), ensure_ascii=False)
+    path = tmp_path / "a.json"
+    path.write_text(text[:-1] + ', "note": "' + "끝없이 이어지는 메모 " * 10_000 + '"}', encoding="utf-8")
+    _, records, quarantine = run_ingest(tmp_path, path, max_record_bytes=1 << 16)
+    assert len(records) == 2
+    assert list(quarantine.reason) == ["too_large"] and quarantine.location.iloc[0].endswith("#/data/1 (rest of file unread)")

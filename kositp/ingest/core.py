@@ -151,7 +151,7 @@ def _source_units(source: Source, settings: IngestSettings) -> Iterator[tuple[st
             if whole is None:
                 unit_depth = prefix.count(".") + 1 if prefix else 0
                 guarded = GuardedJson(stream, unit_depth, settings.max_depth, settings.max_record_bytes)
-                whole = ijson.items(guarded, prefix, use_float=True)
+                whole = ijson.items(guarded, prefix, use_float=True, buf_size=guarded.largest_read)
             for n, unit in enumerate(whole):
                 unread = base.replace("*", str(n + 1), 1)
                 where = base.replace("*", str(n), 1) if "*" in base else base
