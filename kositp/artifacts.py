@@ -30,6 +30,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from kositp.errors import PermanentError
+from kositp.names import is_safe_name, safe_name
 from kositp.secrets import redact
 
 MANIFEST = "manifest.json"
@@ -54,6 +56,18 @@ class AmbiguousVersion(ArtifactError):
 
 class CorruptArtifact(ArtifactError):
     pass
+
+
+class UnsafeArtifactName(ArtifactError, PermanentError):
+    """A stage, version or profile name that would not stay one folder or file name under the root."""
+
+
+def _stage(stage: str) -> str:
+    return safe_name(stage, "stage name", UnsafeArtifactName)
+
+
+def _version(version: str) -> str:
+    return safe_name(version, "version", UnsafeArtifactName)
 
 
 def canonical_json(value: Any) -> str:
@@ -151,25 +165,25 @@ class ArtifactStore:
         self.root = Path(root)
 
     def path(self, stage: str, version: str) -> Path:
-        return self.root / stage / version
+        return self.root / _stage(stage) / _version(version)
 
     def cache_key(self, stage: str, version: str) -> str:
         """The orchestrator's cache key (and result file name) for a version of this store."""
         return f"kositp-{stage}-{version}-{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]}"
 
     def staging_path(self, stage: str, version: str) -> Path:
-        return self.root / stage / ".staging" / version
+        return self.root / _stage(stage) / ".staging" / _version(version)
 
     def _lock(self, stage: str, version: str) -> FileLock:
-        lock_dir = self.root / stage / ".locks"
+        lock_dir = self.root / _stage(stage) / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(lock_dir / f"{version}.lock"))
+        return FileLock(str(lock_dir / f"{_version(version)}.lock"))
 
     def exists(self, stage: str, version: str) -> bool:
         return (self.path(stage, version) / MANIFEST).is_file()
 
     def _stamp_path(self, stage: str, version: str) -> Path:
-        return self.root / stage / ".verified" / f"{version}.json"
+        return self.root / _stage(stage) / ".verified" / f"{_version(version)}.json"
 
     def intact(self, stage: str, version: str) -> tuple[bool, str | None]:
         """Whether the version is published and intact; a damaged one is moved aside first.
@@ -332,7 +346,7 @@ class ArtifactStore:
             self._write_stamp(stage, version, folder, files)
 
     def versions(self, stage: str) -> list[str]:
-        stage_dir = self.root / stage
+        stage_dir = self.root / _stage(stage)
         if not stage_dir.is_dir():
             return []
         return sorted(p.name for p in stage_dir.iterdir() if (p / MANIFEST).is_file())
@@ -340,7 +354,7 @@ class ArtifactStore:
     def stages(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_safe_name(p.name) and self.versions(p.name))
 
     def list(self, stage: str | None = None) -> list[Artifact]:
         """Every published artifact (unverified: listing must stay cheap), oldest first."""
@@ -356,6 +370,7 @@ class ArtifactStore:
         if prefix == "latest" or prefix.startswith("latest:"):
             profile = prefix.partition(":")[2] or None
             return self.latest(stage, profile)
+        safe_name(prefix, "version prefix", UnsafeArtifactName)  # never empty: '' would match every version
         matches = [v for v in self.versions(stage) if v.startswith(prefix)]
         if not matches:
             raise ArtifactNotFound(f"no {stage} artifact matches {prefix!r} under {self.root}")
@@ -364,7 +379,7 @@ class ArtifactStore:
         return matches[0]
 
     def _latest_file(self, stage: str, profile: str) -> Path:
-        return self.root / stage / f"latest-{profile}.json"
+        return self.root / _stage(stage) / f"latest-{safe_name(profile, 'profile name', UnsafeArtifactName)}.json"
 
     def set_latest(self, stage: str, profile: str, version: str) -> None:
         target = self._latest_file(stage, profile)
