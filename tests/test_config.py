@@ -104,21 +104,21 @@ def test_a_yaml_alias_bomb_is_refused_in_one_line_while_loading(tmp_path, where)
     ("root=[1]", "'root' must be a string, got list"),
     (f"sft.base_model={'가' * 20000}", "sft.base_model holds a string of 20000 characters (at most 16384)"),
     ("name=../../../x", "the profile name '../../../x' is not a safe name"),
-    ("name=", None),
 ])
-def test_overrides_of_the_wrong_type_or_size_or_an_unsafe_name_are_one_line(override, says):
+def test_overrides_of_the_wrong_type_or_size_or_an_unsafe_name_are_one_line(tmp_path, override, says):
     """``--set 'stages=[[1]]'`` gave a traceback; a 50 MB value went into every manifest;
     ``--set name=../../../x`` wrote ``<root>/x.json``."""
     from typer.testing import CliRunner
 
     from kositp.cli import app
 
-    result = CliRunner().invoke(app, ["run", "--set", override, "--until", "ingest", "--root", "/nonexistent/결과"])
-    if says is None:  # an empty name falls back to the profile file's name
-        assert load_profile("demo", [override]).name == "demo"
-        return
+    result = CliRunner().invoke(app, ["run", "--set", override, "--until", "ingest", "--root", str(tmp_path / "결과")])
     assert result.exit_code == 2 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr
+
+
+def test_an_empty_name_falls_back_to_the_profile_file_s_name():
+    assert load_profile("demo", ["name="]).name == "demo"
 
 
 def test_a_profile_file_too_large_or_with_a_too_long_string_is_refused(tmp_path):
