@@ -15,6 +15,8 @@ artifact is moved aside to ``<root>/<stage>/.damaged/`` for inspection, never us
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -60,6 +62,15 @@ class CorruptArtifact(ArtifactError):
 
 class UnsafeArtifactName(ArtifactError, PermanentError):
     """A stage, version or profile name that would not stay one folder or file name under the root."""
+
+
+class ArtifactRootError(ArtifactError, PermanentError):
+    """The artifact root cannot be written: a file in its place, a read-only or full disk, no
+    permission. A retry meets the same root, so none is made."""
+
+
+# What writing under the root fails with when the root itself is the problem.
+ROOT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EACCES, errno.EPERM})
 
 
 def _stage(stage: str) -> str:
@@ -163,6 +174,29 @@ class Staging:
 class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
+
+    def check_writable(self) -> None:
+        """The root takes a folder and a small file now, or :class:`ArtifactRootError` says why in one
+        line (before an orchestrator is started for a run that could not publish anything)."""
+        probe = self.root / f".write-check-{os.getpid()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as handle:
+                handle.write(bytes(4096))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self.root_error(exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+
+    def root_error(self, exc: OSError) -> ArtifactRootError:
+        """One line for a root that cannot be written, naming the path that failed when it is not the root."""
+        if self.root.exists() and not self.root.is_dir():
+            return ArtifactRootError(f"the artifact root {self.root} is a file, not a folder")
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.root) else ""
+        return ArtifactRootError(f"the artifact root {self.root} cannot be written: {exc.strerror or exc}{where}")
 
     def path(self, stage: str, version: str) -> Path:
         return self.root / _stage(stage) / _version(version)
@@ -321,12 +355,18 @@ class ArtifactStore:
             return {}
 
     def _write_stamp(self, stage: str, version: str, folder: Path, files: Mapping[str, Any]) -> None:
+        """A cache of checksums that held: without it the next open hashes again, so a stamp that
+        cannot be written (a full or read-only disk) is skipped, leaving nothing half-written."""
         stamp = {"written_ns": time.time_ns(), "files": {relative: _file_key(folder / relative) for relative in files}}
         target = self._stamp_path(stage, version)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(stamp), encoding="utf-8")
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(stamp), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _verify(self, stage: str, version: str, folder: Path, manifest: Mapping[str, Any]) -> None:
         problems = []
