@@ -19,6 +19,7 @@ from prefect.settings import get_current_settings
 
 from kositp.artifacts import ArtifactStore
 from kositp.config import load_profile
+from kositp.errors import PermanentError
 from kositp.pipeline import StageResult, plan, select
 from kositp.retention import collect_garbage
 from kositp.stages import PIPELINE_ORDER
@@ -47,6 +48,20 @@ def stage_names(value: list[str] | str) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+class OneLineFailures(logging.Filter):
+    """Prefect's engines log a failed task or flow with its traceback. For an error no retry can fix
+    (a full or read-only artifact root, a missing model) and for this flow's report of a failed
+    stage, the line says all there is: the traceback would only bury it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PermanentError | PipelineFailed):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ONE_LINE = OneLineFailures()
+
+
 @flow(name="kositp-pipeline")
 def pipeline(
     profile: str = "demo",
@@ -73,6 +88,8 @@ def pipeline(
         keep_versions: After a successful run, delete artifact versions beyond the newest N per stage,
             except promoted and latest models and everything they were built from. Empty keeps all.
     """
+    for engine in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(engine).addFilter(_ONE_LINE)  # once: the same filter is not added twice
     logger = get_run_logger()
     for env_var in export_secret_blocks():
         logger.info("%s taken from its Prefect Secret block", env_var)

@@ -15,6 +15,8 @@ artifact is moved aside to ``<root>/<stage>/.damaged/`` for inspection, never us
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -30,6 +32,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from kositp.errors import PermanentError
+from kositp.names import is_safe_name, safe_name
 from kositp.secrets import redact
 
 MANIFEST = "manifest.json"
@@ -54,6 +58,27 @@ class AmbiguousVersion(ArtifactError):
 
 class CorruptArtifact(ArtifactError):
     pass
+
+
+class UnsafeArtifactName(ArtifactError, PermanentError):
+    """A stage, version or profile name that would not stay one folder or file name under the root."""
+
+
+class ArtifactRootError(ArtifactError, PermanentError):
+    """The artifact root cannot be written: a file in its place, a read-only or full disk, no
+    permission. A retry meets the same root, so none is made."""
+
+
+# What writing under the root fails with when the root itself is the problem.
+ROOT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENOTDIR, errno.EACCES, errno.EPERM})
+
+
+def _stage(stage: str) -> str:
+    return safe_name(stage, "stage name", UnsafeArtifactName)
+
+
+def _version(version: str) -> str:
+    return safe_name(version, "version", UnsafeArtifactName)
 
 
 def canonical_json(value: Any) -> str:
@@ -150,26 +175,49 @@ class ArtifactStore:
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root)
 
+    def check_writable(self) -> None:
+        """The root takes a folder and a small file now, or :class:`ArtifactRootError` says why in one
+        line (before an orchestrator is started for a run that could not publish anything)."""
+        probe = self.root / f".write-check-{os.getpid()}"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(probe, "wb") as handle:
+                handle.write(bytes(4096))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self.root_error(exc) from exc
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+
+    def root_error(self, exc: OSError) -> ArtifactRootError:
+        """One line for a root that cannot be written, naming the path that failed when it is not the root."""
+        if self.root.exists() and not self.root.is_dir():
+            return ArtifactRootError(f"the artifact root {self.root} is a file, not a folder")
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.root) else ""
+        return ArtifactRootError(f"the artifact root {self.root} cannot be written: {exc.strerror or exc}{where}")
+
     def path(self, stage: str, version: str) -> Path:
-        return self.root / stage / version
+        return self.root / _stage(stage) / _version(version)
 
     def cache_key(self, stage: str, version: str) -> str:
         """The orchestrator's cache key (and result file name) for a version of this store."""
         return f"kositp-{stage}-{version}-{hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]}"
 
     def staging_path(self, stage: str, version: str) -> Path:
-        return self.root / stage / ".staging" / version
+        return self.root / _stage(stage) / ".staging" / _version(version)
 
     def _lock(self, stage: str, version: str) -> FileLock:
-        lock_dir = self.root / stage / ".locks"
+        lock_dir = self.root / _stage(stage) / ".locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(lock_dir / f"{version}.lock"))
+        return FileLock(str(lock_dir / f"{_version(version)}.lock"))
 
     def exists(self, stage: str, version: str) -> bool:
         return (self.path(stage, version) / MANIFEST).is_file()
 
     def _stamp_path(self, stage: str, version: str) -> Path:
-        return self.root / stage / ".verified" / f"{version}.json"
+        return self.root / _stage(stage) / ".verified" / f"{_version(version)}.json"
 
     def intact(self, stage: str, version: str) -> tuple[bool, str | None]:
         """Whether the version is published and intact; a damaged one is moved aside first.
@@ -307,12 +355,18 @@ class ArtifactStore:
             return {}
 
     def _write_stamp(self, stage: str, version: str, folder: Path, files: Mapping[str, Any]) -> None:
+        """A cache of checksums that held: without it the next open hashes again, so a stamp that
+        cannot be written (a full or read-only disk) is skipped, leaving nothing half-written."""
         stamp = {"written_ns": time.time_ns(), "files": {relative: _file_key(folder / relative) for relative in files}}
         target = self._stamp_path(stage, version)
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(stamp), encoding="utf-8")
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(stamp), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def _verify(self, stage: str, version: str, folder: Path, manifest: Mapping[str, Any]) -> None:
         problems = []
@@ -332,7 +386,7 @@ class ArtifactStore:
             self._write_stamp(stage, version, folder, files)
 
     def versions(self, stage: str) -> list[str]:
-        stage_dir = self.root / stage
+        stage_dir = self.root / _stage(stage)
         if not stage_dir.is_dir():
             return []
         return sorted(p.name for p in stage_dir.iterdir() if (p / MANIFEST).is_file())
@@ -340,7 +394,7 @@ class ArtifactStore:
     def stages(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.versions(p.name))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and is_safe_name(p.name) and self.versions(p.name))
 
     def list(self, stage: str | None = None) -> list[Artifact]:
         """Every published artifact (unverified: listing must stay cheap), oldest first."""
@@ -356,6 +410,7 @@ class ArtifactStore:
         if prefix == "latest" or prefix.startswith("latest:"):
             profile = prefix.partition(":")[2] or None
             return self.latest(stage, profile)
+        safe_name(prefix, "version prefix", UnsafeArtifactName)  # never empty: '' would match every version
         matches = [v for v in self.versions(stage) if v.startswith(prefix)]
         if not matches:
             raise ArtifactNotFound(f"no {stage} artifact matches {prefix!r} under {self.root}")
@@ -364,7 +419,7 @@ class ArtifactStore:
         return matches[0]
 
     def _latest_file(self, stage: str, profile: str) -> Path:
-        return self.root / stage / f"latest-{profile}.json"
+        return self.root / _stage(stage) / f"latest-{safe_name(profile, 'profile name', UnsafeArtifactName)}.json"
 
     def set_latest(self, stage: str, profile: str, version: str) -> None:
         target = self._latest_file(stage, profile)

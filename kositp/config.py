@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from kositp.errors import PermanentError
+from kositp.names import UnsafeName, safe_name
 
 log = logging.getLogger("kositp")
 
@@ -60,10 +61,30 @@ SEED_SFT_KEYS: dict[str, str | None] = {
 
 # Top-level profile keys besides one section per stage (``extends`` is read and removed by ``_read``).
 PROFILE_KEYS = ("name", "root", "stages", "prefect")
+# Profiles are a few KB; their longest strings are paths and model names. Anything far larger is
+# not a profile, and every value is copied into the manifests.
+MAX_PROFILE_BYTES = 1 << 20
+MAX_STRING_CHARS = 16384
 
 
 class ProfileError(PermanentError, ValueError):
     """The profile or an override is wrong; the message names the file, section or key."""
+
+
+class _ProfileLoader(yaml.SafeLoader):
+    """YAML without aliases: ten levels of anchors, each naming the one before ten times, expand to
+    10^10 values (a 3 GB ``MemoryError`` once a profile section was validated, or minutes of work)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            alias = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"YAML aliases (*{alias.anchor}) are not allowed in "
+                                              "profiles; write the value out", alias.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ProfileLoader)  # a SafeLoader: plain data only
 
 
 class StageConfig(BaseModel):
@@ -158,9 +179,15 @@ def seed_config_to_sft(seed: Mapping[str, Any], source: str = "seed config") -> 
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in seen:
         raise ProfileError(f"profile {path} extends itself")
+    if path.stat().st_size > MAX_PROFILE_BYTES:
+        raise ProfileError(f"{path}: {path.stat().st_size} bytes is not a profile (at most {MAX_PROFILE_BYTES})")
     text = path.read_text(encoding="utf-8")
     try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text) if path.suffix == ".json" else _yaml(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ProfileError(f"{path}: cannot parse profile: {exc.problem or exc.context}{where}") from exc
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ProfileError(f"{path}: cannot parse profile ({exc})") from exc
     if not isinstance(raw, dict):
@@ -180,8 +207,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not all(part.strip() for part in path):
         raise ProfileError(f"override {item!r} must look like section.key=value")
     try:
-        parsed = yaml.safe_load(value) if value else ""
-    except yaml.YAMLError:
+        parsed = _yaml(value) if value else ""
+    except yaml.YAMLError:  # an alias too: the text stays the plain string it is
         parsed = value
     return [part.strip() for part in path], parsed
 
@@ -214,13 +241,40 @@ def check_sections(data: Mapping[str, Any], source: str) -> None:
         if data.get(key) is not None and not isinstance(data[key], Mapping):
             raise ProfileError(f"{source}: section {key!r} must be a mapping of settings, got "
                                f"{type(data[key]).__name__} (set one key: {key}.NAME=VALUE)")
+    for key in ("name", "root"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise ProfileError(f"{source}: {key!r} must be a string, got {type(data[key]).__name__}")
+    stages = data.get("stages")
+    if stages is not None and not (isinstance(stages, list) and all(isinstance(s, str) for s in stages)):
+        raise ProfileError(f"{source}: 'stages' must be a list of stage names, got {str(stages)[:80]}")
+    _check_strings(data, source)
+
+
+def _check_strings(data: Mapping[str, Any], source: str) -> None:
+    """No key or value longer than ``MAX_STRING_CHARS`` (a 50 MB ``--set`` value went into every manifest)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, node = stack.pop()
+        children = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in children:
+            at = f"{where}.{key}" if where else str(key)
+            for text in (key, value):
+                if isinstance(text, str) and len(text) > MAX_STRING_CHARS:
+                    raise ProfileError(f"{source}: {at[:120]} holds a string of {len(text)} characters "
+                                       f"(at most {MAX_STRING_CHARS})")
+            stack.append((at, value))
 
 
 def load_profile(ref: str, overrides: Sequence[str] = (), root: str | Path | None = None) -> Profile:
     """A profile by name (``configs/NAME.yaml``) or path (YAML profile or seed ``config.json``)."""
     path = find_profile(ref)
     data = apply_overrides(_read(path), overrides)
-    check_sections(data, f"profile {path}" + (" with --set overrides" if overrides else ""))
+    source = f"profile {path}" + (" with --set overrides" if overrides else "")
+    check_sections(data, source)
     if root is not None:
         data["root"] = str(root)
-    return Profile(name=str(data.get("name") or path.stem), data=data, source=str(path), overrides=list(overrides))
+    try:
+        name = safe_name(data.get("name") or path.stem, "the profile name")
+    except UnsafeName as exc:
+        raise ProfileError(f"{source}: {exc} (it names files under the artifact root)") from exc
+    return Profile(name=name, data=data, source=str(path), overrides=list(overrides))

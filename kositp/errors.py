@@ -15,3 +15,8 @@ class PermanentError(Exception):
 
 class InputNotFound(PermanentError, FileNotFoundError):
     """A path the profile names (raw data, a local base model, an evaluation folder) does not exist."""
+
+
+class InputNotAFile(PermanentError, ValueError):
+    """A path the profile or command names is neither a regular file nor a folder (a FIFO, a device):
+    reading it could wait forever."""

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Self
 
+from kositp.input_files import files_under
+
 _CHUNK = 1 << 20
 _RACY_NS = 2_000_000_000
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, "
@@ -92,8 +94,7 @@ def tree_digest(roots: Iterable[Path]) -> tuple[int, str]:
     count = 0
     with FileHashes() as hashes:
         for root in roots:
-            files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root] if root.exists() else []
-            for path in files:
+            for path in files_under(root) if root.exists() else []:
                 count += 1
                 name = path.relative_to(root) if root.is_dir() else path.name
                 digest.update(f"{name}\x1f{hashes.sha256(path)}\x1e".encode())

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from kositp.artifacts import ArtifactStore, compute_version
+from kositp.artifacts import ROOT_ERRNOS, ArtifactStore, compute_version
 from kositp.config import Profile, ProfileError
 from kositp.reporting import ConsoleReporter, Reporter
 from kositp.stages import Stage, StageContext, registry
@@ -119,7 +120,16 @@ def execute(
 
     A published copy that fails verification is moved aside and rebuilt, never reported cached.
     """
-    reporter = reporter or ConsoleReporter()
+    try:
+        return _execute(item, store, profile_name, reporter or ConsoleReporter(), force)
+    except OSError as exc:
+        on_root = exc.filename is None or Path(exc.filename).is_relative_to(store.root)
+        if exc.errno in ROOT_ERRNOS and on_root:  # a full, read-only or unwritable root: no retry makes room
+            raise store.root_error(exc) from exc
+        raise
+
+
+def _execute(item: PlannedStage, store: ArtifactStore, profile_name: str, reporter: Reporter, force: bool) -> StageResult:
     stage = item.stage
     _, note = store.intact(stage.name, item.version)
     if note:

@@ -12,6 +12,7 @@ from kositp.artifacts import (
     ArtifactNotFound,
     ArtifactStore,
     CorruptArtifact,
+    UnsafeArtifactName,
     compute_version,
 )
 
@@ -180,6 +181,29 @@ def test_resolve_by_prefix_and_latest(tmp_path):
     assert store.resolve("ingest", "latest:demo") == "abc111"
     assert store.latest("ingest") == "abc222"
     assert [a.version for a in store.list()] == ["abc111", "abc222"]
+
+
+@pytest.mark.parametrize(("call", "says"), [
+    (lambda store: store.resolve("ingest", ""), "version prefix ''"),
+    (lambda store: store.resolve("..", "abc"), "stage name '..'"),
+    (lambda store: store.resolve("ingest", "latest:../../x"), "profile name '../../x'"),
+    (lambda store: store.set_latest("ingest", "../../x", "abc111"), "profile name '../../x'"),
+    (lambda store: store.open("ingest", "../ingest/abc111"), "version '../ingest/abc111'"),
+])
+def test_names_that_would_leave_their_folder_are_refused(tmp_path, call, says):
+    """An empty prefix matched every version; a name with a separator or ``..`` reached a path outside its folder."""
+    store = ArtifactStore(tmp_path / "root")
+    _publish(store, version="abc111")
+    with pytest.raises(UnsafeArtifactName, match=f"^{says} is not a safe name"):
+        call(store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]
+
+
+def test_folders_under_the_root_that_are_not_stage_names_are_not_listed(tmp_path):
+    store = ArtifactStore(tmp_path)
+    _publish(store, version="abc111")
+    (tmp_path / "내 메모").mkdir()
+    assert [(a.stage, a.version) for a in store.list()] == [("ingest", "abc111")]
 
 
 def test_redaction_masks_credentials_but_not_their_settings():

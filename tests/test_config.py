@@ -1,4 +1,7 @@
 import json
+import resource
+import subprocess
+import sys
 
 import pytest
 
@@ -69,3 +72,61 @@ def test_every_shipped_profile_validates_every_stage_section(name):
     from kositp.stages import PIPELINE_ORDER
 
     assert [p.name for p in plan(load_profile(name))] == list(PIPELINE_ORDER)
+
+
+def _alias_bomb(indent: str) -> str:
+    """Ten anchors, each a list naming the one before ten times: 10^10 strings once expanded."""
+    lines = [f"{indent}- &l0 [한국어 말뭉치, 한국어 말뭉치, 한국어 말뭉치, 한국어 말뭉치, 한국어 말뭉치]"]
+    lines += [f"{indent}- &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("where", ["name", "ingest.columns", "ingest.paths"])
+def test_a_yaml_alias_bomb_is_refused_in_one_line_while_loading(tmp_path, where):
+    """Under ``ingest.columns`` or ``name`` it reached a MemoryError at 3.1 GB after 40-144 s; under
+    ``ingest.paths`` it ran past 300 s."""
+    section, _, key = where.partition(".")
+    path = tmp_path / "폭탄.yaml"
+    path.write_text(f"{section}:\n  {key}:\n{_alias_bomb('    ')}" if key else f"{section}:\n{_alias_bomb('  ')}",
+                    encoding="utf-8")
+    limit = 1 << 30
+    done = subprocess.run([sys.executable, "-m", "kositp", "run", "--profile", str(path), "--root", str(tmp_path / "root")],
+                          check=False, capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {path}: cannot parse profile: YAML aliases (*l0) are not allowed in profiles")
+
+
+@pytest.mark.parametrize(("override", "says"), [
+    ("stages=[[1]]", "'stages' must be a list of stage names, got [[1]]"),
+    ("stages=ingest", "'stages' must be a list of stage names, got ingest"),
+    ("root=[1]", "'root' must be a string, got list"),
+    (f"sft.base_model={'가' * 20000}", "sft.base_model holds a string of 20000 characters (at most 16384)"),
+    ("name=../../../x", "the profile name '../../../x' is not a safe name"),
+])
+def test_overrides_of_the_wrong_type_or_size_or_an_unsafe_name_are_one_line(tmp_path, override, says):
+    """``--set 'stages=[[1]]'`` gave a traceback; a 50 MB value went into every manifest;
+    ``--set name=../../../x`` wrote ``<root>/x.json``."""
+    from typer.testing import CliRunner
+
+    from kositp.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--set", override, "--until", "ingest", "--root", str(tmp_path / "결과")])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and says in result.stderr
+
+
+def test_an_empty_name_falls_back_to_the_profile_file_s_name():
+    assert load_profile("demo", ["name="]).name == "demo"
+
+
+def test_a_profile_file_too_large_or_with_a_too_long_string_is_refused(tmp_path):
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("name: huge\n# " + "주석 " * 400_000 + "\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"huge.yaml: \d+ bytes is not a profile \(at most 1048576\)"):
+        load_profile(str(huge))
+    long = tmp_path / "long.yaml"
+    long.write_text(f"name: long\ningest:\n  paths: [data/raw, {'원천' * 9000}]\n", encoding="utf-8")
+    with pytest.raises(ProfileError, match=r"ingest.paths.1 holds a string of 18000 characters"):
+        load_profile(str(long))

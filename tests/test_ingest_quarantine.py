@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -445,3 +446,105 @@ def test_every_field_of_every_family_spoiled_in_turn_is_read_or_counted(tmp_path
     checks each file), and every family still gives records."""
     result, _, _ = run_ingest(tmp_path, spoiled_corpus(tmp_path))
     assert set(result.summary()["by_format"]) == {adapter.NAME for adapter in adapters.ADAPTERS}
+
+
+def _ingest_cli(raw: list, out, *args: str, memory: int | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``kositp ingest`` as a user runs it, under an address-space limit when ``memory`` is given."""
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_AS, (memory, memory))) if memory else None
+    return subprocess.run([sys.executable, "-m", "kositp", "ingest", *map(str, raw), "--out", str(out), "--json", *args],
+                          check=False, capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+
+
+def test_a_csv_line_longer_than_memory_is_one_too_large_reject_and_the_rest_is_read(tmp_path):
+    """A zip whose data.csv held one 3 GB line ended the ingest with a MemoryError at 2.8 GB and left
+    ``.files.parquet.draft`` behind; here the line is longer than the whole address space allowed."""
+    memory = 800 << 20
+    piece = "한 줄로 이어진 아주 긴 본문입니다 ".encode() * 20_000
+    raw = tmp_path / "raw.zip"
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, archive.open("data.csv", "w") as csv_file:
+        csv_file.write("text\n첫 줄의 본문입니다.\n".encode())
+        for _ in range(memory // len(piece) + 1):
+            csv_file.write(piece)
+        csv_file.write("\n셋째 줄의 본문입니다.\n".encode())
+    done = _ingest_cli([raw], tmp_path / "out", "--max-record-bytes", str(1 << 20), memory=memory)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert (summary["kept"], summary["by_reason"]) == (2, {"too_large": 1})
+    quarantine = pd.read_parquet(tmp_path / "out" / "quarantine.parquet")
+    assert list(quarantine.location) == [f"{raw}!data.csv:3"]
+    assert quarantine.detail.iloc[0] == "a record longer than 1048576 characters"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "data_card.md", "files.parquet", "quarantine.parquet", "records.parquet"]
+
+
+def test_a_csv_field_past_the_field_limit_is_its_row_s_reject_and_the_rows_after_it_are_read(tmp_path):
+    """It ended the file as ``malformed_json``, the rows after it lost; a quoted field over several
+    lines is skipped to its closing quote."""
+    lines = ["text,title", "첫 줄의 본문입니다.,첫째", '"' + "여러 줄에 걸친 긴 본문\n" * 12_000 + '",둘째',
+             "셋째 줄의 본문입니다.,셋째", "넷째 줄의 본문입니다.," + "가" * 140_000, '"다섯째 줄의 ""인용"" 본문입니다.",다섯째']
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, records, quarantine = run_ingest(tmp_path, path)
+    assert list(records.title) == ["첫째", "셋째", "다섯째"]
+    assert records.text.iloc[2] == '다섯째 줄의 "인용" 본문입니다.'
+    assert [location.rsplit("/", 1)[1] for location in quarantine.location] == ["rows.csv:3", "rows.csv:5"]
+    assert set(quarantine.reason) == {"too_large"}
+    assert set(quarantine.detail) == {"a field longer than 131072 characters"}
+
+
+def test_a_csv_record_over_the_record_limit_over_several_lines_is_skipped_to_its_end(tmp_path):
+    path = tmp_path / "rows.csv"
+    long_field = '"' + "여러 줄에 걸친 본문\n" * 10_000 + '"'
+    path.write_text(f"text\n첫 줄의 본문입니다.\n{long_field}\n셋째 줄의 본문입니다.\n", encoding="utf-8")
+    _, records, quarantine = run_ingest(tmp_path, path, max_record_bytes=1 << 16)
+    assert list(records.text) == ["첫 줄의 본문입니다.", "셋째 줄의 본문입니다."]
+    assert list(quarantine.reason) == ["too_large"] and quarantine.location.iloc[0].endswith("rows.csv:3")
+
+
+def test_a_fifo_named_as_an_input_is_refused_in_one_line(tmp_path):
+    """It was opened and read, and with no writer that read waits forever (a folder walk skips it)."""
+    fifo = tmp_path / "data.json"
+    os.mkfifo(fifo)
+    done = _ingest_cli([fifo], tmp_path / "out", timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: input path is not a regular file or a folder (a FIFO, a device or a socket is not read): {fifo}"]
+    assert not (tmp_path / "out").exists()
+    run = subprocess.run([sys.executable, "-m", "kositp", "run", "--root", str(tmp_path / "artifacts"),
+                          "--set", f"ingest.paths=[{fifo}]"], check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].endswith(f"is not read): {fifo}")
+    assert "Traceback" not in run.stderr
+
+
+def test_a_missing_input_path_writes_nothing(tmp_path):
+    write_json(tmp_path / "raw" / "a.json", admin_mrc(every_admin_qa()[:1]))
+    done = _ingest_cli([tmp_path / "raw", tmp_path / "없음"], tmp_path / "out", timeout=60)
+    assert not (tmp_path / "out").exists()
+    assert done.returncode == 2 and done.stderr.strip() == f"error: input path does not exist: {tmp_path / '없음'}"
+
+
+@pytest.mark.parametrize(("forced", "content"), [
+    ("mrc", '{"documents": [{"text": "다른 형식의 본문입니다."}]}'),
+    ("doc_summary", '{"data": [{"paragraphs": [{"context": "다른 형식의 본문입니다."}]}]}'),
+    ("csv", "text,title\n"),
+])
+def test_a_forced_format_that_finds_nothing_is_one_reject_naming_it(tmp_path, forced, content):
+    """``--format mrc`` on a file of another family read 0 and quarantined nothing: the file went uncounted."""
+    path = tmp_path / "raw" / "other.json"
+    path.parent.mkdir()
+    path.write_text(content, encoding="utf-8")
+    result, records, quarantine = run_ingest(tmp_path, path, format=forced)
+    assert result.summary()["read"] == 1 and records.empty
+    assert list(quarantine.reason) == ["unknown_format"]
+    assert quarantine.detail.iloc[0] == f"--format {forced} found no records in this file"
+
+
+def test_a_string_outside_the_records_past_the_limit_keeps_the_records_before_it(tmp_path):
+    """Strings reach the parser whole now; one that grows past the limit still ends the file only
+    after the records before it."""
+    text = json.dumps(admin_mrc(every_admin_qa()[:2]), ensure_ascii=False)
+    path = tmp_path / "a.json"
+    path.write_text(text[:-1] + ', "note": "' + "끝없이 이어지는 메모 " * 10_000 + '"}', encoding="utf-8")
+    _, records, quarantine = run_ingest(tmp_path, path, max_record_bytes=1 << 16)
+    assert len(records) == 2
+    assert list(quarantine.reason) == ["too_large"] and quarantine.location.iloc[0].endswith("#/data/1 (rest of file unread)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -208,3 +209,36 @@ def test_a_gate_asking_for_scores_the_evaluation_did_not_compute_is_one_clear_er
         _promote(store, evaluation, PromoteConfig(metric="calibrated"))
     with pytest.raises(PromoteSettingsError, match="needs evaluate.held_in: true"):
         _promote(store, evaluation, PromoteConfig(held_in=True))
+
+
+def _kositp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kositp", *args], check=False, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"})
+
+
+def test_a_profile_name_or_version_prefix_that_is_not_a_plain_name_is_refused(tmp_path, eval_dir):
+    """``promote 4a07 --profile ../../../escaped --root R`` wrote ``R/../escaped.json``, and
+    ``promote ''`` promoted the only export."""
+    store = ArtifactStore(tmp_path / "store")
+    _candidate(store, 1, GOOD, eval_dir)
+    escaped = _kositp("promote", "export00000000001", "--profile", "../escaped", "--root", str(store.root))
+    assert escaped.returncode == 1 and escaped.stderr.strip() == (
+        "error: profile name '../escaped' is not a safe name: use 1 to 128 letters, digits, '_', '-' or '.', "
+        "starting with a letter, digit or '_'")
+    assert not (tmp_path / "escaped.json").exists() and not (store.root / "promoted-..").exists()
+    empty = _kositp("promote", "", "--root", str(store.root))
+    assert empty.returncode == 1 and empty.stderr.startswith("error: version prefix '' is not a safe name")
+    assert promoted(store.root, "demo") is None
+
+
+def test_promoted_says_when_the_promoted_export_is_gone(tmp_path, eval_dir):
+    store = ArtifactStore(tmp_path / "store")
+    _promote(store, _candidate(store, 1, GOOD, eval_dir))
+    assert "warning" not in _kositp("promoted", "--root", str(store.root)).stderr
+    shutil.rmtree(store.path("export", "export00000000001"))
+    for args in ([], ["--json"]):
+        shown = _kositp("promoted", "--root", str(store.root), *args)
+        assert shown.returncode == 0
+        assert shown.stderr.strip() == (
+            f"warning: the promoted export export00000000001 is no longer under {store.root} (removed?): kositp serve "
+            "cannot serve it; promote another export (kositp promote VERSION)")

@@ -50,6 +50,41 @@ def test_two_first_runs_at_once_both_finish(tmp_path):
         assert [(line["stage"], line["status"]) for line in lines] == [("ingest", "ran")]
 
 
+def _has_server(run: subprocess.Popen) -> bool:
+    for child in _children(run.pid):
+        args = subprocess.run(["ps", "-o", "args=", "-p", str(child)], check=False, capture_output=True, text=True).stdout
+        if "uvicorn" in args:
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_prefect_home_waits_for_the_first_in_one_line(tmp_path):
+    """Their servers shared one database: ``database is locked`` tracebacks and a 60 s stall."""
+    env = _env(tmp_path / "prefect")
+    command = [*RUN, "--until", "ingest", "--root"]
+    first = subprocess.Popen([*command, str(tmp_path / "결과1")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not _has_server(first) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    second = subprocess.Popen([*command, str(tmp_path / "결과2")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    overlapped = False
+    while first.poll() is None:  # the second run's server waits until the first run's is gone
+        overlapped = overlapped or (_has_server(second) and _has_server(first))
+        time.sleep(0.5)
+    (_, err1), (_, err2) = first.communicate(timeout=600), second.communicate(timeout=600)
+    assert first.returncode == second.returncode == 0, err1[-2000:] + err2[-2000:]
+    assert not overlapped
+    waiting = (
+        "waiting for another kositp run to finish: runs on one PREFECT_HOME take turns "
+        f"({tmp_path / 'prefect' / 'kositp-run.lock'})"
+    )
+    assert [line for line in err2.splitlines() if line.startswith("waiting")] == [waiting]
+    assert "Traceback" not in err1 + err2 and "database is locked" not in err1 + err2
+
+
 @pytest.mark.slow
 def test_a_killed_run_leaves_no_prefect_server(tmp_path):
     run = subprocess.Popen([*RUN, "--until", "reformat", "--root", str(tmp_path / "결과")], env=_env(tmp_path / "prefect"),

@@ -9,8 +9,12 @@ serves the profile's promoted export and requires an API key. The ``openai`` cli
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import selectors
 import signal
+import socket
+import time
 
 import httpx
 import openai
@@ -151,6 +155,100 @@ def test_bad_chat_requests_get_4xx(api):
         assert reply.status_code == 400 and reply.json()["error"]["param"].startswith("messages")
     with pytest.raises(openai.BadRequestError, match="cap of 512"):
         client(api).chat.completions.create(model=api["model"], messages=many[:1], max_tokens=100000)
+
+
+@pytest.mark.parametrize(("body", "param", "says"), [
+    ('{"model": "kositp-servetest", "prompt": "안녕\\ud800"}', "prompt", "lone surrogate (U+D800) at character 2"),
+    ('{"model": "kositp-servetest", "messages": [{"role": "user", "content": "\\udc00하세요"}]}', "messages.0.content",
+     "lone surrogate (U+DC00) at character 0"),
+    ('{"model": "kositp-servetest", "messages": [{"role": "user", "content": [{"type": "text", "text": "질문\\ud83d"}]}]}',
+     "messages.0.content", "lone surrogate (U+D83D) at character 2"),
+    ('{"model": "kositp-servetest", "prompt": "안녕", "max_tokens": true}', "max_tokens", "valid integer"),
+    ('{"model": "kositp-servetest", "prompt": "안녕", "stream": "yes"}', "stream", "valid boolean"),
+    ('{"model": "kositp-servetest", "prompt": "안녕", "n": true}', "n", "valid integer"),
+    ('{"model": "kositp-servetest", "prompt": "안녕", "temperature": "0.5"}', "temperature", "valid number"),
+])
+def test_text_that_is_not_text_and_values_of_the_wrong_type_get_400(api, body, param, says):
+    """A lone surrogate gave a 500 and two tracebacks per request; ``max_tokens: true`` was taken as 1 and
+    ``stream: "yes"`` streamed."""
+    path = "/v1/chat/completions" if "messages" in body else "/v1/completions"
+    before = api["log"].read_text(encoding="utf-8").count("Traceback")
+    reply = post(api, path, body)
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["param"] == param and says in error["message"] and error["type"] == "invalid_request_error"
+    assert api["log"].read_text(encoding="utf-8").count("Traceback") == before
+
+
+def _hold(port: int, count: int) -> list[socket.socket]:
+    """Connections that start a request and never send the blank line that ends its headers."""
+    held = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        held.append(connection)
+    return held
+
+
+def _closed_by_the_server(connection: socket.socket, wait_s: float) -> bool:
+    """A clean close, or a reset (the server closed it with the request's bytes unread)."""
+    connection.settimeout(wait_s)
+    try:
+        return connection.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        connection.close()
+
+
+def _closed_count(connections: list[socket.socket], enough: int, wait_s: float) -> int:
+    """How many of ``connections`` the server closed, waiting up to ``wait_s`` for ``enough`` of them."""
+    closed, deadline = 0, time.monotonic() + wait_s
+    with selectors.DefaultSelector() as selector:
+        for connection in connections:
+            selector.register(connection, selectors.EVENT_READ)
+        while closed < enough and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                selector.unregister(key.fileobj)
+                closed += _closed_by_the_server(key.fileobj, 0)
+    for connection in connections:
+        connection.close()
+    return closed
+
+
+def test_connections_that_never_finish_their_headers_are_shed_and_health_still_answers(export, tmp_path):
+    """About 21,000 of them used up the 20,000 open files: /health stopped answering and asyncio logged a
+    traceback per failed accept (513,367 lines in 40 s). Here 600 against a limit of 512 open files (room for
+    64 connections), with a header deadline long enough that only the cap can make room."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    limited = ["sh", "-c", 'ulimit -n 512 && exec "$@"', "sh", *kositp("serve", "--model", str(export["merged"]),
+                                                                         "--port", str(port), "--header-timeout", "300")]
+    with running(limited, log, url + "/health"):
+        started = len(log.read_text(encoding="utf-8").splitlines())
+        held = _hold(port, 600)
+        assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
+        assert _closed_count(held, 600 - 64, 20) >= 600 - 64, "the connections waiting longest made room"
+        lines = log.read_text(encoding="utf-8").splitlines()[started:]
+    assert len(lines) < 40, "\n".join(lines[:60])
+
+
+def test_a_connection_is_closed_when_its_headers_do_not_arrive_in_time(export, tmp_path):
+    """Before its first request, and after a response on a kept-alive connection."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = kositp("serve", "--model", str(export["merged"]), "--port", str(port), "--header-timeout", "1")
+    with running(args, tmp_path / "serve.log", url + "/health"):
+        held = _hold(port, 3)
+        kept_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept_alive.request("GET", "/health")
+        assert json.loads(kept_alive.getresponse().read())["status"] == "ok"
+        kept_alive.sock.sendall(b"GET /health HTTP/1.1\r\n")
+        assert [_closed_by_the_server(connection, 30) for connection in [*held, kept_alive.sock]] == [True] * 4
+        assert httpx.get(url + "/health", timeout=10).json()["status"] == "ok"
 
 
 def test_a_burst_of_32_is_answered_or_refused_with_429_and_the_server_stays_healthy(api):

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from kositp.cli.application import app, configure_logging
+from kositp.errors import PermanentError
 from kositp.ingest.guard import MAX_DEPTH, MAX_RECORD_BYTES
 from kositp.ingest.quarantine import IngestError
 from kositp.reporting import format_table
@@ -34,7 +35,7 @@ def ingest_command(
     try:
         result = ingest(list(paths), out, IngestSettings(format=format_, max_chars=max_chars, max_depth=max_depth,
                                                         max_record_bytes=max_record_bytes))
-    except (IngestError, FileNotFoundError) as exc:
+    except (IngestError, PermanentError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     (out / "data_card.md").write_text(data_card(result), encoding="utf-8")

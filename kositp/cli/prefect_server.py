@@ -3,9 +3,11 @@
 Without a configured ``PREFECT_API_URL``, Prefect starts a temporary server (uvicorn in a
 subprocess) whose first start creates the SQLite database in ``PREFECT_HOME``. Two runs started
 at once on a fresh machine both create it, and one fails (``index ... already exists``), then
-times out after 20 s with a traceback. Here the start is serialised by a file lock in
-``PREFECT_HOME``, held until the server answers (so its database is set up), and waited for
-longer. Prefect stops the server at exit, but a run killed with SIGKILL runs no exit handler:
+times out after 20 s with a traceback; two runs whose servers share the database later write it
+at once (``database is locked`` tracebacks, a 60 s stall). Here runs on one ``PREFECT_HOME``
+take turns: a file lock there is held from before the server starts until the run's process
+ends (after Prefect stopped the server), and a run that finds it held says so in one line and
+waits. Prefect stops the server at exit, but a run killed with SIGKILL runs no exit handler:
 a small watchdog process, started before the server, stops the server once the run's process is
 gone (the server cannot be made to die with its parent itself: Prefect spawns it, with no hook to
 set ``PR_SET_PDEATHSIG``). The watchdog finds the server afterwards, by a token the run puts in
@@ -15,6 +17,7 @@ which polling the run's children while it lived missed.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -27,7 +30,7 @@ from filelock import FileLock, Timeout
 
 # The first start migrates the database: on a busy two-core machine that alone took 15 s.
 STARTUP_TIMEOUT_S = 120
-LOCK_NAME = "kositp-server-start.lock"
+LOCK_NAME = "kositp-run.lock"
 
 OWNER_VARIABLE = "KOSITP_PREFECT_SERVER_OWNER"
 
@@ -74,7 +77,7 @@ def start_temporary_server(say=print) -> None:
     """Start Prefect's temporary server now, unless an API URL is configured.
 
     Prefect's client then finds it running (it is the same singleton) and starts no other.
-    ``say`` tells the user when another run holds the start-up lock.
+    ``say`` tells the user when another run on this ``PREFECT_HOME`` makes this one wait.
     """
     from prefect.settings import (
         PREFECT_API_URL,
@@ -90,13 +93,12 @@ def start_temporary_server(say=print) -> None:
     timeout = max(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value(), STARTUP_TIMEOUT_S)
     lock = FileLock(home / LOCK_NAME)
     try:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            say(f"waiting for another kositp run to start its Prefect server (up to {timeout} s; {home / LOCK_NAME})")
-            lock.acquire(timeout=timeout)
-    except Timeout as exc:
-        raise ServerStartError(f"another run held {home / LOCK_NAME} for {timeout} s; is one stuck?") from exc
+        lock.acquire(timeout=0)
+    except Timeout:
+        say(f"waiting for another kositp run to finish: runs on one PREFECT_HOME take turns ({home / LOCK_NAME})")
+        lock.acquire()
+    # Exit handlers run last-registered first: Prefect's, registered as the server starts, stops it before this one.
+    atexit.register(lock.release)
     # Offline machines are the norm for this pipeline: the server's telemetry would fail on every
     # run (`kositp server` turns it off too). A value the user set is kept.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -107,8 +109,10 @@ def start_temporary_server(say=print) -> None:
             except RuntimeError as exc:
                 first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise ServerStartError(f"Prefect's temporary server did not start: {first_line}") from exc
-    finally:
+    except BaseException:
+        atexit.unregister(lock.release)
         lock.release()
+        raise
 
 
 @contextmanager

@@ -72,9 +72,13 @@ def promoted(
     store = ArtifactStore(_root(profile, root))
     try:
         record = read_history(store.root, profile)
-    except PromotionError as exc:
+        exported = record.current is None or store.exists("export", record.current.export_version)
+    except (ArtifactError, PromotionError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    if not exported:
+        typer.echo(f"warning: the promoted export {record.current.export_version} is no longer under {store.root} "
+                   "(removed?): kositp serve cannot serve it; promote another export (kositp promote VERSION)", err=True)
     if json_:
         typer.echo(json.dumps(record.to_json(), ensure_ascii=False, indent=2))
         return

@@ -32,10 +32,11 @@ def run(
 ) -> None:
     """Run the pipeline (or part of it) through Prefect; published versions are cache hits."""
     configure_logging()
-    try:  # a bad profile, override or input path fails here, before a Prefect server is started
+    try:  # a bad profile, override, input path or artifact root fails here, before a Prefect server is started
         loaded = load_profile(profile, set_ or [], root=root)
         planned = plan(loaded)
         selected = select(planned, until=until, only=only or [])
+        ArtifactStore(loaded.root).check_writable()
     except PermanentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

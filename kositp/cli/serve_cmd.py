@@ -43,6 +43,10 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="cap on a request body")] = 1 << 20,
     concurrency: Annotated[int, typer.Option(help="requests generating at once")] = 2,
     queue_size: Annotated[int, typer.Option(help="requests waiting for a slot; beyond it, 429")] = 16,
+    max_connections: Annotated[
+        int, typer.Option(help="open client connections; beyond it, the one waiting longest for its headers is closed")
+    ] = 512,
+    header_timeout: Annotated[float, typer.Option(help="seconds a connection may take to send a request's headers")] = 10.0,
     graceful_timeout: Annotated[float, typer.Option(help="seconds in-flight requests get at shutdown")] = 60.0,
     vllm_python: Annotated[str | None, typer.Option(help="python of the vLLM environment")] = None,
     vllm_arg: Annotated[list[str] | None, typer.Option(help="extra argument for vLLM's server (repeatable)")] = None,
@@ -52,6 +56,7 @@ def serve(
     from pydantic import ValidationError
 
     from kositp.errors import PermanentError
+    from kositp.serve.connections import connection_cap
     from kositp.serve.schemas import Limits
     from kositp.serve.server import build_app, run
     from kositp.serve.source import served_model
@@ -68,7 +73,8 @@ def serve(
     try:
         limits = Limits(max_tokens=max_tokens, default_max_tokens=default_max_tokens,
                         max_prompt_tokens=max_prompt_tokens, max_messages=max_messages,
-                        max_body_bytes=max_body_bytes, concurrency=concurrency, queue_size=queue_size)
+                        max_body_bytes=max_body_bytes, concurrency=concurrency, queue_size=queue_size,
+                        max_connections=connection_cap(max_connections), header_timeout_s=header_timeout)
         served = served_model(model, profile, served_model_name)
         typer.echo(f"serving {served.describe()} as model {served.name!r} on http://{host}:{port}/v1"
                    + (" (API key required)" if api_key else ""), err=True)
@@ -81,4 +87,4 @@ def serve(
         raise typer.Exit(2) from exc
     finally:
         signal.signal(signal.SIGTERM, previous)
-    run(server_app, host, port, graceful_timeout)
+    run(server_app, host, port, graceful_timeout, limits)

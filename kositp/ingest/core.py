@@ -94,6 +94,25 @@ class IngestResult:
 def _units(source: Source, settings: IngestSettings) -> Iterator[tuple[str, str, Any]]:
     """``(format, json_path, fields | Missing | Reject)`` for every candidate record of one source.
 
+    A format the user forced that finds nothing in a file is one ``unknown_format`` reject for
+    that file, so the file is accounted for (the file most likely holds another format).
+    """
+    units = _source_units(source, settings)
+    return units if settings.format == "auto" else _accounted(units, settings.format)
+
+
+def _accounted(units: Iterator[tuple[str, str, Any]], fmt: str) -> Iterator[tuple[str, str, Any]]:
+    empty = True
+    for unit in units:
+        empty = False
+        yield unit
+    if empty:
+        yield fmt, "", Reject("", "unknown_format", f"--format {fmt} found no records in this file")
+
+
+def _source_units(source: Source, settings: IngestSettings) -> Iterator[tuple[str, str, Any]]:
+    """The units of :func:`_units`.
+
     Whatever stops a file part-way (bad JSON, undecodable bytes, a damaged archive) ends it
     with one reject for the unread rest; the units before it stand. A unit that nests too deep
     or is too long is one ``too_deep`` / ``too_large`` reject (:mod:`kositp.ingest.guard`), and
@@ -132,7 +151,7 @@ def _units(source: Source, settings: IngestSettings) -> Iterator[tuple[str, str,
             if whole is None:
                 unit_depth = prefix.count(".") + 1 if prefix else 0
                 guarded = GuardedJson(stream, unit_depth, settings.max_depth, settings.max_record_bytes)
-                whole = ijson.items(guarded, prefix, use_float=True)
+                whole = ijson.items(guarded, prefix, use_float=True, buf_size=guarded.largest_read)
             for n, unit in enumerate(whole):
                 unread = base.replace("*", str(n + 1), 1)
                 where = base.replace("*", str(n), 1) if "*" in base else base
@@ -222,6 +241,7 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
     if settings.max_depth < 4 or settings.max_record_bytes < 1 << 16:
         raise IngestError(f"max_depth must be at least 4 (got {settings.max_depth}) and max_record_bytes at least "
                           f"65536 (got {settings.max_record_bytes})")
+    sources = iter_sources(paths)  # a missing path or a FIFO is refused here, before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out_dir / "files.parquet")
     result = IngestResult(ledger, Counter(), Counter(), Counter(), Counter())
@@ -230,19 +250,22 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
     try:
         with (RowWriter(out_dir / "quarantine.parquet", QUARANTINE_SCHEMA) as quarantine,
               Candidates(work_dir, settings.near_dup_threshold, processes) as candidates):
-            _read_candidates(paths, settings, ledger, candidates, quarantine, advance)
+            _read_candidates(sources, settings, ledger, candidates, quarantine, advance)
             duplicates = candidates.resolve(meanwhile=lambda: _while_candidates_finish(quarantine))
             _split_duplicates(candidates.path, duplicates, out_dir / "records.parquet", quarantine, result)
+    except BaseException:
+        ledger.discard()
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     ledger.close()
     return result
 
 
-def _read_candidates(paths, settings: IngestSettings, ledger: Ledger, candidates: Candidates, quarantine: RowWriter,
-                     advance) -> None:
+def _read_candidates(sources: Iterator[Source], settings: IngestSettings, ledger: Ledger, candidates: Candidates,
+                     quarantine: RowWriter, advance) -> None:
     """Pass one: every unit read is counted, then rejected now or kept as a candidate."""
-    for source in iter_sources(paths):
+    for source in sources:
         tally = ledger.tally(source.source_file)
         for fmt, path, item in _units(source, settings):
             location = f"{source.source_file}{path}"

@@ -20,6 +20,9 @@ import numpy as np
 
 # Read in larger pieces than the parser asks for: the per-read cost of the scan is paid less often.
 _GUARD_CHUNK = 1 << 18
+# What the parser is handed at a time while no more than a chunk is ready. ijson turns a whole
+# read into events before it yields the first unit; a chunk of short units at once was no faster.
+_SHORT_READ = 1 << 16
 
 # Defaults: real AIHub/KISTI files nest under 10 levels, and their largest unit is a few MB.
 MAX_DEPTH = 100
@@ -37,12 +40,13 @@ class ValueTooLarge(ValueError):
     """A string or number outside any unit is longer than the record size limit."""
 
 
-class GuardedJson(io.RawIOBase):
+class GuardedJson(io.IOBase):
     """The JSON bytes of ``raw`` with values at ``unit_depth`` nesting too deep or too large
     replaced by a marker (``MARKER`` + the index of its entry in :attr:`rejects`).
 
     ``unit_depth`` is how many containers enclose a unit: 2 for ``data.item``, 0 when the whole
-    document is one unit.
+    document is one unit. It offers ``read`` and no ``readinto``: given ``readinto``, ijson reads
+    into a buffer of its own fixed size (64 KiB by default), whatever is ready.
     """
 
     def __init__(self, raw: BinaryIO, unit_depth: int, max_depth: int, max_bytes: int):
@@ -85,15 +89,37 @@ class GuardedJson(io.RawIOBase):
         """Rejected values the parser never reached as units (they sat outside the streamed list)."""
         return [r for i, r in enumerate(self.rejects) if i not in self._claimed]
 
-    def readinto(self, buffer) -> int:
-        while not self._out and not self._eof:
+    @property
+    def largest_read(self) -> int:
+        """The most :meth:`read` ever has ready: a unit or a string at the limit, and a chunk on either side."""
+        return self._max_bytes + 2 * _GUARD_CHUNK
+
+    def read(self, size: int = -1) -> bytes | bytearray:
+        """The bytes ready for the parser, at most ``size`` (to the end when ``size`` is negative).
+
+        ijson's parser (yajl) scans a string that reaches it in several reads again from its
+        start at each read (one 64 MB string read 64 KiB at a time took 270 s). So a long value
+        is handed on whole: a unit once it closed (it is held until then anyway), a string
+        outside the units once it closed; both are bounded by ``max_bytes``. Read with ``size``
+        of at least :attr:`largest_read`, the parser gets each in one read; a string split
+        between reads is shorter than a chunk, so its scans cost at most a few chunks.
+        """
+        if size < 0:
+            return b"".join(iter(lambda: self.read(self.largest_read), b""))
+        if size == 0:  # ijson's check that this is a byte stream
+            return b""
+        while (not self._out or self._in_loose_string()) and not self._eof:
             if self._error is not None:
+                if self._out:  # what was read before the error goes first
+                    break
                 error, self._error = self._error, None
                 self._eof = True
                 raise error
             try:
                 data = self._raw.read(_GUARD_CHUNK)
-            except (ValueError, OSError, EOFError) as exc:  # undecodable bytes, a damaged member
+                if data:
+                    self._feed(data)
+            except (ValueError, OSError, EOFError) as exc:  # undecodable bytes, a damaged member, a string too long
                 self._error = exc
                 continue
             if not data:
@@ -101,11 +127,18 @@ class GuardedJson(io.RawIOBase):
                 self._out += self._held or self._pending  # a unit cut short: the parser reports it
                 self._held, self._pending = None, bytearray()
                 break
-            self._feed(data)
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        del self._out[:n]
-        return n
+        if len(self._out) <= _GUARD_CHUNK:  # short units only: what ijson reads by default
+            size = min(size, _SHORT_READ)
+        if size >= len(self._out):  # handed over as it is, not copied: it can be a 64 MB unit
+            ready, self._out = self._out, bytearray()
+            return ready
+        ready = self._out[:size]
+        del self._out[:size]
+        return ready
+
+    def _in_loose_string(self) -> bool:
+        """Whether the bytes ready so far end inside a string outside any unit."""
+        return self._in_string and not self._pending and self._held is None and not self._skipping
 
     def _feed(self, buf: bytes) -> None:
         """The fast path: where every bracket outside strings sits and at what depth, found with

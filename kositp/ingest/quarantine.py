@@ -145,6 +145,13 @@ class Ledger:
                 out.write_table(table)
         self._draft.unlink()
 
+    def discard(self) -> None:
+        """The ingest failed: no half-written counts stay behind in the output folder."""
+        try:
+            self._writer.close()
+        finally:
+            self._draft.unlink(missing_ok=True)
+
     def files(self) -> Iterator[tuple[str, FileTally]]:
         """Every file's final counts, read back from ``files.parquet`` a row group at a time."""
         table = pq.ParquetFile(self.path)

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from charset_normalizer import from_bytes
 
-from kositp.errors import InputNotFound
+from kositp.input_files import files_under
 
 HEAD_BYTES = 65536
 READ_CHUNK = 65536
@@ -99,16 +99,19 @@ def _open_file(path: Path) -> BinaryIO:
 def iter_sources(paths: list[str | Path]) -> Iterator[Source]:
     """Every plain file and zip member under ``paths``, in a stable order.
 
-    ``name.zip.part<N>`` chunks are grouped by ``name.zip`` across all given paths (so a shell glob
-    of the parts works too) and read as that one zip, at the place of its first part.
+    The paths are listed at once, so a missing one or one that is not a file or folder (a FIFO)
+    is refused before anything is read or written. ``name.zip.part<N>`` chunks are grouped by
+    ``name.zip`` across all given paths (so a shell glob of the parts works too) and read as
+    that one zip, at the place of its first part.
     """
     listed: list[tuple[Path, str]] = []
     for given in paths:
         root = Path(given)
-        if not root.exists():
-            raise InputNotFound(f"ingest path does not exist: {root}")
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        listed.extend((path, _dataset_name(path, root)) for path in files)
+        listed.extend((path, _dataset_name(path, root)) for path in files_under(root))
+    return _sources(listed)
+
+
+def _sources(listed: list[tuple[Path, str]]) -> Iterator[Source]:
     parts: dict[Path, list[tuple[int, Path]]] = defaultdict(list)
     for path, _ in listed:
         if match := _PART.match(path.name):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from filelock import FileLock
 
 from kositp.errors import PermanentError
+from kositp.names import safe_name
 
 # rescored: the promoted model was re-evaluated with new settings; its scores are replaced
 Decision = Literal["promoted", "kept", "rescored"]
@@ -67,7 +68,7 @@ class PromotionHistory:
 
 
 def record_path(root: str | os.PathLike[str], profile: str) -> Path:
-    return Path(root) / f"promoted-{profile}.json"
+    return Path(root) / f"promoted-{safe_name(profile, 'profile name', PromotionError)}.json"
 
 
 def read_history(root: str | os.PathLike[str], profile: str) -> PromotionHistory:

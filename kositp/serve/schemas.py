@@ -3,7 +3,9 @@
 Bodies are validated by pydantic models that reject unknown fields: a client asking for
 something this server does not do (``logprobs``, ``tools``, ``n=3``) gets a 400 naming the field
 instead of an answer that silently ignored it. ``top_k`` is accepted because vLLM's server and
-the seed's sampling use it. Caps (:class:`Limits`) bound what one request can cost.
+the seed's sampling use it. Types are strict, as OpenAI's API is: ``max_tokens: true`` is not 1
+and ``stream: "yes"`` is not true. Text is text: a lone surrogate (``"\\ud800"`` is valid JSON)
+has no UTF-8 form, so no tokenizer takes it. Caps (:class:`Limits`) bound what one request can cost.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(1 << 20, ge=1024)
     concurrency: int = Field(2, ge=1)  # requests generating at once
     queue_size: int = Field(16, ge=0)  # requests waiting for a slot; one more gets 429
+    max_connections: int = Field(512, ge=1)  # open client connections (fewer if the open-file limit says so)
+    header_timeout_s: float = Field(10.0, gt=0)  # for a request's headers to arrive
 
 
 class ApiError(Exception):
@@ -49,8 +53,25 @@ def error_body(message: str, type_: str = "invalid_request_error", param: str | 
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def encodable(value: Any) -> Any:
+    """A string (or each string of a list, or each content part's text) that has a UTF-8 form; run
+    before the type is checked, so the error names the field rather than a branch of its union."""
+    for item in value if isinstance(value, list) else [value]:
+        text = item.get("text") if isinstance(item, dict) else item
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"a lone surrogate (U+{ord(text[exc.start]):04X}) at character {exc.start} "
+                                 "is not text") from exc
+    return value
+
+# Every request model: unknown fields refused, no type coercion.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     include_usage: bool = False
 
@@ -58,7 +79,7 @@ class StreamOptions(BaseModel):
 class _Request(BaseModel):
     """Sampling fields both endpoints share."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     model: str = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(None, ge=1)
@@ -69,8 +90,10 @@ class _Request(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] = 1
+    n: int = Field(1, ge=1, le=1)  # a Literal[1] took true as 1
     user: str | None = Field(None, max_length=256)
+
+    _text = field_validator("model", "stop", "user", mode="before")(encodable)
 
     @field_validator("stop")
     @classmethod
@@ -96,19 +119,21 @@ class _Request(BaseModel):
 
 
 class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     type: Literal["text"]
     text: str
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     # ``developer`` is what newer OpenAI clients call the system turn.
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[TextPart]
     name: str | None = Field(None, max_length=64)
+
+    _text = field_validator("content", "name", mode="before")(encodable)
 
     def text(self) -> str:
         return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
@@ -127,6 +152,8 @@ class ChatRequest(_Request):
 
 class CompletionRequest(_Request):
     prompt: str | list[str]
+
+    _prompt_text = field_validator("prompt", mode="before")(encodable)
 
     @field_validator("prompt")
     @classmethod

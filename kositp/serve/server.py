@@ -73,8 +73,20 @@ def build_app(served: ServedModel, backend: str, limits: Limits, api_key: str | 
     return create_app(served, upstream, tokenizer, max_model_len, limits, api_key)
 
 
-def run(app: Any, host: str, port: int, graceful_timeout_s: float) -> None:
-    """uvicorn until SIGINT/SIGTERM; then no new connections, and in-flight requests get to finish."""
+def run(app: Any, host: str, port: int, graceful_timeout_s: float, limits: Limits) -> None:
+    """uvicorn until SIGINT/SIGTERM; then no new connections, and in-flight requests get to finish.
+
+    Clients that never finish their headers are shed (:mod:`kositp.serve.connections`) and
+    repeated lines of uvicorn's and asyncio's logs are rate-limited.
+    """
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=graceful_timeout_s, log_level="info")
+    from kositp.serve.connections import ACCEPT_BACKLOG, MAX_HEADER_BYTES, RepeatLimit, guarded_protocol
+
+    repeats = RepeatLimit()
+    for name in ("asyncio", "uvicorn.error"):
+        logging.getLogger(name).addFilter(repeats)
+    protocol = guarded_protocol(limits.header_timeout_s, limits.max_connections)
+    uvicorn.run(app, host=host, port=port, http=protocol, backlog=ACCEPT_BACKLOG, timeout_keep_alive=5,
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=graceful_timeout_s,
+                log_level="info")
