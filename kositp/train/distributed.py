@@ -46,7 +46,7 @@ OUTCOME_FILE = "outcome.json"
 EVENT_PREFIX = "@kositp-event "
 # Set for the launched ranks only: a stage's ``run`` launches when it is absent and trains when present.
 SPEC_ENV = "KOSITP_LAUNCH_SPEC"
-STAGE_MODULES = {"sft": "kositp.train.sft_stage", "dpo": "kositp.train.dpo_stage"}
+STAGE_MODULES = {"sft": "kositp.sft.stage", "dpo": "kositp.dpo.stage"}
 _TAIL_LINES = 20
 _PR_SET_PDEATHSIG = 1
 # resolved here, not in a forked child (no dynamic loading between fork and exec)

@@ -1,7 +1,9 @@
-"""The ``sft`` stage: LoRA SFT on the reformat shards (recipe in :mod:`kositp.train.sft`).
+"""The ``sft`` stage: LoRA SFT on the reformat shards (the recipe is :mod:`kositp.sft.recipe`).
 
 Resumable: a failed attempt leaves its checkpoints in the staging folder and the next attempt of
 the same version continues from them; checkpoints are dropped when the adapter is published.
+This module is what planning reads (the section, the base model's fingerprint); the recipe is
+imported when the stage runs.
 """
 
 from __future__ import annotations
@@ -10,12 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from kositp.models.refs import ModelRef
-from kositp.stages import Stage
-from kositp.train.sft import SftConfig, run
+from kositp.sft.config import SftConfig
+from kositp.stages import Stage, StageContext, StageOutcome
 
 
 def fingerprint(config: SftConfig) -> Mapping[str, Any]:
     return ModelRef.parse(config.base_model).fingerprint()
+
+
+def run(ctx: StageContext) -> StageOutcome:
+    from kositp.sft.recipe import run as train
+
+    return train(ctx)
 
 
 STAGE = Stage(

@@ -1,4 +1,8 @@
-"""The ``dpo`` stage: DPO on the SFT adapter, with reformat's shards as the on-policy prompt pool."""
+"""The ``dpo`` stage: DPO on the SFT adapter, with reformat's shards as the on-policy prompt pool.
+
+This module is what planning reads (the section, the user pair file's fingerprint); the recipe
+(:mod:`kositp.dpo.recipe`) is imported when the stage runs.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from kositp.artifacts import file_sha256
-from kositp.stages import Stage
-from kositp.train.dpo import DpoConfig, run
+from kositp.dpo.config import DpoConfig
+from kositp.stages import Stage, StageContext, StageOutcome
 
 
 def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
@@ -17,6 +21,12 @@ def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
         return {}
     path = Path(config.pairs.user_file)
     return {"user_pairs_sha256": file_sha256(path) if path.is_file() else "missing"}
+
+
+def run(ctx: StageContext) -> StageOutcome:
+    from kositp.dpo.recipe import run as train
+
+    return train(ctx)
 
 
 STAGE = Stage(
