@@ -3,42 +3,94 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from kositp.config import StageConfig
 from kositp.train.distributed import ScaleOutSettings
+from kositp.train.settings import (
+    Backend,
+    Device,
+    GradientAccumulation,
+    LearningRate,
+    LoadIn4bit,
+    LoggingSteps,
+    MaxSteps,
+    SaveTotalLimit,
+    TrainBatchSize,
+    TrainEpochs,
+    WarmupSteps,
+)
 
 
 class PairsConfig(StageConfig):
     """Where preference pairs come from; both sources may be combined."""
 
-    user_file: str | None = None
-    on_policy: bool = True
-    on_policy_samples: int = Field(64, ge=1)
-    similarity_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    max_answer_length: int = Field(128, ge=1)  # new tokens per answer
-    generation_batch_size: int = Field(8, ge=1)
+    user_file: str | None = Field(
+        None,
+        description="a JSONL file of {prompt, chosen, rejected} objects; bad lines are skipped and reported by "
+        "number; its content is part of the version; null: none",
+    )
+    on_policy: bool = Field(
+        True,
+        description="also pair the SFT model's own greedy answers to training prompts with the references: "
+        "reference chosen, the model's answer rejected, where they differ",
+    )
+    on_policy_samples: int = Field(
+        64, ge=1, description="training prompts drawn (seeded) for the SFT model to answer; each gives at most one pair"
+    )
+    similarity_threshold: float = Field(
+        0.6,
+        ge=0.0,
+        le=1.0,
+        description="an answer at least this similar to its reference (character-level difflib ratio) carries no "
+        "preference and is counted, not paired; higher keeps more pairs",
+    )
+    max_answer_length: int = Field(128, ge=1, description="new tokens per on-policy answer")
+    generation_batch_size: int = Field(
+        8, ge=1, description="prompts answered per generation batch: faster when larger, as memory allows"
+    )
 
 
 class DpoConfig(ScaleOutSettings):
-    backend: Literal["auto", "hf", "unsloth"] = "auto"
-    device: str = "auto"
-    load_in_4bit: bool = False
-    pairs: PairsConfig = PairsConfig()
-    beta: float = Field(0.1, gt=0)
-    loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1)
-    max_length: int = Field(1024, ge=1)
-    learning_rate: float = Field(5e-6, gt=0)
-    num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, ge=-1)  # -1: num_train_epochs decides
-    train_batch_size: int = Field(2, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    optim: str = "adamw_torch"
-    use_gradient_checkpointing: bool = False
-    save_steps: int = Field(50, ge=1)
-    save_total_limit: int | None = Field(2, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    seed: int = 3407
+    """The ``dpo`` profile section."""
+
+    backend: Backend = "auto"
+    device: Device = "auto"
+    load_in_4bit: LoadIn4bit = False
+    pairs: PairsConfig = Field(
+        PairsConfig(), description="where the preference pairs come from: a user file, on-policy pairs, or both"
+    )
+    beta: float = Field(
+        0.1,
+        gt=0,
+        description="how far the policy may move from the SFT reference: higher stays closer (TRL's beta; the "
+        "regularisation tau for ipo)",
+    )
+    loss_type: list[str] = Field(
+        default_factory=lambda: ["sigmoid"],
+        min_length=1,
+        description="TRL's DPO losses: sigmoid (the DPO paper's), hinge, ipo, robust, apo_zero, ...; several are "
+        "combined with equal weights",
+    )
+    max_length: int = Field(
+        1024, ge=1, description="tokens of prompt + answer per example; longer ones are cut at the end"
+    )
+    learning_rate: LearningRate = 5e-6
+    num_train_epochs: TrainEpochs = 1.0
+    max_steps: MaxSteps = -1
+    train_batch_size: TrainBatchSize = 2
+    gradient_accumulation_steps: GradientAccumulation = 1
+    warmup_steps: WarmupSteps = 0
+    optim: str = Field("adamw_torch", description="a transformers optimizer name (adamw_torch; adamw_8bit on a GPU)")
+    use_gradient_checkpointing: bool = Field(
+        False,
+        description="recompute activations in the backward pass instead of keeping them: much less memory for "
+        "about a third more compute",
+    )
+    save_steps: int = Field(
+        50, ge=1, description="optimizer steps between checkpoints in the staging folder, from which a failed attempt "
+        "resumes"
+    )
+    save_total_limit: SaveTotalLimit = 2
+    logging_steps: LoggingSteps = 10
+    seed: int = Field(3407, description="seeds the trainer and the draw of on-policy prompts")
