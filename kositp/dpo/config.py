@@ -6,20 +6,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from kositp.config import StageConfig
+from kositp.train import settings
 from kositp.train.distributed import ScaleOutSettings
-from kositp.train.settings import (
-    Backend,
-    Device,
-    GradientAccumulation,
-    LearningRate,
-    LoadIn4bit,
-    LoggingSteps,
-    MaxSteps,
-    SaveTotalLimit,
-    TrainBatchSize,
-    TrainEpochs,
-    WarmupSteps,
-)
 
 
 class PairsConfig(StageConfig):
@@ -54,9 +42,9 @@ class PairsConfig(StageConfig):
 class DpoConfig(ScaleOutSettings):
     """The ``dpo`` profile section."""
 
-    backend: Backend = "auto"
-    device: Device = "auto"
-    load_in_4bit: LoadIn4bit = False
+    backend: settings.Backend = "auto"
+    device: settings.Device = "auto"
+    load_in_4bit: settings.LoadIn4bit = False
     pairs: PairsConfig = Field(
         PairsConfig(), description="where the preference pairs come from: a user file, on-policy pairs, or both"
     )
@@ -75,12 +63,12 @@ class DpoConfig(ScaleOutSettings):
     max_length: int = Field(
         1024, ge=1, description="tokens of prompt + answer per example; longer ones are cut at the end"
     )
-    learning_rate: LearningRate = 5e-6
-    num_train_epochs: TrainEpochs = 1.0
-    max_steps: MaxSteps = -1
-    train_batch_size: TrainBatchSize = 2
-    gradient_accumulation_steps: GradientAccumulation = 1
-    warmup_steps: WarmupSteps = 0
+    learning_rate: settings.LearningRate = 5e-6
+    num_train_epochs: settings.TrainEpochs = 1.0
+    max_steps: settings.MaxSteps = -1
+    train_batch_size: settings.TrainBatchSize = 2
+    gradient_accumulation_steps: settings.GradientAccumulation = 1
+    warmup_steps: settings.WarmupSteps = 0
     optim: str = Field("adamw_torch", description="a transformers optimizer name (adamw_torch; adamw_8bit on a GPU)")
     use_gradient_checkpointing: bool = Field(
         False,
@@ -91,6 +79,6 @@ class DpoConfig(ScaleOutSettings):
         50, ge=1, description="optimizer steps between checkpoints in the staging folder, from which a failed attempt "
         "resumes"
     )
-    save_total_limit: SaveTotalLimit = 2
-    logging_steps: LoggingSteps = 10
+    save_total_limit: settings.SaveTotalLimit = 2
+    logging_steps: settings.LoggingSteps = 10
     seed: int = Field(3407, description="seeds the trainer and the draw of on-policy prompts")

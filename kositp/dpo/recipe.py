@@ -19,7 +19,7 @@ from kositp.dpo.preferences import PreferencePair
 from kositp.models.causal_lm import load_causal_lm
 from kositp.models.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
-from kositp.train import common, distributed
+from kositp.train import common, distributed, settings
 
 PAIRS_FILE = "pairs.parquet"
 
@@ -179,23 +179,13 @@ def make_trainer(
     on_cpu = device == "cpu"
     bf16 = not on_cpu and _bf16_supported()
     args = DPOConfig(
-        output_dir=str(output_dir),
+        **settings.trainer_arguments(config, output_dir),
         beta=config.beta,
         loss_type=list(config.loss_type),
         max_length=config.max_length,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_steps,
         optim=config.optim,
         gradient_checkpointing=config.use_gradient_checkpointing,
-        save_strategy="steps",
         save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
         report_to=[],
         use_cpu=on_cpu,
         bf16=bf16,

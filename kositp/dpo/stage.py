@@ -1,7 +1,7 @@
 """The ``dpo`` stage: DPO on the SFT adapter, with reformat's shards as the on-policy prompt pool.
 
-This module is what planning reads (the section, the user pair file's fingerprint); the recipe
-(:mod:`kositp.dpo.recipe`) is imported when the stage runs.
+The recipe is :mod:`kositp.dpo.recipe`; like the section, it imports no heavy library before the
+stage runs, so planning may read both.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Any
 
 from kositp.artifacts import file_sha256
 from kositp.dpo.config import DpoConfig
-from kositp.stages import Stage, StageContext, StageOutcome
+from kositp.dpo.recipe import run
+from kositp.stages import Stage
 
 
 def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
@@ -21,12 +22,6 @@ def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
         return {}
     path = Path(config.pairs.user_file)
     return {"user_pairs_sha256": file_sha256(path) if path.is_file() else "missing"}
-
-
-def run(ctx: StageContext) -> StageOutcome:
-    from kositp.dpo.recipe import run as train
-
-    return train(ctx)
 
 
 STAGE = Stage(

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kositp.config import StageConfig
-from kositp.train.settings import Device
+from kositp.train import settings
 
 DEFAULT_CHECK_PROMPTS = (
     "다음 문장의 감정을 긍정 또는 부정으로 분류하세요. 문장: 이 영화 정말 재미있었어요.",
@@ -19,7 +19,7 @@ DEFAULT_CHECK_PROMPTS = (
 class ExportConfig(StageConfig):
     """The ``export`` profile section."""
 
-    device: Device = "auto"
+    device: settings.Device = "auto"
     dtype: Literal["bfloat16", "float16", "float32"] = Field(
         "bfloat16",
         description="the merged model's weights: bfloat16 for GPUs that have it, float16 for older cards, float32 "

@@ -7,20 +7,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from kositp.train import settings
 from kositp.train.distributed import ScaleOutSettings
-from kositp.train.settings import (
-    Backend,
-    Device,
-    GradientAccumulation,
-    LearningRate,
-    LoadIn4bit,
-    LoggingSteps,
-    MaxSteps,
-    SaveTotalLimit,
-    TrainBatchSize,
-    TrainEpochs,
-    WarmupSteps,
-)
 
 SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -34,9 +22,9 @@ class SftConfig(ScaleOutSettings):
         "Llama built locally, for the demo and tests), a .gguf file or package:NAME; a local model's files are "
         "part of the version",
     )
-    backend: Backend = "auto"
-    device: Device = "auto"
-    load_in_4bit: LoadIn4bit = True
+    backend: settings.Backend = "auto"
+    device: settings.Device = "auto"
+    load_in_4bit: settings.LoadIn4bit = True
     max_seq_length: int = Field(
         2048,
         ge=1,
@@ -66,20 +54,20 @@ class SftConfig(ScaleOutSettings):
     use_rslora: bool = Field(
         False, description="rank-stabilised LoRA: scale by lora_alpha / sqrt(lora_r), which keeps higher ranks learning"
     )
-    num_train_epochs: TrainEpochs = 3
-    max_steps: MaxSteps = -1
-    train_batch_size: TrainBatchSize = 4
+    num_train_epochs: settings.TrainEpochs = 3
+    max_steps: settings.MaxSteps = -1
+    train_batch_size: settings.TrainBatchSize = 4
     eval_batch_size: int = Field(4, ge=1, description="validation examples per device per forward pass")
-    gradient_accumulation_steps: GradientAccumulation = 4
+    gradient_accumulation_steps: settings.GradientAccumulation = 4
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay on the trained (LoRA) weights")
-    learning_rate: LearningRate = 2e-4
+    learning_rate: settings.LearningRate = 2e-4
     lr_scheduler_type: str = Field(
         "linear",
         description="how the learning rate falls after warm-up: a transformers scheduler name (linear, cosine, "
         "constant, ...)",
     )
-    warmup_steps: WarmupSteps = 0
-    logging_steps: LoggingSteps = 100
+    warmup_steps: settings.WarmupSteps = 0
+    logging_steps: settings.LoggingSteps = 100
     optim: str = Field(
         "adamw_8bit",
         description="a transformers optimizer name (adamw_8bit, paged_adamw_8bit, adamw_torch, ...); the 8-bit ones "
@@ -105,7 +93,7 @@ class SftConfig(ScaleOutSettings):
         description="publish the checkpoint with the lowest validation loss instead of the last; needs evaluation "
         "and a checkpoint interval that is a multiple of eval_steps",
     )
-    save_total_limit: SaveTotalLimit = 3
+    save_total_limit: settings.SaveTotalLimit = 3
     packing: bool = Field(
         False,
         description="pack several examples into each max_seq_length sequence (TRL packing, padding-free): fewer "

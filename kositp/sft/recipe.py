@@ -30,7 +30,7 @@ from kositp.models.refs import ModelRef
 from kositp.reporting import Reporter
 from kositp.sft.config import SftConfig
 from kositp.stages import StageContext, StageOutcome
-from kositp.train import common, distributed
+from kositp.train import common, distributed, settings
 from kositp.train.lora_targets import resolve_targets
 from kositp.train.trl_compat import sft_trainer_class
 
@@ -223,11 +223,10 @@ def trainer_arguments(
     if eval_strategy != config.eval_strategy:
         reporter.warning("no validation rows in the shards: evaluation and load_best_model_at_end are off")
     return SFTConfig(
-        output_dir=str(output_dir),
+        **settings.trainer_arguments(config, output_dir),
         use_cpu=not on_gpu,
         bf16=bf16,
         fp16=on_gpu and not bf16,
-        seed=config.seed,
         data_seed=config.seed,
         max_length=config.max_seq_length,
         packing=config.packing,
@@ -235,22 +234,13 @@ def trainer_arguments(
         completion_only_loss=config.completion_only_loss,
         # Unsloth patches in its own checkpointing (get_peft_model); the hf backend uses the trainer's.
         gradient_checkpointing=bool(config.use_gradient_checkpointing) and backend == "hf",
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.train_batch_size,
         per_device_eval_batch_size=config.eval_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=config.warmup_steps,
         weight_decay=config.weight_decay,
         optim=optim,
-        logging_steps=config.logging_steps,
         eval_strategy=eval_strategy,
         eval_steps=config.eval_steps,
-        save_strategy="steps",
         save_steps=config.checkpoint_interval,
-        save_total_limit=config.save_total_limit,
         load_best_model_at_end=config.load_best_model_at_end and eval_strategy != "no",
         include_num_input_tokens_seen="non_padding",
         report_to="none",

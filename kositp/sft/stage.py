@@ -2,8 +2,8 @@
 
 Resumable: a failed attempt leaves its checkpoints in the staging folder and the next attempt of
 the same version continues from them; checkpoints are dropped when the adapter is published.
-This module is what planning reads (the section, the base model's fingerprint); the recipe is
-imported when the stage runs.
+Planning reads this module, the section and the recipe: none of them imports a heavy library
+before the stage runs.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from typing import Any
 
 from kositp.models.refs import ModelRef
 from kositp.sft.config import SftConfig
-from kositp.stages import Stage, StageContext, StageOutcome
+from kositp.sft.recipe import run
+from kositp.stages import Stage
 
 
 def fingerprint(config: SftConfig) -> Mapping[str, Any]:
     return ModelRef.parse(config.base_model).fingerprint()
-
-
-def run(ctx: StageContext) -> StageOutcome:
-    from kositp.sft.recipe import run as train
-
-    return train(ctx)
 
 
 STAGE = Stage(

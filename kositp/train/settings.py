@@ -3,7 +3,8 @@ help text the profile form and ``--help`` show. Each section sets its own defaul
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -64,3 +65,21 @@ LoggingSteps = Annotated[
     int,
     Field(ge=1, description="optimizer steps between rows of training_log.jsonl (loss, learning rate) and loss.png"),
 ]
+
+
+def trainer_arguments(section: Any, output_dir: Path) -> dict[str, Any]:
+    """The settings above and the section's seed under the names of transformers' ``TrainingArguments``
+    (TRL's ``SFTConfig`` and ``DPOConfig`` extend it), checkpointing every ``save_steps``."""
+    return {
+        "output_dir": str(output_dir),
+        "seed": section.seed,
+        "num_train_epochs": section.num_train_epochs,
+        "max_steps": section.max_steps,
+        "per_device_train_batch_size": section.train_batch_size,
+        "gradient_accumulation_steps": section.gradient_accumulation_steps,
+        "learning_rate": section.learning_rate,
+        "warmup_steps": section.warmup_steps,
+        "save_strategy": "steps",
+        "save_total_limit": section.save_total_limit,
+        "logging_steps": section.logging_steps,
+    }
