@@ -34,9 +34,10 @@ from kositp.config import load_profile
 from kositp.evaluate import held_in
 from kositp.evaluate.config import EvaluateConfig
 from kositp.evaluate.stage import HeldInSource, evaluate_to
+from kositp.export import merge
 from kositp.models.refs import ModelRef
 from kositp.reporting import ConsoleReporter, markdown_table
-from kositp.train import common, export
+from kositp.train import common
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "gemma-270m"
@@ -57,8 +58,8 @@ def run_pipeline(root: Path, overrides: list[str], until: str) -> dict[str, dict
 def merged_sft(sft_path: Path, base: str, out: Path) -> Path:
     """The SFT adapter merged into its base (float32), once per SFT version."""
     target = out / f"sft-merged-{sft_path.name}"
-    if not (target / export.EXPORT_INFO).is_file():
-        export.save_merged(sft_path / common.ADAPTER_DIR, target, "float32", base)
+    if not (target / merge.EXPORT_INFO).is_file():
+        merge.save_merged(sft_path / common.ADAPTER_DIR, target, "float32", base)
     return target
 
 

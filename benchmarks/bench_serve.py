@@ -50,8 +50,8 @@ def demo_model(work: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from kositp.export.merge import save_merged
     from kositp.models.refs import ModelRef
-    from kositp.train.export import save_merged
 
     base = ModelRef.parse("tiny-llama").resolve(work)
     torch.manual_seed(0)

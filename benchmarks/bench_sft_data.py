@@ -7,7 +7,7 @@ tokenizes it, and prints wall time and peak RSS:
 
 - ``lists``: every shard read into Python lists, then ``Dataset.from_dict`` (the code before
   kositp/train/shard_data.py, kept here as the baseline);
-- ``mapped``: :func:`kositp.train.shard_data.load_split` + :func:`kositp.train.sft.to_prompt_completion`
+- ``mapped``: :func:`kositp.train.shard_data.load_split` + :func:`kositp.sft.recipe.to_prompt_completion`
   (parquet converted once to memory-mapped Arrow, the seed format mapped batch by batch).
 
     python benchmarks/bench_sft_data.py                       # 1.5M instances
@@ -83,7 +83,7 @@ def prepare_lists(reformat: Path, _cache: Path) -> int:
 
 
 def prepare_mapped(reformat: Path, cache: Path) -> int:
-    from kositp.train.sft import to_prompt_completion
+    from kositp.sft.recipe import to_prompt_completion
     from kositp.train.shard_data import load_split
 
     sizes = 0

@@ -31,8 +31,9 @@ from machine import describe
 from kositp.models.prompt_format import format_completion, format_prompt
 from kositp.models.refs import ModelRef
 from kositp.models.tiny import CORPUS
+from kositp.sft.config import SftConfig
+from kositp.sft.recipe import build_model, trainer_arguments
 from kositp.train import common
-from kositp.train.sft import SftConfig, build_model, trainer_arguments
 from kositp.train.trl_compat import sft_trainer_class
 
 

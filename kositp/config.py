@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from kositp.errors import PermanentError
 from kositp.names import UnsafeName, safe_name
@@ -94,13 +94,33 @@ class StageConfig(BaseModel):
 
 
 class PrefectSettings(BaseModel):
+    """The profile's ``prefect`` section: how the orchestrator retries stages and guards the GPU."""
+
     model_config = ConfigDict(extra="forbid")
 
-    retries: int = 0
-    retry_delay_seconds: float = 10.0
-    stage_retries: dict[str, int] = {}
-    gpu_concurrency_limit: str = "gpu"
-    strict_gpu_limit: bool = False
+    retries: int = Field(
+        0,
+        description="times Prefect reruns a failed stage before the run fails; raise it for nightly runs on "
+        "machines that get preempted or run out of memory (a bad profile or missing input is never retried)",
+    )
+    retry_delay_seconds: float = Field(
+        10.0, description="seconds between a failed attempt and its retry (a resumable stage continues from its "
+        "checkpoints)"
+    )
+    stage_retries: dict[str, int] = Field(
+        {}, description="retries for named stages, overriding `retries` for them (e.g. sft: 3 where only "
+        "training hits out-of-memory kills)"
+    )
+    gpu_concurrency_limit: str = Field(
+        "gpu",
+        description="the Prefect global concurrency limit a GPU stage holds one slot of while it runs, so two "
+        "trainings never share a card (`kositp deploy` creates `gpu` with limit 1)",
+    )
+    strict_gpu_limit: bool = Field(
+        False,
+        description="fail a GPU stage when that limit does not exist on the server; off: run it without a slot "
+        "and warn once per run (the temporary server of `kositp run` has no limit)",
+    )
 
     def retries_for(self, stage: str) -> int:
         return self.stage_retries.get(stage, self.retries)

@@ -69,9 +69,9 @@ _STAGE_MODULES: tuple[str, ...] = (
     "kositp.ingest.stage",
     "kositp.instructions.stage",
     "kositp.reformat.stage",
-    "kositp.train.sft_stage",
-    "kositp.train.dpo_stage",
-    "kositp.train.export_stage",
+    "kositp.sft.stage",
+    "kositp.dpo.stage",
+    "kositp.export.stage",
     "kositp.evaluate.stage",
     "kositp.promote.stage",
 )

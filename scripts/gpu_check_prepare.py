@@ -50,7 +50,7 @@ LIMIT_MIB = 64
 # The call a session with a GPU makes (the device tool's `run`); see docs/training.md, "GPU check".
 RUN_CALL = "run(command='bash scripts/gpu_check.sh', carry=['.whl'], timeout_s=540)"
 
-# What kositp.train.sft, TRL and datasets need beside the image, at the lock's versions (the ones
+# What kositp.sft.recipe, TRL and datasets need beside the image, at the lock's versions (the ones
 # the tests run). peft, typing-extensions and fsspec are in the image at versions it does not state:
 # carried so that the project's peft 0.21, pydantic's typing-extensions >= 4.16 and datasets'
 # fsspec <= 2026.2.0 hold there.

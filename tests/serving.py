@@ -1,6 +1,6 @@
 """Test helpers for serving: a real exported model in an artifact store, and servers as subprocesses.
 
-The export is made by the export stage's own :func:`kositp.train.export.save_merged` from the
+The export is made by the export stage's own :func:`kositp.export.merge.save_merged` from the
 tiny model and a random LoRA adapter, so the served folder is what the pipeline publishes (the
 seed chat template, the stop-aware generation config, ``kositp_export.json``) without training.
 """
@@ -31,8 +31,8 @@ def build_export(base_model: Path, root: Path) -> tuple[str, Path]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from kositp.artifacts import ArtifactStore
+    from kositp.export.merge import save_merged
     from kositp.promote.record import Promotion, record_decision
-    from kositp.train.export import save_merged
 
     adapter = root.parent / "adapter"
     torch.manual_seed(0)

@@ -29,7 +29,8 @@ def losses_and_gradients(model_path: str, max_length: int = 128) -> dict[str, An
     from trl import SFTConfig as TrlConfig
 
     from kositp.models.prompt_format import format_completion, format_prompt
-    from kositp.train.sft import SftConfig, build_model
+    from kositp.sft.config import SftConfig
+    from kositp.sft.recipe import build_model
     from kositp.train.trl_compat import sft_trainer_class
 
     torch.manual_seed(0)

@@ -130,3 +130,24 @@ def test_a_profile_file_too_large_or_with_a_too_long_string_is_refused(tmp_path)
     long.write_text(f"name: long\ningest:\n  paths: [data/raw, {'원천' * 9000}]\n", encoding="utf-8")
     with pytest.raises(ProfileError, match=r"ingest.paths.1 holds a string of 18000 characters"):
         load_profile(str(long))
+
+
+def _settings_without_a_description(model) -> list[str]:
+    """Every setting of ``model``'s JSON schema (what a schema-driven form renders), nested models
+    included, that carries no description."""
+    schema = model.model_json_schema()
+    models = {model.__name__: schema, **schema.get("$defs", {})}
+    return [
+        f"{name}.{key}"
+        for name, definition in models.items()
+        for key, prop in definition.get("properties", {}).items()
+        if not prop.get("description", "").strip()
+    ]
+
+
+def test_every_profile_setting_explains_itself():
+    from kositp.config import PrefectSettings
+    from kositp.stages import registry
+
+    models = [PrefectSettings, *(stage.config for stage in registry().values())]
+    assert [setting for model in models for setting in _settings_without_a_description(model)] == []

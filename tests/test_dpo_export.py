@@ -9,13 +9,17 @@ import pandas as pd
 import pytest
 
 from kositp.artifacts import ArtifactStore
+from kositp.dpo import preferences
+from kositp.dpo import recipe as dpo
+from kositp.dpo.config import DpoConfig, PairsConfig
+from kositp.dpo.stage import STAGE as DPO_STAGE
+from kositp.export import hub, merge
+from kositp.export import stage as export
+from kositp.export.config import ExportConfig
+from kositp.export.stage import STAGE as EXPORT_STAGE
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
-from kositp.train import common, dpo, export, preferences
-from kositp.train.dpo import DpoConfig, PairsConfig
-from kositp.train.dpo_stage import STAGE as DPO_STAGE
-from kositp.train.export import ExportConfig
-from kositp.train.export_stage import STAGE as EXPORT_STAGE
+from kositp.train import common
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -317,14 +321,14 @@ def test_export_fails_when_the_merged_model_answers_differently(dpo_artifact, ti
     import shutil
 
     store = ArtifactStore(dpo_artifact[0].path.parent.parent)
-    original = export.save_merged
+    original = merge.save_merged
 
     def save_base_instead(adapter_dir, merged_dir, dtype, base):
         info = original(adapter_dir, merged_dir, dtype, base)
         shutil.copy(tiny_model_dir / "model.safetensors", merged_dir / "model.safetensors")
         return info
 
-    monkeypatch.setattr(export, "save_merged", save_base_instead)
+    monkeypatch.setattr(merge, "save_merged", save_base_instead)
     item = _planned(
         EXPORT_STAGE,
         ExportConfig(device="cpu", dtype="float32", check_answer_length=12, check_logprob_tolerance=0.0),
@@ -346,8 +350,8 @@ def test_export_takes_sft_when_the_profile_has_no_dpo(store_with_sft):
 def test_hub_push_needs_both_a_repo_id_and_a_token(tmp_path, monkeypatch, caplog):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     reporter = ConsoleReporter(show_progress=False)
-    assert export.push_to_hub(tmp_path, ExportConfig(), reporter) is None
-    assert export.push_to_hub(tmp_path, ExportConfig(hub_repo_id="kositp/demo"), reporter) is None
+    assert hub.push_to_hub(tmp_path, ExportConfig(), reporter) is None
+    assert hub.push_to_hub(tmp_path, ExportConfig(hub_repo_id="kositp/demo"), reporter) is None
     assert "HF_TOKEN is not" in caplog.text
 
 

@@ -105,10 +105,10 @@ def test_two_step_sft_then_export_passes_the_merged_equals_adapter_check(gemma_d
     import torch
     from safetensors import safe_open
 
-    from kositp.train.export import ExportConfig
-    from kositp.train.export_stage import STAGE as EXPORT_STAGE
-    from kositp.train.sft import SftConfig
-    from kositp.train.sft_stage import STAGE as SFT_STAGE
+    from kositp.export.config import ExportConfig
+    from kositp.export.stage import STAGE as EXPORT_STAGE
+    from kositp.sft.config import SftConfig
+    from kositp.sft.stage import STAGE as SFT_STAGE
 
     store = ArtifactStore(tmp_path / "artifacts")
     with store.build("reformat", "reformat0000001") as staging:

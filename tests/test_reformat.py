@@ -541,7 +541,7 @@ def test_editing_a_helper_a_builder_calls_changes_the_task_keys(tmp_path):
 def test_a_helper_module_edit_reaches_the_key_and_an_unrelated_one_does_not(tmp_path):
     copy = _package_copy(tmp_path)
     before = source_digest(BUILD_MODULES, root=copy)
-    unrelated = copy / "train" / "sft.py"
+    unrelated = copy / "sft" / "recipe.py"
     unrelated.write_text(unrelated.read_text(encoding="utf-8") + "\n# 무관한 수정\n", encoding="utf-8")
     assert source_digest(BUILD_MODULES, root=copy) == before
     helper = copy / "text_hash.py"  # reached only through reformat.cap and reformat.decontaminate

@@ -19,14 +19,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from kositp.artifacts import ArtifactStore
+from kositp.dpo.config import DpoConfig, PairsConfig
+from kositp.dpo.stage import STAGE as DPO_STAGE
 from kositp.errors import PermanentError
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
+from kositp.sft.config import SftConfig
+from kositp.sft.stage import STAGE as SFT_STAGE
 from kositp.train import common, distributed
-from kositp.train.dpo import DpoConfig, PairsConfig
-from kositp.train.dpo_stage import STAGE as DPO_STAGE
-from kositp.train.sft import SftConfig
-from kositp.train.sft_stage import STAGE as SFT_STAGE
 
 pytestmark = pytest.mark.slow
 

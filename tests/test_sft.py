@@ -14,10 +14,11 @@ from kositp.config import seed_config_to_sft
 from kositp.models.refs import ModelRef
 from kositp.pipeline import PlannedStage, execute
 from kositp.reporting import ConsoleReporter
+from kositp.sft.config import SftConfig
+from kositp.sft.recipe import run, to_prompt_completion
+from kositp.sft.stage import STAGE
 from kositp.stages import StageContext
 from kositp.train import common
-from kositp.train.sft import SftConfig, run, to_prompt_completion
-from kositp.train.sft_stage import STAGE
 from kositp.train.shard_data import ShardError, load_split
 from kositp.train.trl_compat import sft_trainer_class
 
@@ -207,7 +208,7 @@ def test_prompt_tokens_are_masked_out_of_the_loss(store, tiny_model_dir, tmp_pat
     from transformers import AutoTokenizer
     from trl import SFTConfig as TrlConfig
 
-    from kositp.train.sft import build_model
+    from kositp.sft.recipe import build_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     rows = load_split(store.open("reformat", "r1").path, "train", tmp_path / "datasets")
@@ -313,7 +314,7 @@ def test_the_sft_version_follows_a_local_base_models_files(tiny_model_dir, tmp_p
 
 def _recording_trainer(monkeypatch) -> list[dict]:
     """Make ``run`` build a trainer that keeps every training batch's token rows."""
-    from kositp.train import sft
+    from kositp.sft import recipe as sft
 
     seen: list[dict] = []
     base = sft_trainer_class()

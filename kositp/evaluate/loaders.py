@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def _read_rows(path: Path, delimiter: str, required: tuple[str, ...]) -> list[tu
     return rows
 
 
+def _rows_of_every(
+    folder: Path, pattern: str, delimiter: str, required: tuple[str, ...]
+) -> Iterator[tuple[Path, int, dict[str, str]]]:
+    """The rows of every file in ``folder`` that matches ``pattern`` (the seed read all of them), each
+    with its file and line number; a folder without one is an error."""
+    paths = sorted(folder.glob(pattern))
+    if not paths:
+        raise EvalDataError(f"{folder}: no {pattern} file")
+    for path in paths:
+        for line_no, row in _read_rows(path, delimiter, required):
+            yield path, line_no, row
+
+
 def _label(path: Path, line_no: int, value: str, mapping: dict[str, str]) -> str:
     key = value.strip()
     if key not in mapping:
@@ -94,25 +108,20 @@ def load_kornli(folder: Path, labels: dict[str, str]) -> list[Example]:
 
 
 def load_question_pair(folder: Path, labels: dict[str, str]) -> list[Example]:
-    """Every CSV in the folder (the seed used all of them); ``is_duplicate`` 0 means the same meaning."""
-    paths = sorted(folder.glob("*.csv"))
-    if not paths:
-        raise EvalDataError(f"{folder}: no *.csv question-pair file")
+    """Every CSV in the folder; ``is_duplicate`` 0 means the same meaning."""
     examples = []
-    for path in paths:
-        rows = _read_rows(path, ",", ("question1", "question2", "is_duplicate"))
-        for line_no, row in rows:
-            row_id = row.get("test_id") or row.get("id")
-            if not row_id:
-                raise EvalDataError(f"{path}:{line_no}: neither test_id nor id is set")
-            examples.append(
-                Example(
-                    "question_pair",
-                    f"{path.stem}:{row_id.strip()}",
-                    f"질문1: {_nfc(row['question1'])}\n질문2: {_nfc(row['question2'])}",
-                    _label(path, line_no, row["is_duplicate"], labels),
-                )
+    for path, line_no, row in _rows_of_every(folder, "*.csv", ",", ("question1", "question2", "is_duplicate")):
+        row_id = row.get("test_id") or row.get("id")
+        if not row_id:
+            raise EvalDataError(f"{path}:{line_no}: neither test_id nor id is set")
+        examples.append(
+            Example(
+                "question_pair",
+                f"{path.stem}:{row_id.strip()}",
+                f"질문1: {_nfc(row['question1'])}\n질문2: {_nfc(row['question2'])}",
+                _label(path, line_no, row["is_duplicate"], labels),
             )
+        )
     return examples
 
 
@@ -149,21 +158,10 @@ def stratified_sample(examples: list[Example], fraction: float, seed: int) -> li
 
 def load_nsmc(folder: Path, labels: dict[str, str]) -> list[Example]:
     """Every ``ratings_test*.txt`` in the folder."""
-    paths = sorted(folder.glob("ratings_test*.txt"))
-    if not paths:
-        raise EvalDataError(f"{folder}: no ratings_test*.txt file")
-    examples = []
-    for path in paths:
-        for line_no, row in _read_rows(path, "\t", ("id", "document", "label")):
-            examples.append(
-                Example(
-                    "nsmc",
-                    row["id"].strip(),
-                    _nfc(row["document"]),
-                    _label(path, line_no, row["label"], labels),
-                )
-            )
-    return examples
+    return [
+        Example("nsmc", row["id"].strip(), _nfc(row["document"]), _label(path, line_no, row["label"], labels))
+        for path, line_no, row in _rows_of_every(folder, "ratings_test*.txt", "\t", ("id", "document", "label"))
+    ]
 
 
 def nsmc_seed_sample(examples: list[Example]) -> list[Example]:

@@ -17,13 +17,45 @@ from kositp.stages import Stage, StageContext, StageOutcome
 
 
 class IngestConfig(StageConfig):
-    paths: list[str] = Field(default_factory=lambda: ["data/raw"])
-    format: str = "auto"
-    max_chars: int = Field(20000, ge=1)
-    near_dup_threshold: float | None = Field(0.9, gt=0, le=1)
-    columns: dict[str, str] = Field(default_factory=dict)
-    max_depth: int = Field(MAX_DEPTH, ge=4, le=10_000)  # ijson's memory grows with its square
-    max_record_bytes: int = Field(MAX_RECORD_BYTES, ge=1 << 16)
+    paths: list[str] = Field(
+        default_factory=lambda: ["data/raw"],
+        description="raw files, folders (read recursively) or zips; a relative path is tried from the working "
+        "directory, then from the repository; their names and contents are part of the version",
+    )
+    format: str = Field(
+        "auto",
+        description="auto: each file's first 64 KB pick its adapter; an adapter name, jsonl or csv forces one "
+        "for every file (a file it finds no records in is quarantined as unknown_format)",
+    )
+    max_chars: int = Field(
+        20000, ge=1, description="characters a record's passage may have; a longer one is quarantined as too_long"
+    )
+    near_dup_threshold: float | None = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="estimated Jaccard similarity (MinHash of 5-character shingles) from which a record without a "
+        "question is quarantined as a near_duplicate of an earlier one; lower catches looser copies; "
+        "null: no near-duplicate search",
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="jsonl/csv: record field -> your column name (text, title, doc_id, question, answers, summary, "
+        "keywords, kind), for columns the usual names do not find, e.g. {text: 본문, summary: 요약}",
+    )
+    max_depth: int = Field(
+        MAX_DEPTH,
+        ge=4,
+        le=10_000,
+        description="JSON nesting levels a record may have; deeper is quarantined as too_deep (the JSON parser's "
+        "memory grows with the square of the depth; real AIHub/KISTI files nest under 10)",
+    )
+    max_record_bytes: int = Field(
+        MAX_RECORD_BYTES,
+        ge=1 << 16,
+        description="bytes one JSON record may have (characters, for a jsonl/csv line); a larger one is "
+        "quarantined as too_large without being read whole (bounds the memory one record can take)",
+    )
 
     @field_validator("format")
     @classmethod

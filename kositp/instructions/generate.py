@@ -59,21 +59,52 @@ class ApiSettings(StageConfig):
     """How the generator talks to an OpenAI-compatible API: the one place these fields and their
     limits are declared (the ``instructions`` profile section extends it)."""
 
-    base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
-    per_task: int = Field(100, ge=1)
-    temperature: float = Field(0.9, ge=0, le=2)
-    top_p: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(20, ge=1)
-    examples_per_request: int = Field(3, ge=0)
-    max_requests: int = Field(400, ge=1)
-    max_tokens: int = Field(2_000_000, ge=1)
-    max_reply_tokens: int = Field(2048, ge=16)
-    timeout_s: float = Field(60.0, gt=0)
-    max_attempts: int = Field(5, ge=1)
-    backoff_s: float = Field(2.0, ge=0)
-    max_backoff_s: float = Field(60.0, ge=0)
-    seed: int = 0
+    base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="api: the OpenAI-compatible endpoint (OpenAI, or a vLLM / local server's /v1)",
+    )
+    model: str = Field("gpt-4o-mini", description="api: the model name the server knows")
+    per_task: int = Field(
+        100, ge=1, description="validated, de-duplicated instructions wanted per task (the seed used 100)"
+    )
+    temperature: float = Field(
+        0.9, ge=0, le=2, description="api: sampling temperature; each request jitters it by -0.2..+0.3 for variety"
+    )
+    top_p: float = Field(0.95, gt=0, le=1, description="api: nucleus sampling mass")
+    batch_size: int = Field(
+        20, ge=1, description="api: instructions asked for per request (fewer once a task is nearly full)"
+    )
+    examples_per_request: int = Field(
+        3,
+        ge=0,
+        description="api: example instructions shown in each request, drawn anew from the offline bank and those "
+        "accepted so far (more: closer to the examples' style)",
+    )
+    max_requests: int = Field(
+        400,
+        ge=1,
+        description="api: budget of requests for the run, every attempt counted; when spent, the bank is "
+        "published short and a warning names the short tasks",
+    )
+    max_tokens: int = Field(
+        2_000_000,
+        ge=1,
+        description="api: budget of tokens (prompt + reply, as the server reports them) for the run; when spent, "
+        "as max_requests",
+    )
+    max_reply_tokens: int = Field(2048, ge=16, description="api: tokens one reply may have (max_tokens of a request)")
+    timeout_s: float = Field(60.0, gt=0, description="api: seconds one request may take before it counts as a timeout")
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        description="api: attempts per request (timeouts, rate limits, server errors, malformed replies); a "
+        "connection error on the last attempt fails the stage",
+    )
+    backoff_s: float = Field(
+        2.0, ge=0, description="api: seconds before the first retry, doubled per attempt (a Retry-After header wins)"
+    )
+    max_backoff_s: float = Field(60.0, ge=0, description="api: the longest wait between two attempts, in seconds")
+    seed: int = Field(0, description="api: seeds the examples shown and the temperature jitter of every request")
 
 
 @dataclass

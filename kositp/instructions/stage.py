@@ -14,6 +14,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import Field
+
 from kositp.catalog import SUPERNI_TASKS, get_task
 from kositp.instructions.generate import (
     ACCEPTED_FILE,
@@ -34,9 +36,20 @@ BANK_COLUMNS = ("task_id", "instruction_id", "instruction", "origin", "model", "
 class InstructionsConfig(ApiSettings):
     """The ``instructions`` section: where instructions come from, and, for the API, its settings."""
 
-    mode: Literal["offline", "api"] = "offline"
-    tasks: list[str] | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    mode: Literal["offline", "api"] = Field(
+        "offline",
+        description="offline: the bank shipped in prompts/, re-validated (no network); api: generate with an "
+        "OpenAI-compatible model (resumable; the settings marked api apply)",
+    )
+    tasks: list[str] | None = Field(
+        None, description="task ids to build instructions for (kositp.catalog); null: all 22 tasks"
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="api: the NAME of the environment variable holding the key (the key itself never enters the "
+        "profile or a manifest); on a Prefect worker OPENAI_API_KEY comes from the Secret block openai-api-key "
+        "when unset",
+    )
 
     def api_settings(self) -> ApiSettings:
         return ApiSettings(**self.model_dump(include=set(ApiSettings.model_fields)))

@@ -221,6 +221,14 @@ def yes_no(record: Record) -> Built | None:
     return built if built and built.output in ("예", "아니요") else None
 
 
+def extractive_objective_explanation(record: Record) -> Built | None:
+    return _with_clue(extractive_objective(record), record)
+
+
+def yes_no_explanation(record: Record) -> Built | None:
+    return _with_clue(yes_no(record), record)
+
+
 def abstractive_yes_no(record: Record) -> Built | None:
     built = question_only(record)
     return built if built and built.output in ("예", "아니요") else None
@@ -257,22 +265,10 @@ _BUILDERS = (
     Builder("task018_paraphrasing", ("summary",), None, "after", paraphrasing, _SUMMARY),
     Builder("task019_table_to_title", ("table_qa",), None, "after", table_to_title, (*_TABLE, "title")),
     Builder("task020_abstractive_qa_yes_no", _MRC, ("yes_no",), "before", abstractive_yes_no, _QA),
-    Builder(
-        "task021_extractive_qa_objective_explanation",
-        _MRC,
-        ("multiple_choice",),
-        "before",
-        lambda r: _with_clue(extractive_objective(r), r),
-        (*_TEXT, *_CHOICE, "clue"),
-    ),
-    Builder(
-        "task022_extractive_qa_yes_no_explanation",
-        _MRC,
-        ("yes_no",),
-        "after",
-        lambda r: _with_clue(yes_no(r), r),
-        (*_TEXT, *_QA, "clue"),
-    ),
+    Builder("task021_extractive_qa_objective_explanation", _MRC, ("multiple_choice",), "before",
+            extractive_objective_explanation, (*_TEXT, *_CHOICE, "clue")),
+    Builder("task022_extractive_qa_yes_no_explanation", _MRC, ("yes_no",), "after", yes_no_explanation,
+            (*_TEXT, *_QA, "clue")),
 )
 BUILDERS: dict[str, Builder] = {b.task_id: b for b in _BUILDERS}
 assert tuple(BUILDERS) == tuple(t.id for t in SUPERNI_TASKS), "one builder per catalog task, in catalog order"

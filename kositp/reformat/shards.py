@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -301,89 +301,140 @@ def build_shards(
         t: _ShardWriter(folders[t], stats[t], get_task(t).category, BUILDERS[t].position, bank[t]) for t in task_ids
     }
     caps = {t: TaskCap(t, params.seed, params.per_task_max) for t in task_ids} if params.per_task_max else {}
-    tainted_instructions = {t: [False] * len(bank[t]) for t in task_ids}
-    if eval_index is not None:
-        tainted_instructions = {t: eval_index.overlaps_many([i.text for i in bank[t]]).tolist() for t in task_ids}
+    router = _Router(_routes(task_ids, bank, params, writers, caps, eval_index), caps, params, eval_index, contaminated)
+    source = pq.ParquetFile(records_path)
+    columns = _columns_to_read(source, task_ids, flag_here=eval_index is not None and contaminated is None)
+    with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
+        offset = 0
+        for batch in _record_batches(source, columns):
+            router.add_batch(batch, offset)
+            offset += batch.num_rows
+            advance(batch.num_rows)
+    for task_id, writer in writers.items():
+        writer.close()
+        _finish_task(folders[task_id], stats[task_id], caps.get(task_id), eval_index)
+    return stats
+
+
+def _routes(
+    task_ids: Collection[str],
+    bank: Mapping[str, Sequence[Instruction]],
+    params: SplitParams,
+    writers: Mapping[str, _ShardWriter],
+    caps: Mapping[str, TaskCap],
+    eval_index: EvalIndex | None,
+) -> dict[str, list[_Route]]:
+    """Each record kind's routes: the tasks whose builder takes it. An instruction that overlaps the
+    eval sets taints every training instance it is chosen for."""
     routes: dict[str, list[_Route]] = defaultdict(list)
     for task_id in task_ids:
         builder = BUILDERS[task_id]
-        route = _Route(builder, stats[task_id], writers[task_id], instruction_chooser(task_id, len(bank[task_id]), params.seed),
-                       tainted_instructions[task_id], caps.get(task_id))
+        instructions = bank[task_id]
+        tainted = (
+            eval_index.overlaps_many([i.text for i in instructions]).tolist()
+            if eval_index is not None
+            else [False] * len(instructions)
+        )
+        chooser = instruction_chooser(task_id, len(instructions), params.seed)
+        route = _Route(builder, writers[task_id].stats, writers[task_id], chooser, tainted, caps.get(task_id))
         for kind in builder.kinds:
             routes[kind].append(route)
-    source = pq.ParquetFile(records_path)
-    # What the builders read, what routing and the rows need, and every text field when flagging here.
+    return routes
+
+
+def _columns_to_read(source: pq.ParquetFile, task_ids: Collection[str], flag_here: bool) -> list[str]:
+    """What the builders read, what routing and the rows need, and every text field when flagging here."""
     wanted = set(ROUTING_FIELDS).union(*(BUILDERS[t].fields for t in task_ids))
-    if eval_index is not None and contaminated is None:
+    if flag_here:
         wanted.update(RECORD_TEXT_FIELDS)
-    columns = [c for c in _RECORD_COLUMNS if c in wanted and c in source.schema_arrow.names]
-    with reporter.progress("reformat: records", source.metadata.num_rows) as advance:
-        # Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file).
-        batches = (
-            batch
-            for group in range(source.num_row_groups)
-            for batch in source.read_row_group(group, columns=columns, use_threads=False).to_batches(
-                BATCH_ROWS
+    return [c for c in _RECORD_COLUMNS if c in wanted and c in source.schema_arrow.names]
+
+
+def _record_batches(source: pq.ParquetFile, columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Row group by row group: ``iter_batches`` holds on to what it has read (RSS grows with the file)."""
+    for group in range(source.num_row_groups):
+        yield from source.read_row_group(group, columns=columns, use_threads=False).to_batches(BATCH_ROWS)
+
+
+class _Router:
+    """Routes each record of a batch to the builders of its kind and each built instance to its
+    task's writer, dropping what the cap or decontamination rules out (and counting it)."""
+
+    def __init__(
+        self,
+        routes: dict[str, list[_Route]],
+        caps: Mapping[str, TaskCap],
+        params: SplitParams,
+        eval_index: EvalIndex | None,
+        contaminated: np.ndarray | None,
+    ):
+        self.routes, self.caps, self.params = routes, caps, params
+        self.eval_index, self.contaminated = eval_index, contaminated
+        self.kinds = pa.array(sorted(routes), pa.string())
+
+    def add_batch(self, read: pa.RecordBatch, offset: int) -> None:
+        """``read`` is the batch of records that starts at row ``offset`` of the file."""
+        routed = pc.fill_null(pc.is_in(read.column("kind"), value_set=self.kinds), False)
+        batch = read.filter(routed)
+        tainted = self._tainted(batch, routed, offset)
+        keys = self._cap_keys(batch)
+        for row, record in enumerate(batch.to_pylist()):
+            self._add_record(record, row, tainted[row], keys)
+
+    def _tainted(self, batch: pa.RecordBatch, routed: pa.Array, offset: int) -> list[bool]:
+        """Whether each routed record overlaps the eval sets."""
+        if self.contaminated is not None:
+            return self.contaminated[offset + np.flatnonzero(routed.to_numpy(zero_copy_only=False))].tolist()
+        if self.eval_index is not None:
+            return self.eval_index.records_overlap(batch).tolist()
+        return [False] * batch.num_rows
+
+    def _cap_keys(self, batch: pa.RecordBatch) -> dict[str, list[int]]:
+        """Each capped task's sample key of every record in the batch."""
+        if not self.caps:
+            return {}
+        hashes = record_hashes(batch.column("record_id").to_pylist())
+        return {t: cap.keys(hashes) for t, cap in self.caps.items()}
+
+    def _add_record(self, record: dict, row: int, tainted: bool, keys: Mapping[str, list[int]]) -> None:
+        record_id = record["record_id"]
+        doc_id = record.get("doc_id") or record_id
+        split = None
+        for builder, task_stats, writer, choose, tainted_instructions, cap in self.routes.get(record["kind"], ()):
+            if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
+                continue
+            task_stats.routed += 1
+            key = keys[builder.task_id][row] if cap is not None else 0
+            if cap is not None and key >= cap.bound:
+                task_stats.capped += 1
+                continue
+            built = builder.build(record)
+            if built is None:
+                continue
+            task_stats.built += 1
+            split = split or split_of(doc_id, self.params)
+            instruction = choose(record_id)
+            if split == "train" and (tainted or tainted_instructions[instruction]):
+                task_stats.contaminated += 1
+                continue
+            if cap is not None and not cap.admit(key, split):
+                task_stats.capped += 1
+                continue
+            context, query, output = built
+            writer.add(
+                split,
+                (instruction, context, query or None, output, record.get("source_dataset") or "", record_id, doc_id),
+                len(context) + len(query) + len(output),
             )
-        )
-        routed_kinds = pa.array(sorted(routes), pa.string())
-        offset = 0
-        for read in batches:
-            routed = pc.fill_null(pc.is_in(read.column("kind"), value_set=routed_kinds), False)
-            batch = read.filter(routed)
-            records = batch.to_pylist()
-            if contaminated is not None:
-                tainted = contaminated[offset + np.flatnonzero(routed.to_numpy(zero_copy_only=False))].tolist()
-            elif eval_index is not None:
-                tainted = eval_index.records_overlap(batch).tolist()
-            else:
-                tainted = [False] * len(records)
-            offset += read.num_rows
-            keys: dict[str, list[int]] = {}
-            if caps:
-                hashes = record_hashes(batch.column("record_id").to_pylist())
-                keys = {t: cap.keys(hashes) for t, cap in caps.items()}
-            for row, record in enumerate(records):
-                record_id = record["record_id"]
-                doc_id = record.get("doc_id") or record_id
-                split = None
-                for builder, task_stats, writer, choose, tainted_instructions, cap in routes.get(record["kind"], ()):
-                    if builder.qa_types is not None and record.get("qa_type") not in builder.qa_types:
-                        continue
-                    task_stats.routed += 1
-                    key = keys[builder.task_id][row] if cap is not None else 0
-                    if cap is not None and key >= cap.bound:
-                        task_stats.capped += 1
-                        continue
-                    built = builder.build(record)
-                    if built is None:
-                        continue
-                    task_stats.built += 1
-                    split = split or split_of(doc_id, params)
-                    instruction = choose(record_id)
-                    if split == "train" and (tainted[row] or tainted_instructions[instruction]):
-                        task_stats.contaminated += 1
-                        continue
-                    if cap is not None and not cap.admit(key, split):
-                        task_stats.capped += 1
-                        continue
-                    context, query, output = built
-                    writer.add(
-                        split,
-                        (instruction, context, query or None, output, record.get("source_dataset") or "", record_id, doc_id),
-                        len(context) + len(query) + len(output),
-                    )
-            advance(read.num_rows)
-    for task_id, writer in writers.items():
-        writer.close()
-        task_stats = stats[task_id]
-        if task_id in caps:
-            _trim(folders[task_id], caps[task_id], task_stats)
-        if task_stats.train == 0 and task_stats.validation > 0:
-            task_stats.moved_to_train, dropped = _move_validation_to_train(folders[task_id], eval_index)
-            task_stats.contaminated += dropped
-            task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
-        (folders[task_id] / "stats.json").write_text(
-            json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8"
-        )
-    return stats
+
+
+def _finish_task(folder: Path, task_stats: TaskStats, cap: TaskCap | None, eval_index: EvalIndex | None) -> None:
+    """After the pass: trim what the cap pushed out, give a validation-only task its rows to train on,
+    and write the task's counts beside its shards."""
+    if cap is not None:
+        _trim(folder, cap, task_stats)
+    if task_stats.train == 0 and task_stats.validation > 0:
+        task_stats.moved_to_train, dropped = _move_validation_to_train(folder, eval_index)
+        task_stats.contaminated += dropped
+        task_stats.train, task_stats.validation = task_stats.moved_to_train, 0
+    (folder / "stats.json").write_text(json.dumps(task_stats.to_json(), sort_keys=True), encoding="utf-8")

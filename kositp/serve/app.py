@@ -158,16 +158,31 @@ def validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
 def create_app(
     served: ServedModel, backend: Backend, tokenizer: Any, context: int, limits: Limits, api_key: str | None
 ) -> FastAPI:
+    """The app serving ``served`` through ``backend``, within ``limits``, behind the gate."""
     admission = Admission(limits.concurrency, limits.queue_size)
-    prompter = Prompter(tokenizer)
+    app = FastAPI(title="KOSITP", lifespan=_lifespan(served, backend), docs_url=None, redoc_url=None, openapi_url=None)
+    _add_error_handlers(app)
+    _add_status_routes(app, served, backend, admission)
+    _add_generation_routes(app, Generation(served, backend, Prompter(tokenizer), context, limits, admission))
+    headers = {SOURCE_HEADER: served.source}
+    if served.artifact:
+        headers[ARTIFACT_HEADER] = served.artifact
+    app.add_middleware(Gate, api_key=api_key, max_body_bytes=limits.max_body_bytes, headers=headers)
+    return app
 
+
+def _lifespan(served: ServedModel, backend: Backend) -> Any:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("serving %s as %r with the %s backend", served.describe(), served.name, backend.name)
         yield
         backend.close()  # after the server stopped taking requests and in-flight ones finished
 
-    app = FastAPI(title="KOSITP", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal and failure as OpenAI's error JSON."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_, exc: ApiError) -> JSONResponse:
@@ -187,6 +202,10 @@ def create_app(
         log.exception("request failed")
         return _json(500, error_body(f"internal error: {type(exc).__name__}", type_="server_error"))
 
+
+def _add_status_routes(app: FastAPI, served: ServedModel, backend: Backend, admission: Admission) -> None:
+    """``/health`` (backend readiness and the queue) and ``/v1/models``."""
+
     @app.get("/health")
     async def health() -> JSONResponse:
         ready = await backend.ready()
@@ -198,47 +217,68 @@ def create_app(
     async def models() -> dict[str, Any]:
         return {"object": "list", "data": [served.card()]}
 
+
+def _add_generation_routes(app: FastAPI, generation: Generation) -> None:
     @app.post("/v1/chat/completions")
     async def chat(request: ChatRequest):
-        if len(request.messages) > limits.max_messages:
-            raise ApiError(400, f"{len(request.messages)} messages; this server takes at most "
-                                f"{limits.max_messages}", param="messages")
-        served_here(request)
-        return await answer(request, "chat", await run_in_threadpool(prompter.chat_ids, request))
+        return await generation.chat(request)
 
     @app.post("/v1/completions")
     async def completions(request: CompletionRequest):
-        served_here(request)
-        return await answer(request, "completion", await run_in_threadpool(prompter.completion_ids, request))
+        return await generation.completion(request)
 
-    def served_here(request: ChatRequest | CompletionRequest) -> None:
-        if request.model != served.name:
+
+class Generation:
+    """What the two generation routes do: check the request against the served model and the caps,
+    render the prompt, wait for a slot, and hand it to the backend."""
+
+    def __init__(
+        self,
+        served: ServedModel,
+        backend: Backend,
+        prompter: Prompter,
+        context: int,
+        limits: Limits,
+        admission: Admission,
+    ):
+        self.served, self.backend, self.prompter = served, backend, prompter
+        self.context, self.limits, self.admission = context, limits, admission
+
+    async def chat(self, request: ChatRequest) -> Any:
+        if len(request.messages) > self.limits.max_messages:
+            raise ApiError(400, f"{len(request.messages)} messages; this server takes at most "
+                                f"{self.limits.max_messages}", param="messages")
+        self._served_here(request)
+        return await self._answer(request, "chat", await run_in_threadpool(self.prompter.chat_ids, request))
+
+    async def completion(self, request: CompletionRequest) -> Any:
+        self._served_here(request)
+        return await self._answer(request, "completion", await run_in_threadpool(self.prompter.completion_ids, request))
+
+    def _served_here(self, request: ChatRequest | CompletionRequest) -> None:
+        if request.model != self.served.name:
             raise ApiError(404, f"model {request.model!r} is not served here; this server serves "
-                                f"{served.name!r}", param="model", code="model_not_found")
+                                f"{self.served.name!r}", param="model", code="model_not_found")
 
-    async def answer(request: ChatRequest | CompletionRequest, kind: Kind, prompt_ids: list[int]):
-        max_tokens = token_budget(request, len(prompt_ids), limits, context)
+    async def _answer(self, request: ChatRequest | CompletionRequest, kind: Kind, prompt_ids: list[int]) -> Any:
+        """The backend's response, holding an admission slot until it is sent (a stream: until it ends)."""
+        max_tokens = token_budget(request, len(prompt_ids), self.limits, self.context)
+        answer = Answer(kind, self.served.name, self.served.artifact)
         try:
-            await admission.acquire()
+            await self.admission.acquire()
         except QueueFull as exc:
             raise ApiError(429, f"server busy: {exc}", type_="rate_limit_exceeded", code="queue_full",
                            headers={"Retry-After": "1"}) from exc
         try:
-            response = await backend.respond(request, prompt_ids, max_tokens, Answer(kind, served.name, served.artifact))
+            response = await self.backend.respond(request, prompt_ids, max_tokens, answer)
         except BaseException:
-            admission.release()
+            self.admission.release()
             raise
         if isinstance(response, StreamingResponse):
-            response.body_iterator = _releasing(response.body_iterator, admission)
+            response.body_iterator = _releasing(response.body_iterator, self.admission)
         else:
-            admission.release()
+            self.admission.release()
         return response
-
-    headers = {SOURCE_HEADER: served.source}
-    if served.artifact:
-        headers[ARTIFACT_HEADER] = served.artifact
-    app.add_middleware(Gate, api_key=api_key, max_body_bytes=limits.max_body_bytes, headers=headers)
-    return app
 
 
 async def _releasing(body: AsyncIterator[Any], admission: Admission) -> AsyncIterator[Any]:

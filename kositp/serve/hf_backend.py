@@ -22,12 +22,12 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from kositp.export.merge import EXPORT_INFO
 from kositp.models.prompt_format import STOP_MARKER
 from kositp.serve.responses import Answer, Finished, collect, stream_events
 from kositp.serve.schemas import ChatRequest, CompletionRequest
 
 log = logging.getLogger("kositp")
-EXPORT_INFO = "kositp_export.json"  # written by kositp.train.export.save_merged
 REPLACEMENT = "\ufffd"  # what a token ending inside a multi-byte character decodes to
 
 

@@ -46,7 +46,7 @@ OUTCOME_FILE = "outcome.json"
 EVENT_PREFIX = "@kositp-event "
 # Set for the launched ranks only: a stage's ``run`` launches when it is absent and trains when present.
 SPEC_ENV = "KOSITP_LAUNCH_SPEC"
-STAGE_MODULES = {"sft": "kositp.train.sft_stage", "dpo": "kositp.train.dpo_stage"}
+STAGE_MODULES = {"sft": "kositp.sft.stage", "dpo": "kositp.dpo.stage"}
 _TAIL_LINES = 20
 _PR_SET_PDEATHSIG = 1
 # resolved here, not in a forked child (no dynamic loading between fork and exec)
@@ -72,8 +72,18 @@ class ScaleOutSettings(StageConfig):
     (``train_batch_size x gradient_accumulation_steps x num_processes``), so it changes the result.
     """
 
-    num_processes: int = Field(1, ge=1, le=64)
-    distributed: Literal["ddp", "fsdp"] = "ddp"
+    num_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="training processes: above 1, the stage trains under accelerate launch, one process per GPU "
+        "(or CPU processes over gloo); multiplies the effective batch",
+    )
+    distributed: Literal["ddp", "fsdp"] = Field(
+        "ddp",
+        description="with num_processes above 1: ddp keeps a whole model per card and splits the batches; fsdp "
+        "shards the weights, for a model one card cannot hold (needs load_in_4bit: false)",
+    )
 
     @model_validator(mode="after")
     def _launchable(self) -> ScaleOutSettings:

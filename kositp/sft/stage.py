@@ -1,7 +1,9 @@
-"""The ``sft`` stage: LoRA SFT on the reformat shards (recipe in :mod:`kositp.train.sft`).
+"""The ``sft`` stage: LoRA SFT on the reformat shards (the recipe is :mod:`kositp.sft.recipe`).
 
 Resumable: a failed attempt leaves its checkpoints in the staging folder and the next attempt of
 the same version continues from them; checkpoints are dropped when the adapter is published.
+Planning reads this module, the section and the recipe: none of them imports a heavy library
+before the stage runs.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kositp.models.refs import ModelRef
+from kositp.sft.config import SftConfig
+from kositp.sft.recipe import run
 from kositp.stages import Stage
-from kositp.train.sft import SftConfig, run
 
 
 def fingerprint(config: SftConfig) -> Mapping[str, Any]:

@@ -11,51 +11,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from kositp.config import StageConfig
+from kositp.dpo import preferences
+from kositp.dpo.config import DpoConfig
+from kositp.dpo.preferences import PreferencePair
 from kositp.models.causal_lm import load_causal_lm
 from kositp.models.prompt_format import format_completion, format_prompt
 from kositp.stages import StageContext, StageOutcome
-from kositp.train import common, distributed, preferences
-from kositp.train.preferences import PreferencePair
+from kositp.train import common, distributed, settings
 
 PAIRS_FILE = "pairs.parquet"
-
-
-class PairsConfig(StageConfig):
-    """Where preference pairs come from; both sources may be combined."""
-
-    user_file: str | None = None
-    on_policy: bool = True
-    on_policy_samples: int = Field(64, ge=1)
-    similarity_threshold: float = Field(0.6, ge=0.0, le=1.0)
-    max_answer_length: int = Field(128, ge=1)  # new tokens per answer
-    generation_batch_size: int = Field(8, ge=1)
-
-
-class DpoConfig(distributed.ScaleOutSettings):
-    backend: Literal["auto", "hf", "unsloth"] = "auto"
-    device: str = "auto"
-    load_in_4bit: bool = False
-    pairs: PairsConfig = PairsConfig()
-    beta: float = Field(0.1, gt=0)
-    loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1)
-    max_length: int = Field(1024, ge=1)
-    learning_rate: float = Field(5e-6, gt=0)
-    num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, ge=-1)  # -1: num_train_epochs decides
-    train_batch_size: int = Field(2, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    optim: str = "adamw_torch"
-    use_gradient_checkpointing: bool = False
-    save_steps: int = Field(50, ge=1)
-    save_total_limit: int | None = Field(2, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    seed: int = 3407
 
 
 def run(ctx: StageContext) -> StageOutcome:
@@ -213,23 +179,13 @@ def make_trainer(
     on_cpu = device == "cpu"
     bf16 = not on_cpu and _bf16_supported()
     args = DPOConfig(
-        output_dir=str(output_dir),
+        **settings.trainer_arguments(config, output_dir),
         beta=config.beta,
         loss_type=list(config.loss_type),
         max_length=config.max_length,
-        learning_rate=config.learning_rate,
-        num_train_epochs=config.num_train_epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.train_batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_steps,
         optim=config.optim,
         gradient_checkpointing=config.use_gradient_checkpointing,
-        save_strategy="steps",
         save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
-        logging_steps=config.logging_steps,
-        seed=config.seed,
         report_to=[],
         use_cpu=on_cpu,
         bf16=bf16,

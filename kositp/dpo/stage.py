@@ -1,4 +1,8 @@
-"""The ``dpo`` stage: DPO on the SFT adapter, with reformat's shards as the on-policy prompt pool."""
+"""The ``dpo`` stage: DPO on the SFT adapter, with reformat's shards as the on-policy prompt pool.
+
+The recipe is :mod:`kositp.dpo.recipe`; like the section, it imports no heavy library before the
+stage runs, so planning may read both.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kositp.artifacts import file_sha256
+from kositp.dpo.config import DpoConfig
+from kositp.dpo.recipe import run
 from kositp.stages import Stage
-from kositp.train.dpo import DpoConfig, run
 
 
 def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
