@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
+from kositp_tasks.secrets import export_secret_blocks
+from kositp_tasks.stage_tasks import stage_task
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.settings import get_current_settings
@@ -23,8 +25,6 @@ from kositp.errors import PermanentError
 from kositp.pipeline import StageResult, plan, select
 from kositp.retention import collect_garbage
 from kositp.stages import PIPELINE_ORDER
-from tasks.secrets import export_secret_blocks
-from tasks.stage_tasks import stage_task
 
 StageName = Literal[PIPELINE_ORDER]  # type: ignore[valid-type]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from kositp_tasks.reporting import PrefectReporter
 from prefect import Task, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import TaskRun
@@ -29,7 +30,6 @@ from kositp.config import PrefectSettings
 from kositp.errors import PermanentError
 from kositp.pipeline import PlannedStage, StageResult, execute
 from kositp.stages import Stage
-from tasks.reporting import PrefectReporter
 
 
 def cache_key(_context: Any, parameters: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@ packages are imported lazily, tasks/ stays free of model internals, and no modul
 through another. (How fast commands start is a benchmark: benchmarks/bench_startup.py.)"""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,7 @@ def test_library_has_no_prefect_import_outside_the_cli_entry_point():
     offenders = [
         p.relative_to(ROOT)
         for p in (ROOT / "kositp").rglob("*.py")
-        if "cli" not in p.parts and {"prefect", "flows", "tasks"} & _imports(p, top_level_only=False)
+        if "cli" not in p.parts and {"prefect", "kositp_flows", "kositp_tasks"} & _imports(p, top_level_only=False)
     ]
     assert offenders == []
 
@@ -93,3 +95,20 @@ def test_no_module_imports_itself_through_another():
         tuple(TopologicalSorter(graph).static_order())
     except CycleError as cycle:
         raise AssertionError(f"import circle: {' -> '.join(cycle.args[1])}") from None
+
+
+def test_tasks_and_flows_are_installed_under_names_of_their_own():
+    """Installed as kositp_tasks and kositp_flows from the folders the design lays out, so the
+    distribution claims no global ``tasks`` or ``flows`` package; every package is listed."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+    assert sorted(listed) == sorted([*find_packages(str(ROOT), include=["kositp", "kositp.*"]), "kositp_flows", "kositp_tasks"])
+    script = (
+        "import importlib.util as u, sys; "
+        "print(*(bool(u.find_spec(n)) for n in ('kositp_flows.pipeline', 'kositp_tasks.stage_tasks', 'flows', 'tasks')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd="/")
+    assert done.stdout.split() == ["True", "True", "False", "False"]

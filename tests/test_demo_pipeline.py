@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="session")
 def demo_run(prefect_server, tmp_path_factory):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     root = tmp_path_factory.mktemp("demo-artifacts")
     return root, pipeline(profile="demo", root=str(root))
@@ -28,7 +28,7 @@ def test_demo_runs_every_stage_in_order(demo_run):
 
 
 def test_second_demo_run_is_all_cache_hits(demo_run):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     root, first = demo_run
     second = pipeline(profile="demo", root=str(root))

@@ -38,7 +38,7 @@ def _task_run_states(flow_run_id, timeout: float = 60) -> dict[str, str]:
 
 
 def test_unchanged_second_run_is_cached_in_prefect_and_on_disk(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
     assert [(r["stage"], r["status"]) for r in first] == [("ingest", "ran"), ("reformat", "ran")]
@@ -50,7 +50,7 @@ def test_unchanged_second_run_is_cached_in_prefect_and_on_disk(prefect_server, f
 
 
 def test_changed_parameter_reruns_only_downstream_of_the_change(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
     changed = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=["reformat.fail_once_marker=null"])
@@ -60,7 +60,7 @@ def test_changed_parameter_reruns_only_downstream_of_the_change(prefect_server, 
 
 
 def test_failed_stage_then_rerun_of_just_that_stage(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import PipelineFailed, pipeline
+    from kositp_flows.pipeline import PipelineFailed, pipeline
 
     marker = tmp_path / "failed-once"
     overrides = [f"reformat.fail_once_marker={marker}", "prefect.retries=0"]
@@ -77,7 +77,7 @@ def test_failed_stage_then_rerun_of_just_that_stage(prefect_server, fake_stages,
 
 
 def test_retries_recover_a_transient_failure(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     overrides = [f"reformat.fail_once_marker={tmp_path / 'marker'}", "prefect.retries=1", "prefect.retry_delay_seconds=0"]
     results = pipeline(profile=SPINE_PROFILE, root=str(tmp_path / "store"), overrides=overrides)
@@ -85,7 +85,7 @@ def test_retries_recover_a_transient_failure(prefect_server, fake_stages, tmp_pa
 
 
 def test_an_error_no_retry_can_fix_is_not_retried(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     overrides = ["reformat.missing_input=/없는/경로", "prefect.retries=3", "prefect.retry_delay_seconds=0"]
     state = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=overrides, return_state=True)
@@ -95,7 +95,7 @@ def test_an_error_no_retry_can_fix_is_not_retried(prefect_server, fake_stages, t
 
 
 def test_a_damaged_published_artifact_is_moved_aside_and_rebuilt(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
     words = tmp_path / "ingest" / first[0]["version"] / "words.json"
@@ -113,7 +113,7 @@ def test_a_damaged_published_artifact_is_moved_aside_and_rebuilt(prefect_server,
 
 
 def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     first = pipeline(profile=SPINE_PROFILE, root=str(tmp_path))
     forced = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), force=["reformat"])
@@ -123,9 +123,8 @@ def test_force_rebuilds_a_published_stage(prefect_server, fake_stages, tmp_path)
 
 
 def test_secret_block_fills_an_unset_credential_without_overriding_the_environment(prefect_server, monkeypatch):
+    from kositp_tasks.secrets import export_secret_blocks
     from prefect.blocks.system import Secret
-
-    from tasks.secrets import export_secret_blocks
 
     Secret(value="sk-블록에서-온-키").save("kositp-test-key", overwrite=True)
     monkeypatch.delenv("KOSITP_TEST_KEY", raising=False)
@@ -137,7 +136,7 @@ def test_secret_block_fills_an_unset_credential_without_overriding_the_environme
 
 
 def test_keep_versions_removes_older_versions_after_a_successful_run(prefect_server, fake_stages, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     old = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), overrides=["ingest.words=[서울, 부산]"])
     new = pipeline(profile=SPINE_PROFILE, root=str(tmp_path), keep_versions=1)
@@ -151,11 +150,10 @@ def test_a_missing_gpu_limit_is_one_warning_per_run_not_one_per_stage(prefect_se
     from dataclasses import replace
 
     from fakes import COUNTS, WORDS
+    from kositp_flows.pipeline import pipeline
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogWorker
-
-    from flows.pipeline import pipeline
 
     gpu_stages = {s.name: replace(s, gpu=True) for s in (WORDS, COUNTS)}
     monkeypatch.setattr(kositp.pipeline, "registry", lambda: gpu_stages)

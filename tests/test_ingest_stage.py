@@ -41,7 +41,7 @@ def test_version_changes_when_raw_data_changes(tmp_path):
 
 
 def test_demo_flow_builds_ingest_and_caches_it(prefect_server, tmp_path):
-    from flows.pipeline import pipeline
+    from kositp_flows.pipeline import pipeline
 
     first = pipeline(profile="demo", root=str(tmp_path), until="ingest")
     assert [r["status"] for r in first if r["stage"] == "ingest"] == ["ran"]

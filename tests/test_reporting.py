@@ -51,11 +51,10 @@ LoRA로 학습한 뒤 병합한 모델입니다.
 
 @pytest.mark.slow
 def test_a_model_card_in_the_prefect_ui_shows_its_metadata_as_a_code_block_not_as_headings(prefect_server):
+    from kositp_tasks.reporting import PrefectReporter
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
-
-    from tasks.reporting import PrefectReporter
 
     @flow
     def publish_card() -> None:

@@ -47,7 +47,7 @@ def deploy(
     if not (repo_dir / "flows" / "pipeline.py").is_file():
         typer.echo(f"error: {repo_dir} is not a KOSITP checkout (no flows/pipeline.py)", err=True)
         raise typer.Exit(2)
-    from flows.deploy import deploy_all
+    from kositp_flows.deploy import deploy_all
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # Prefect prints its own tables; stdout is ours

@@ -40,7 +40,7 @@ def run(
     except PermanentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    from flows.pipeline import PipelineFailed, pipeline
+    from kositp_flows.pipeline import PipelineFailed, pipeline
 
     store = ArtifactStore(loaded.root)
     built_before = {p.name for p in selected if store.exists(p.name, p.version)}
