@@ -23,12 +23,12 @@ from kositp.config import REPO_ROOT
 from kositp.errors import PermanentError
 from kositp.reporting import format_table
 
+PREFECT_FILE = REPO_ROOT / "deployments" / "prefect.yaml"
+
 
 @app.command()
 def deploy(
-    prefect_file: Annotated[Path, typer.Option(help="the deployments to register")] = REPO_ROOT
-    / "deployments"
-    / "prefect.yaml",
+    prefect_file: Annotated[Path, typer.Option(help="the deployments to register")] = PREFECT_FILE,
     repo_dir: Annotated[
         Path, typer.Option(help="where workers find this repository (their working directory)")
     ] = REPO_ROOT,

@@ -25,13 +25,7 @@ def fingerprint(config: DpoConfig) -> Mapping[str, Any]:
 
 
 STAGE = Stage(
-    name="dpo",
-    code_version="1",
-    config=DpoConfig,
-    run=run,
-    inputs=("sft", "reformat"),
-    fingerprint=fingerprint,
-    gpu=True,
-    resumable=True,
+    name="dpo", code_version="1", config=DpoConfig, run=run, inputs=("sft", "reformat"),
+    fingerprint=fingerprint, gpu=True, resumable=True,
     description="DPO on the SFT adapter from user and/or on-policy preference pairs",
 )

@@ -106,15 +106,8 @@ def evaluate_to(
 def _backend(config: EvaluateConfig, model: str | Path) -> Backend:
     from kositp.evaluate.backends import make_backend
 
-    return make_backend(
-        config.backend,
-        model,
-        batch_size=config.batch_size,
-        vllm_python=config.vllm_python,
-        tensor_parallel_size=config.tensor_parallel_size,
-        base_url=config.base_url,
-        served_model=config.served_model,
-    )
+    options = {"batch_size", "vllm_python", "tensor_parallel_size", "base_url", "served_model"}
+    return make_backend(config.backend, model, **config.model_dump(include=options))
 
 
 class HeldInSourceMissing(PermanentError):
@@ -208,14 +201,8 @@ def read_held_in(out_dir: Path) -> dict[str, Any] | None:
 
 
 STAGE = Stage(
-    name="evaluate",
-    code_version="2",
-    config=EvaluateConfig,
-    run=run,
-    inputs=("export",),
-    optional_inputs=("reformat", "sft"),
-    fingerprint=_fingerprint,
-    gpu=True,
-    description="zero-shot macro F1 (raw and batch-calibrated) and AUC on KorNLI, question pair, hate speech "
-    "and NSMC; held-in scores on the trained tasks' validation split",
+    name="evaluate", code_version="2", config=EvaluateConfig, run=run, inputs=("export",),
+    optional_inputs=("reformat", "sft"), fingerprint=_fingerprint, gpu=True,
+    description="zero-shot macro F1 (raw and batch-calibrated) and AUC on KorNLI, question pair, hate "
+    "speech and NSMC; held-in scores on the trained tasks' validation split",
 )

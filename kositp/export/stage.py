@@ -81,11 +81,6 @@ def training_artifact(inputs: dict[str, Artifact]) -> Artifact:
 
 
 STAGE = Stage(
-    name="export",
-    code_version="1",
-    config=ExportConfig,
-    run=run,
-    optional_inputs=("sft", "dpo"),
-    gpu=True,
+    name="export", code_version="1", config=ExportConfig, run=run, optional_inputs=("sft", "dpo"), gpu=True,
     description="merge the last trained adapter into its base; adapter alone; chat template; model card",
 )

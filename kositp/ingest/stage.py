@@ -103,11 +103,6 @@ def run(ctx: StageContext) -> StageOutcome:
 
 
 STAGE = Stage(
-    name="ingest",
-    code_version="3",
-    config=IngestConfig,
-    run=run,
-    inputs=(),
-    fingerprint=raw_fingerprint,
+    name="ingest", code_version="3", config=IngestConfig, run=run, inputs=(), fingerprint=raw_fingerprint,
     description="raw AIHub/KISTI files to normalized records, every record accounted for",
 )

@@ -191,12 +191,8 @@ def run(ctx: StageContext) -> StageOutcome:
     )
 
 
+# gpu: it may evaluate the promoted model again
 STAGE = Stage(
-    name="promote",
-    code_version="2",
-    config=PromoteConfig,
-    run=run,
-    inputs=("evaluate",),
-    gpu=True,  # it may evaluate the promoted model again
+    name="promote", code_version="2", config=PromoteConfig, run=run, inputs=("evaluate",), gpu=True,
     description="promote the new model only if its zero-shot macro F1 is not worse than the promoted one's",
 )

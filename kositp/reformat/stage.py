@@ -23,11 +23,7 @@ def run(ctx: StageContext) -> StageOutcome:
 
 
 STAGE = Stage(
-    name="reformat",
-    code_version=CODE_VERSION,
-    config=ReformatConfig,
-    run=run,
-    inputs=("ingest", "instructions"),
-    fingerprint=fingerprint,
+    name="reformat", code_version=CODE_VERSION, config=ReformatConfig, run=run,
+    inputs=("ingest", "instructions"), fingerprint=fingerprint,
     description="22 SuperNI-style task shards (train/validation) from records and the instruction bank",
 )

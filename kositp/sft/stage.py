@@ -22,13 +22,8 @@ def fingerprint(config: SftConfig) -> Mapping[str, Any]:
 
 
 STAGE = Stage(
-    name="sft",
-    code_version="1",
-    config=SftConfig,
-    run=run,
-    inputs=("reformat",),
-    fingerprint=fingerprint,
-    gpu=True,
-    resumable=True,
-    description="LoRA SFT of the base model on the task shards (Unsloth on a GPU, transformers+PEFT+TRL elsewhere)",
+    name="sft", code_version="1", config=SftConfig, run=run, inputs=("reformat",), fingerprint=fingerprint,
+    gpu=True, resumable=True,
+    description="LoRA SFT of the base model on the task shards (Unsloth on a GPU, transformers+PEFT+TRL "
+    "elsewhere)",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,3 +40,11 @@ def as_id(value: Any) -> str | None:
 def top_list_prefix(head: str, key: str) -> str:
     """``key.item``, or ``item.key.item`` for releases that wrap the file in a top-level list."""
     return f"item.{key}.item" if head.lstrip().startswith("[") else f"{key}.item"
+
+
+def passages(items: list[Any], path: str) -> Iterator[tuple[str, Any, Any]]:
+    """A document's passages as ``(json path, passage, its context)``; the context is
+    ``Missing("context")`` where the passage has none (MRC's paragraphs, 71533's context_info)."""
+    for j, item in enumerate(items):
+        context = item.get("context") if isinstance(item, dict) else None
+        yield f"{path}/{j}", item, Missing("context") if context is None else context

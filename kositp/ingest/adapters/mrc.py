@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kositp.ingest.adapters.base import Missing, as_id, first, ko, top_list_prefix
+from kositp.ingest.adapters.base import Missing, as_id, first, ko, passages, top_list_prefix
 from kositp.ingest.normalize import extract_table
 
 NAME = "mrc"
@@ -34,11 +34,9 @@ def parse(doc: Any, path: str, force_table: bool = False) -> Iterator[tuple[str,
         return
     title = ko(first(doc, "doc_title", "title"))
     doc_id = as_id(first(doc, "doc_id", "id"))
-    for j, paragraph in enumerate(doc["paragraphs"]):
-        ppath = f"{path}/paragraphs/{j}"
-        context = paragraph.get("context") if isinstance(paragraph, dict) else None
-        if context is None:
-            yield ppath, Missing("context")
+    for ppath, paragraph, context in passages(doc["paragraphs"], f"{path}/paragraphs"):
+        if isinstance(context, Missing):
+            yield ppath, context
             continue
         qas = paragraph.get("qas")
         table_title = paragraph.get("table_title")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kositp.ingest.adapters.base import Missing, as_id, first, ko
+from kositp.ingest.adapters.base import Missing, as_id, first, ko, passages
 from kositp.ingest.adapters.mrc import YES_NO
 
 NAME = "tech_mrc"
@@ -59,11 +59,9 @@ def parse(doc: Any, path: str) -> Iterator[tuple[str, dict[str, Any] | Missing]]
     info = doc.get("dataset_info") if isinstance(doc.get("dataset_info"), dict) else {}
     title = ko(first(dataset, "doc_title", "title"))
     doc_id = as_id(first(dataset, "doc_id", "id") or first(info, "doc_id", "id"))
-    for j, passage in enumerate(dataset["context_info"]):
-        ppath = f"{path}/dataset/context_info/{j}"
-        context = passage.get("context") if isinstance(passage, dict) else None
-        if context is None:
-            yield ppath, Missing("context")
+    for ppath, passage, context in passages(dataset["context_info"], f"{path}/dataset/context_info"):
+        if isinstance(context, Missing):
+            yield ppath, context
             continue
         common = {"kind": "mrc", "title": title, "text": context,
                   "doc_id": doc_id or as_id(passage.get("context_id"))}
