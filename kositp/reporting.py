@@ -50,7 +50,7 @@ class ConsoleReporter:
 
     @contextmanager
     def progress(self, description: str, total: int | None) -> Iterator[Advance]:
-        from tqdm.auto import tqdm  # 24 ms, which every command paid at start-up for the few that show bars
+        from tqdm.auto import tqdm  # here, not at import: most commands show no bar
 
         with tqdm(total=total, desc=description, disable=not self.show_progress, leave=False) as bar:
             yield bar.update

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-# The first start migrates the database: on a busy two-core machine that alone took 15 s.
+# The first start migrates the database, which on a busy two-core machine takes a while.
 STARTUP_TIMEOUT_S = 120
 LOCK_NAME = "kositp-run.lock"
 

@@ -28,7 +28,7 @@ def _root(profile: str, root: str | None) -> str:
 
 def latest_evaluation(store: ArtifactStore, export_version: str) -> tuple[str, dict[str, float]]:
     """The newest evaluation of an export, if any: its version and per-set macro F1."""
-    from kositp.promote.stage import scores_of  # the evaluate stage: scikit-learn and pandas, 1 s to import
+    from kositp.promote.stage import scores_of  # the evaluate stage imports scikit-learn and pandas
 
     for artifact in reversed(store.list("evaluate")):
         if artifact.manifest.get("inputs", {}).get("export") == export_version:

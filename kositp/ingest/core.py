@@ -288,7 +288,7 @@ def _read_candidates(sources: Iterator[Source], settings: IngestSettings, ledger
 
 def _while_candidates_finish(quarantine: RowWriter) -> None:
     """The rejects read so far are written, and pyarrow makes its first conversion of Python values,
-    while the candidate worker finishes: that conversion imports pandas (0.09 s), which pyarrow
+    while the candidate worker finishes: that conversion imports pandas, which pyarrow
     asks about on its first conversion, and the reader has nothing else to do until the worker answers."""
     quarantine.flush()
     pa.array([], pa.string())

@@ -98,7 +98,7 @@ class GuardedJson(io.IOBase):
         """The bytes ready for the parser, at most ``size`` (to the end when ``size`` is negative).
 
         ijson's parser (yajl) scans a string that reaches it in several reads again from its
-        start at each read (one 64 MB string read 64 KiB at a time took 270 s). So a long value
+        start at each read (quadratic in the string's length). So a long value
         is handed on whole: a unit once it closed (it is held until then anyway), a string
         outside the units once it closed; both are bounded by ``max_bytes``. Read with ``size``
         of at least :attr:`largest_read`, the parser gets each in one read; a string split

@@ -78,8 +78,7 @@ def _sentences(sentences: Any, text: str | None) -> list[str]:
     (no control or format characters, no whitespace but the plain space) and still equals the
     joined sentences, each sentence is normalized already: normalizing one could only strip a
     space at its ends, which the text would show doubled, or compose across its ends, which a
-    space blocks. One join and compare instead of a normalization per sentence: completing 5,000
-    documents of about ten sentences took 19 ms instead of 31.
+    space blocks. So one join and compare, instead of a normalization per sentence.
     """
     if sentences is None:
         return []

@@ -116,8 +116,8 @@ def _tick_step(top: int, ticks: int = 5) -> int:
 def composition_plot(rows: Sequence[dict], path: Path) -> None:
     """Instances per task as stacked bars (train, validation), drawn with Pillow.
 
-    Pillow rather than matplotlib: importing matplotlib took about 0.8 s, as long as a tenth of
-    the whole stage, for one bar chart.
+    Pillow rather than matplotlib: importing matplotlib costs a noticeable share of the whole
+    stage, for one bar chart.
     """
     from PIL import Image, ImageDraw, ImageFont
 
