@@ -175,8 +175,8 @@ def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch, help_from)
 
 
 def test_records_are_written_alike_with_or_without_duplicates_taken_out(tmp_path, monkeypatch):
-    """Without duplicates the candidates file becomes records.parquet as it is: it must be encoded
-    as the file written after taking duplicates out is (one row group per batch)."""
+    """records.parquet is encoded alike whether duplicates were taken out or not: one row group per
+    batch (less the duplicates, which never reach it), statistics only where a reader filters."""
     monkeypatch.setattr(candidates, "BATCH", 2)
     write_json(tmp_path / "plain" / "mrc.json", admin_mrc(every_admin_qa()))
     write_json(tmp_path / "twice" / "a" / "mrc.json", admin_mrc(every_admin_qa()))
