@@ -13,6 +13,11 @@ script, imports included.
     python benchmarks/bench_naive_loader.py                   # 150,000 records
     python benchmarks/bench_naive_loader.py --records 1500000 --work DIR
     python benchmarks/bench_naive_loader.py --duplicates      # 2.5% exact duplicates for ingest to take out
+    python benchmarks/bench_naive_loader.py --repeat 9 --against ../base   # also another checkout's ingest
+
+``--against`` times another checkout's ``kositp ingest`` (its ``.venv``) as a whole process in the
+same alternation, so a change and its base meet the same load on a shared machine. The last lines
+give each side's median and range of whole-process times.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,9 +117,27 @@ def measure(which: str, corpus_dir: Path, work: Path) -> dict:
     _fresh(out)
     start = time.perf_counter()
     _run(whole[which])
-    result["whole_process_s"] = round(time.perf_counter() - start, 1)
+    result["whole_process_s"] = round(time.perf_counter() - start, 2)
     shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def measure_against(checkout: Path, corpus_dir: Path, work: Path) -> float:
+    """Seconds of ``kositp ingest`` from another checkout, its own environment, as a whole process."""
+    out = work / "out_against"
+    _fresh(out)
+    start = time.perf_counter()
+    subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-m", "kositp", "ingest", str(corpus_dir), "--out", str(out),
+                    "--json"], capture_output=True, text=True, check=True, cwd=checkout,
+                   env={**os.environ, "PYTHONPATH": str(checkout)})
+    seconds = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    return (f"  {name:24} whole process median {statistics.median(seconds):.2f} s, "
+            f"range {min(seconds):.2f}-{max(seconds):.2f} s ({len(seconds)} runs)")
 
 
 def _fresh(folder: Path) -> None:
@@ -132,6 +156,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="runs of each loader, alternating")
     parser.add_argument("--work", type=Path, help="folder to keep the generated corpus in (default: a temporary one)")
     parser.add_argument("--duplicates", action="store_true", help="make 2.5%% of the records exact duplicates")
+    parser.add_argument("--against", type=Path, help="another kositp checkout (with .venv) whose ingest is timed alongside")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -142,11 +167,24 @@ def main() -> None:
     bench_ingest.MIX = MIX_WITH_DUPLICATES if args.duplicates else MIX
     try:
         corpus_dir = bench_ingest.corpus(work / ("third_each_duplicates" if args.duplicates else "third_each"), args.records)
-        for _ in range(args.repeat):
-            for which in ("naive", "kositp"):
+        against = f"against {args.against}"
+        whole: dict[str, list[float]] = {"naive": [], "kositp": [], against: []}
+        sides = ["naive", "kositp", against] if args.against else ["naive", "kositp"]
+        for repeat in range(args.repeat):
+            for which in sides[repeat % len(sides):] + sides[: repeat % len(sides)]:  # each side goes first in turn
+                if which == against:
+                    whole[against].append(seconds := measure_against(args.against.resolve(), corpus_dir, work))
+                    print(f"  {against}: whole process {seconds:.2f} s")
+                    continue
                 r = measure(which, corpus_dir, work)
+                whole[which].append(r["whole_process_s"])
                 print(f"  {which:6} {r['records']:>9,} records: {r['records_per_s']:>7,} records/s ({r['seconds']} s wall, "
                       f"{r['cpu_s']} s CPU), peak RSS {r['peak_rss_mib']:,} MiB; whole process {r['whole_process_s']} s")
+        for name, seconds in whole.items():
+            if seconds:
+                print(summary(name, seconds))
+        ratio = statistics.median(whole["naive"]) / statistics.median(whole["kositp"])
+        print(f"  naive / kositp, medians of whole processes: {ratio:.2f}x")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,14 +1,19 @@
 """The on-disk duplicate index: exact and near-duplicates found across batches, candidates verified."""
 
+import json
+import subprocess
+import sys
 import time
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from ingest_fixtures import admin_mrc, every_admin_qa, summary_documents, write_json
+from ingest_fixtures import admin_mrc, every_admin_qa, run_ingest, summary_documents, write_json
 
-from kositp.ingest import candidates, dedup
+from kositp.ingest import candidates, dedup, suspects
+from kositp.ingest.bloom import BloomFilter
 from kositp.ingest.core import IngestSettings, ingest
 from kositp.ingest.dedup import NONE, DuplicateIndex, lsh_bands
 from kositp.records import CONTENT_DIGEST, content_digests
@@ -170,8 +175,8 @@ def test_a_second_process_gives_the_same_bytes(tmp_path, monkeypatch, help_from)
 
 
 def test_records_are_written_alike_with_or_without_duplicates_taken_out(tmp_path, monkeypatch):
-    """Without duplicates the candidates file becomes records.parquet as it is: it must be encoded
-    as the file written after taking duplicates out is (one row group per batch)."""
+    """records.parquet is encoded alike whether duplicates were taken out or not: one row group per
+    batch (less the duplicates, which never reach it), statistics only where a reader filters."""
     monkeypatch.setattr(candidates, "BATCH", 2)
     write_json(tmp_path / "plain" / "mrc.json", admin_mrc(every_admin_qa()))
     write_json(tmp_path / "twice" / "a" / "mrc.json", admin_mrc(every_admin_qa()))
@@ -236,3 +241,78 @@ def _parquet_closed(path) -> bool:
     except (OSError, pa.ArrowInvalid):
         return False
     return True
+
+
+def test_a_key_once_added_always_may_have_been_seen():
+    """The Bloom filter may answer "maybe" for a new key but never "no" for one it was given: a
+    record it passes as new goes to records.parquet unchecked. A small filter makes many keys of one
+    call share a word, and each of their bits must land."""
+    keys = np.random.default_rng(5).integers(0, np.iinfo(np.uint64).max, 8000, dtype=np.uint64, endpoint=True)
+    small = BloomFilter(word_index_bits=10)
+    for part in np.array_split(keys, 4):
+        small.seen_then_add(part)
+    assert small.seen_then_add(keys).all()
+
+    roomy = BloomFilter(word_index_bits=16)
+    assert roomy.seen_then_add(keys[:2000]).sum() < 5
+    assert roomy.seen_then_add(keys[:2000]).all()
+    repeated = roomy.seen_then_add(np.concatenate([keys[2000:2100], keys[2000:2100]]))
+    assert repeated[100:].all() and repeated[:100].sum() < 3
+
+
+def test_a_filled_bloom_filter_changes_only_the_order_of_the_records(tmp_path, monkeypatch):
+    """A corpus of millions fills the fixed-size Bloom filter, and most records then wait with the
+    suspects until the duplicates are known: the same records are kept, each once, and the same
+    duplicates are quarantined naming the same originals as with a roomy filter."""
+    monkeypatch.setattr(candidates, "BATCH", 2)
+    monkeypatch.setattr(suspects, "GROUP_ROWS", 3)
+    docs = summary_documents()
+    write_json(tmp_path / "raw" / "aihub_a" / "one.json", docs)
+    write_json(tmp_path / "raw" / "aihub_b" / "same.json", docs)
+    write_json(tmp_path / "raw" / "aihub_c" / "mrc.json", admin_mrc(every_admin_qa()))
+    write_json(tmp_path / "raw" / "aihub_d" / "mrc.json", admin_mrc(every_admin_qa()[:2]))
+    lines = [{"text": text} for text in (ARTICLE, OTHER, EDITED, OTHER)]
+    (tmp_path / "raw" / "news.jsonl").write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines), encoding="utf-8")
+    outputs = []
+    for name, bits in (("roomy", 22), ("filled", 1)):
+        monkeypatch.setattr(dedup, "BloomFilter", lambda bits=bits: BloomFilter(bits))
+        result, records, quarantine = run_ingest(tmp_path / name, tmp_path / "raw", processes=1)
+        assert result.ledger.by_reason == {"duplicate": 5, "near_duplicate": 1}
+        assert records.record_id.is_unique and not set(records.record_id) & set(quarantine.record_id)
+        outputs.append((result.summary(), records.sort_values("record_id", ignore_index=True), quarantine))
+    (summary, records, quarantine), (filled_summary, filled_records, filled_quarantine) = outputs
+    assert summary == filled_summary
+    pd.testing.assert_frame_equal(records, filled_records)
+    pd.testing.assert_frame_equal(quarantine, filled_quarantine)
+    assert quarantine.detail.str.contains("|".join(records.record_id)).all()
+
+
+SUSPECTS_PEAK = """
+import re, sys
+from pathlib import Path
+from kositp.ingest import candidates, dedup, suspects
+from kositp.ingest.bloom import BloomFilter
+from kositp.ingest.core import IngestSettings, ingest
+
+dedup.BloomFilter = lambda: BloomFilter(1)  # filled from the start: every record waits with the suspects
+candidates.BATCH = suspects.GROUP_ROWS = 500  # both runs many batches long
+ingest([Path(sys.argv[1])], Path(sys.argv[2]), IngestSettings(processes=1, near_dup_threshold=None))
+# This process's own peak: ru_maxrss would also count the parent's memory at the fork.
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) // 1024)
+"""
+
+
+def test_suspects_wait_on_disk_not_in_memory(tmp_path):
+    """With every record a suspect, four times the records (36 MB more of passages waiting for the
+    duplicate index) peak within a few MiB of the smaller run. Held in memory, they added 81 MiB."""
+    passage = ARTICLE * 4  # about 3 KB of UTF-8
+    peaks = []
+    for count in (4000, 16000):
+        raw = tmp_path / f"raw{count}" / "passages.jsonl"
+        raw.parent.mkdir()
+        raw.write_text("\n".join(json.dumps({"text": f"{n}번 {passage}", "summary": f"{n}번 요약"}, ensure_ascii=False)
+                                 for n in range(count)), encoding="utf-8")
+        done = subprocess.run([sys.executable, "-c", SUSPECTS_PEAK, str(raw.parent), str(tmp_path / f"out{count}")],
+                              check=True, capture_output=True, text=True, timeout=300)
+        peaks.append(int(done.stdout.split()[-1]))
+    assert peaks[1] - peaks[0] < 12, peaks

@@ -1,4 +1,5 @@
-"""Where valid records go during the read: the candidates file and the duplicate index.
+"""Where valid records go during the read: the candidates file (``records.parquet`` to be), the
+records that may be duplicates (:mod:`kositp.ingest.suspects`) and the duplicate index.
 
 Records travel in batches held as columns. Completing a batch (:func:`kositp.ingest.record_completion.complete`),
 giving it ids, writing it and hashing it for deduplication is about half of the ingest loop. On a
@@ -30,6 +31,7 @@ import pyarrow as pa
 from kositp.gc_pause import collector_paused
 from kositp.ingest.dedup import DuplicateIndex, Duplicates, open_record_ids
 from kositp.ingest.record_completion import complete
+from kositp.ingest.suspects import SuspectWriter, append_kept
 from kositp.records import (
     CONTENT_DIGEST,
     RECORD_FIELDS,
@@ -41,6 +43,7 @@ from kositp.records import (
 from kositp.worker_process import run_worker, worker_command
 
 CANDIDATES = "candidates.parquet"
+SUSPECTS = "suspects.arrow"
 # Records per batch: a record batch of the candidates file, later a row group of records.parquet.
 BATCH = 5000
 MAX_QUEUED = 4
@@ -80,29 +83,43 @@ class LocalSink:
 
     def __init__(self, work_dir: Path, near_threshold: float | None):
         self._writer = records_writer(work_dir / CANDIDATES)
+        self._suspects_path = work_dir / SUSPECTS
+        self._suspects = SuspectWriter(self._suspects_path)
         self._index = DuplicateIndex(work_dir, near_threshold)
+        self._count = 0
 
     def add_batch(self, columns: dict[str, Sequence[Any]], prepared: bool = False) -> None:
         """Keep a batch, prepared here (:func:`prepare`) unless the sender prepared it.
 
-        The candidates file is written as ``records.parquet`` is, and becomes it when no duplicate
-        is taken out. Encoded and compressed here, it is a quarter of the bytes of Arrow IPC, whose
-        writes to the page cache cost this process more than the encoding.
+        The records that may duplicate an earlier one go to the suspects (:mod:`kositp.ingest.suspects`),
+        the others to the candidates file, which is written as ``records.parquet`` is and becomes it.
+        Encoded and compressed here, it is a quarter of the bytes of Arrow IPC, whose writes to the
+        page cache cost this process more than the encoding.
         """
         if not prepared:
             prepare(columns)
-        self._writer.write_table(pa.Table.from_pydict(columns, schema=RECORD_SCHEMA))
-        self._index.add(columns)
+        maybe = self._index.add(columns)
+        rows = pa.Table.from_pydict(columns, schema=RECORD_SCHEMA)
+        if maybe.any():
+            self._suspects.add(rows.filter(maybe), self._count + np.flatnonzero(maybe))
+            rows = rows.filter(~maybe)
+        self._count += len(maybe)
+        if rows.num_rows:  # no empty row group where a batch held only suspects
+            self._writer.write_table(rows)
 
     def resolve(self, meanwhile: Callable[[], None] = lambda: None) -> tuple[np.ndarray, np.ndarray]:
-        """Close the candidates file and return ``(of, exact)`` (see :class:`Duplicates`), after ``meanwhile()``."""
+        """Find the duplicates, append the suspects that are none to the candidates file and close it;
+        return ``(of, exact)`` (see :class:`Duplicates`), after ``meanwhile()``."""
         meanwhile()
-        self._writer.close()
+        self._suspects.close()
         found = self._index.resolve()
+        append_kept(self._suspects_path, found.of, self._writer)
+        self._writer.close()
         return found.of, found.exact
 
     def close(self) -> None:
         self._writer.close()
+        self._suspects.close()
         self._index.close()
 
 
@@ -221,6 +238,7 @@ class Candidates:
     def __init__(self, work_dir: Path, near_threshold: float | None, processes: int):
         work_dir.mkdir(parents=True, exist_ok=True)
         self.path = work_dir / CANDIDATES
+        self.suspects_path = work_dir / SUSPECTS
         self._work_dir = work_dir
         self._sink = ProcessSink(work_dir, near_threshold) if processes > 1 else LocalSink(work_dir, near_threshold)
         self._records: list[dict[str, Any]] = []

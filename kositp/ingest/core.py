@@ -16,13 +16,11 @@ import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import ijson
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -44,8 +42,8 @@ from kositp.ingest.readers import (
     open_utf8,
 )
 from kositp.ingest.record_completion import checked_record
+from kositp.ingest.suspects import READ_INDEX, read_suspects
 from kositp.ingest.tabular import iter_rows
-from kositp.records import records_writer
 
 QUARANTINE_SCHEMA = pa.schema([(c, pa.string()) for c in QUARANTINE_COLUMNS])
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -233,8 +231,10 @@ def _unreadable_reason(exc: Exception) -> str:
 def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = IngestSettings(), advance=None) -> IngestResult:
     """Read ``paths`` into ``records.parquet``, ``quarantine.parquet`` and ``files.parquet`` in ``out_dir``.
 
-    Two passes: every valid record is written to a candidates file while its dedup keys go to
-    disk; then the duplicates are resolved and the candidates split into kept and quarantined.
+    Two passes: every valid record is written to a candidates file (or, when it may be a
+    duplicate, set aside with the suspects) while its dedup keys go to disk; then the duplicates are
+    resolved, the suspects that are none join the candidates, which become ``records.parquet``, and
+    the duplicates are quarantined.
     """
     if settings.format != "auto" and settings.format not in adapters.FORMAT_NAMES:
         raise IngestError(f"unknown format {settings.format!r}; known: auto, {', '.join(adapters.FORMAT_NAMES)}")
@@ -252,7 +252,9 @@ def ingest(paths: list[str | Path], out_dir: Path, settings: IngestSettings = In
               Candidates(work_dir, settings.near_dup_threshold, processes) as candidates):
             _read_candidates(sources, settings, ledger, candidates, quarantine, advance)
             duplicates = candidates.resolve(meanwhile=lambda: _while_candidates_finish(quarantine))
-            _split_duplicates(candidates.path, duplicates, out_dir / "records.parquet", quarantine, result)
+            candidates.path.replace(out_dir / "records.parquet")
+            _count_kept(out_dir / "records.parquet", result)
+            _quarantine_duplicates(candidates.suspects_path, duplicates, quarantine, result)
     except BaseException:
         ledger.discard()
         raise
@@ -294,57 +296,33 @@ def _while_candidates_finish(quarantine: RowWriter) -> None:
     pa.array([], pa.string())
 
 
-def _split_duplicates(candidates_path: Path, duplicates: Duplicates, records_path: Path, quarantine: RowWriter,
-                      result: IngestResult) -> None:
-    """Pass two: the candidates without their duplicates become ``records.parquet``; the duplicates
-    move to the quarantine.
-
-    Without duplicates the candidates file is ``records.parquet`` as it stands (it is written the
-    same way). Otherwise it is read a row group at a time, the next one decoded on a thread while
-    the kept rows of this one are encoded (both without the GIL), and written again.
-    """
+def _count_kept(records_path: Path, result: IngestResult) -> None:
+    """Counts of the kept records by kind, format and source, from the three small dictionary-encoded columns."""
     counted = ("kind", "format", "source_dataset")
-    counters = (result.by_kind, result.by_format, result.by_source)
+    for batch in pq.ParquetFile(records_path).iter_batches(columns=list(counted)):
+        for name, counter in zip(counted, (result.by_kind, result.by_format, result.by_source), strict=True):
+            counter.update({v["values"]: v["counts"] for v in pc.value_counts(batch.column(name)).to_pylist()})
+
+
+def _quarantine_duplicates(suspects_path: Path, duplicates: Duplicates, quarantine: RowWriter, result: IngestResult) -> None:
+    """Pass two: the duplicates move to the quarantine, naming the record each duplicates.
+
+    Every duplicate is among the suspects (:mod:`kositp.ingest.suspects`), which the candidate sink
+    kept out of the candidates file, so that file became ``records.parquet`` as it was.
+    """
     if not len(duplicates):
-        candidates_path.replace(records_path)
-        for batch in pq.ParquetFile(records_path).iter_batches(columns=list(counted)):
-            _count(batch, counted, counters)
         return
-    start = 0
-    with pq.ParquetFile(candidates_path) as candidates, records_writer(records_path) as records:
-        for batch in _decoded_ahead(candidates):
-            is_duplicate = duplicates.of[start : start + batch.num_rows] != NONE
-            kept = batch.filter(pa.array(~is_duplicate)) if is_duplicate.any() else batch
-            if kept.num_rows:  # no empty row groups where a batch held only duplicates
-                records.write_table(kept)
-            _count(kept, counted, counters)
-            for row in np.flatnonzero(is_duplicate):
-                _quarantine_duplicate(batch, int(row), duplicates, start + int(row), quarantine, result)
-            start += batch.num_rows
-
-
-def _decoded_ahead(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
-    """Each row group, the next one decoding on a thread while the caller works on this one."""
-    with ThreadPoolExecutor(1) as ahead:
-        decodings = (ahead.submit(parquet.read_row_group, index) for index in range(parquet.num_row_groups))
-        decoding = next(decodings, None)
-        while decoding is not None:
-            following = next(decodings, None)  # submitted before this one is waited for
-            yield decoding.result()
-            decoding = following
-
-
-def _count(rows: pa.Table | pa.RecordBatch, columns: tuple[str, ...], counters: tuple[Counter, ...]) -> None:
-    for name, counter in zip(columns, counters, strict=True):
-        counter.update({v["values"]: v["counts"] for v in pc.value_counts(rows.column(name)).to_pylist()})
-
-
-def _quarantine_duplicate(batch: pa.Table, row: int, duplicates: Duplicates, index: int, quarantine: RowWriter,
-                          result: IngestResult) -> None:
-    source_file, source_dataset = batch.column("source_file")[row].as_py(), batch.column("source_dataset")[row].as_py()
-    reason, detail = duplicates.reason(index)
-    result.ledger.unkeep(source_file, reason)
-    result.duplicates_by_source[f"{source_dataset}:{reason}"] += 1
-    quarantine.add({"source_file": source_file, "location": batch.column("location")[row].as_py(),
-                    "format": batch.column("format")[row].as_py(), "reason": reason, "detail": detail,
-                    "record_id": batch.column("record_id")[row].as_py()})
+    columns = ["source_file", "source_dataset", "location", "format", "record_id"]
+    for rows in read_suspects(suspects_path, columns):
+        index = rows.column(READ_INDEX).to_numpy()
+        is_duplicate = duplicates.of[index] != NONE
+        if not is_duplicate.any():
+            continue
+        found = rows.filter(pa.array(is_duplicate)).to_pydict()
+        for row, at in enumerate(index[is_duplicate]):
+            source_file, source_dataset = found["source_file"][row], found["source_dataset"][row]
+            reason, detail = duplicates.reason(int(at))
+            result.ledger.unkeep(source_file, reason)
+            result.duplicates_by_source[f"{source_dataset}:{reason}"] += 1
+            quarantine.add({"source_file": source_file, "location": found["location"][row], "format": found["format"][row],
+                            "reason": reason, "detail": detail, "record_id": found["record_id"][row]})

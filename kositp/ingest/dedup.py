@@ -6,7 +6,8 @@ of its normalized text, question and summary, which its id also covers; and one 
 of its MinHash signature) that are appended to partition files on disk. After the read, each
 partition is sorted on its own: a record whose key an earlier record already had is a duplicate
 of the earliest such record. Memory is one partition at a time plus 9 bytes per record for the
-answer.
+answer, and a fixed-size Bloom filter over the keys (:mod:`kositp.ingest.bloom`) that tells, as
+records are added, which ones may be duplicates: the others are known not to be before the read ends.
 
 MinHash signatures (128 slots) are one-permutation MinHash over 5-character shingles hashed in
 bulk (:mod:`kositp.text_hash`): each shingle's 64-bit hash picks a slot with its top 7 bits and
@@ -30,6 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from kositp.ingest.bloom import BloomFilter
 from kositp.records import CONTENT_DIGEST
 from kositp.text_hash import finalize, window_hashes
 
@@ -145,21 +147,27 @@ class DuplicateIndex:
             self._files = files.pop_all()
         self._count = 0
         self._signed = 0
+        self._seen = BloomFilter()
 
     def close(self) -> None:
         self._files.close()
 
-    def add(self, columns: Mapping[str, Sequence[Any]]) -> None:
+    def add(self, columns: Mapping[str, Sequence[Any]]) -> np.ndarray:
         """Keys for a batch of records held as columns (``record_id``, ``content_digest`` from
         :func:`kositp.records.content_digests`, ``text``, ``question``, ``summary``), ``BATCH`` records
-        at a time: MinHash takes about 40 bytes of arrays per character."""
-        for at in range(0, len(columns["record_id"]), BATCH):
-            part = slice(at, at + BATCH)
-            self._add_part(columns["record_id"][part], columns[CONTENT_DIGEST][part], columns["text"][part],
-                           columns["question"][part], columns["summary"][part])
+        at a time: MinHash takes about 40 bytes of arrays per character.
+
+        Returns which records may duplicate an earlier one (any of their keys may have been added
+        before); :meth:`resolve` finds none among the others.
+        """
+        count = len(columns["record_id"])
+        maybe = [self._add_part(columns["record_id"][part], columns[CONTENT_DIGEST][part], columns["text"][part],
+                                columns["question"][part], columns["summary"][part])
+                 for part in (slice(at, at + BATCH) for at in range(0, count, BATCH))]
+        return np.concatenate(maybe) if maybe else np.zeros(0, dtype=bool)
 
     def _add_part(self, record_id: Sequence[str], digests: Sequence[bytes], text: Sequence[str | None],
-                  question: Sequence[str | None], summary: Sequence[str | None]) -> None:
+                  question: Sequence[str | None], summary: Sequence[str | None]) -> np.ndarray:
         first, self._count = self._count, self._count + len(record_id)
         exact = np.zeros(len(record_id), dtype=ENTRY)
         exact["key"] = np.frombuffer(b"".join([digest[:8] for digest in digests]), dtype="<u8")
@@ -181,6 +189,9 @@ class DuplicateIndex:
         if len(ids) != RECORD_ID_BYTES * len(record_id):
             raise ValueError(f"record ids must be {RECORD_ID_BYTES} ASCII characters (kositp.records.record_ids)")
         self._id_file.write(ids)
+        maybe = np.zeros(len(record_id), dtype=bool)
+        maybe[entries["idx"][self._seen.seen_then_add(entries["key"])] - first] = True
+        return maybe
 
     def _near_entries(self, near: list[tuple[int, str]]) -> np.ndarray:
         """Band keys of the signatures of ``(index, text)`` pairs; the signatures go to disk for verification."""
