@@ -260,6 +260,23 @@ def test_choice_picks_the_label_a_trained_model_prefers(tiny_model_dir: Path, ev
     assert single == pytest.approx(list(scores.values()), abs=1e-4)
 
 
+def test_choice_scores_each_prompt_as_alone_whatever_the_batches_lengths(tiny_model_dir: Path):
+    """Batches are cut in order of prompt length: every prompt's scores still come back in its own
+    place, equal to scoring it alone."""
+    import torch
+
+    torch.set_num_threads(1)
+    backend = make_backend("hf", tiny_model_dir, batch_size=2)
+    reviews = ["재미없다", "배우들의 연기가 정말 훌륭했고 음악도 좋아서 두 번이나 봤습니다", "최고", "시간이 아까운 영화"]
+    prompts = [PROMPTS["nsmc"].render(r) for r in reviews]
+    words = PROMPTS["nsmc"].label_words
+    scores = backend.choose(prompts, words, lambda n: None)
+    label_ids = [backend.tokenizer(w, add_special_tokens=False)["input_ids"] for w in words]
+    for prompt, got in zip(prompts, scores):
+        alone = label_logprobs(backend.model, backend.tokenizer, [prompt_ids(backend.tokenizer, prompt)], label_ids)[0]
+        assert got == pytest.approx(alone, abs=1e-4)
+
+
 def test_generate_on_the_tiny_model_answers_what_it_was_taught(tiny_model_dir: Path, eval_dir: Path):
     """Batched, left-padded sampling continues each prompt, and the answer is cut at the marker."""
     import torch

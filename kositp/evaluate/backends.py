@@ -59,15 +59,22 @@ class HFBackend:
 
     def choose(self, prompts: Sequence[str], labels: Sequence[str], advance: Advance) -> list[list[float]]:
         """Per prompt, the summed log-probability of each label word's tokens; prompts carry the
-        tokenizer's special tokens (as in training), label words none. Each prompt runs once."""
+        tokenizer's special tokens (as in training), label words none. Each prompt runs once.
+
+        Batches are cut from the prompts in order of length, so a batch pads its prompts to a
+        similar length instead of to the longest of eight random reviews; the scores come back in
+        the prompts' order."""
         from kositp.models.causal_lm import label_logprobs, prompt_ids
 
         label_ids = [self.tokenizer(label, add_special_tokens=False)["input_ids"] for label in labels]
-        out: list[list[float]] = []
-        for start in range(0, len(prompts), self.batch_size):
-            chunk = [prompt_ids(self.tokenizer, p) for p in prompts[start : start + self.batch_size]]
-            out += label_logprobs(self.model, self.tokenizer, chunk, label_ids)
-            advance(len(chunk))
+        ids = [prompt_ids(self.tokenizer, p) for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[list[float]] = [[] for _ in ids]
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            for i, scores in zip(batch, label_logprobs(self.model, self.tokenizer, [ids[i] for i in batch], label_ids)):
+                out[i] = scores
+            advance(len(batch))
         return out
 
     def generate(self, prompts: Sequence[str], sampling: Sampling, advance: Advance) -> list[str]:
