@@ -196,7 +196,9 @@ class ArtifactStore:
         if self.root.exists() and not self.root.is_dir():
             return ArtifactRootError(f"the artifact root {self.root} is a file, not a folder")
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(self.root) else ""
-        return ArtifactRootError(f"the artifact root {self.root} cannot be written: {exc.strerror or exc}{where}")
+        # the system's wording: pyarrow's writers put their own ("Error writing bytes to file...") in strerror
+        reason = os.strerror(exc.errno) if exc.errno else exc.strerror or str(exc)
+        return ArtifactRootError(f"the artifact root {self.root} cannot be written: {reason}{where}")
 
     def path(self, stage: str, version: str) -> Path:
         return self.root / _stage(stage) / _version(version)
