@@ -109,13 +109,21 @@ def test_deploy_without_a_server_says_how_to_start_one(tmp_path):
 
 
 def _task_states(client, flow_run_id) -> dict[str, str]:
+    """Each task run's final state. The server records task run states from the engine's events,
+    after the flow run's final state can already be read (a CI run read a task run with no state
+    yet), so this waits up to 60 s for every task run to have a final one."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
 
-    runs = client.read_task_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), sort=TaskRunSort.EXPECTED_START_TIME_ASC
-    )
-    return {run.name.split("-")[0]: run.state.name for run in runs}
+    deadline = time.monotonic() + 60
+    while True:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+        if all(run.state is not None and run.state.is_final() for run in runs) or time.monotonic() > deadline:
+            return {run.name.split("-")[0]: run.state.name if run.state else "no state" for run in runs}
+        time.sleep(0.5)
 
 
 def _run_on_a_worker(client, deployment: str, parameters: dict) -> tuple[str, dict[str, str], str]:
