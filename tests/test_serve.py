@@ -352,6 +352,7 @@ def test_the_chat_page_streams_a_reply_in_a_real_browser(api, tmp_path):
         page.locator("#chat-settings-open-modal").click()
         page.locator("textarea#system").fill("한국어로 짧게 답하세요.")
         page.locator("#max_tokens [role=slider]").press("Home")  # the slider's minimum: 16 tokens
+        page.locator("#temperature [role=slider]").press("Home")  # greedy: a sampled first token can end the reply
         page.get_by_role("button", name="Confirm").click()
         page.locator("#chat-input").fill(KOREAN)
         page.keyboard.press("Enter")
