@@ -15,6 +15,7 @@ from pathlib import Path
 
 # The folder holding this kositp package: where a worker must import kositp from.
 _KOSITP_ROOT = str(Path(__file__).resolve().parents[1])
+OPENBLAS_THREADS = "OPENBLAS_NUM_THREADS"
 
 
 def worker_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
@@ -25,7 +26,20 @@ def worker_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
     folder out, and this package's folder goes first on ``PYTHONPATH`` instead.
     """
     path = os.pathsep.join(filter(None, (_KOSITP_ROOT, os.environ.get("PYTHONPATH"))))
-    return [sys.executable, "-P", "-m", module, *args], {**os.environ, "PYTHONPATH": path}
+    env = {**os.environ, "PYTHONPATH": path}
+    env.setdefault(OPENBLAS_THREADS, "1")  # see single_threaded_blas
+    return [sys.executable, "-P", "-m", module, *args], env
+
+
+def single_threaded_blas() -> None:
+    """No OpenBLAS thread pool in this process unless the user asked for one; call before numpy loads.
+
+    numpy's OpenBLAS starts a thread per core at import, and those threads spin a while before
+    they sleep. Ingest and the workers use numpy elementwise only (scans, hashing), never BLAS,
+    so on two cores the spinning only took CPU from them (``docs/results.md``, ingest). Not set
+    for the whole CLI: where torch uses OpenBLAS (ARM builds), the variable would slow training.
+    """
+    os.environ.setdefault(OPENBLAS_THREADS, "1")
 
 
 class _RefusePandas(importlib.abc.MetaPathFinder):

@@ -308,6 +308,20 @@ def test_zips_nested_too_deep_or_broken_are_quarantined(tmp_path):
     assert located.loc["broken_archive", "source_file"] == f"{path}!broken.zip"
 
 
+def test_a_broken_record_between_whole_ones_stops_the_file_at_that_record(tmp_path):
+    """A record that is not JSON though its brackets balance (the guard hands it on) ends the file
+    there, named by its index, and the records before it stand."""
+    docs = summary_documents()
+    docs["documents"] = [dict(docs["documents"][0], id=str(n), title=f"심야 버스 노선 {n}") for n in range(3)]
+    data = json.dumps(docs, ensure_ascii=False).encode().replace(b'"id": "1"', b'"id": [1, 2,]', 1)
+    path = tmp_path / "신문기사.json"
+    path.write_bytes(data)
+    _, records, quarantine = run_ingest(tmp_path, path, near_dup_threshold=None)
+    assert list(records.location) == [f"{path}#/documents/0"]
+    assert list(quarantine.reason) == ["malformed_json"]
+    assert quarantine.location.iloc[0] == f"{path}#/documents/1 (rest of file unread)"
+
+
 def test_cp949_bytes_broken_part_way_keep_the_records_before(tmp_path):
     docs = summary_documents()
     docs["documents"] = [dict(docs["documents"][0], id=str(n), title=f"심야 버스 노선 {n}") for n in range(300)]

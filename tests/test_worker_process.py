@@ -50,3 +50,36 @@ raise SystemExit("not reached")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as a worker's pipes are
     done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env)
     assert (done.returncode, done.stdout, done.stderr) == (0, "결과를 보냈습니다", "작업 기록")
+
+
+def test_ingest_and_the_workers_start_no_blas_thread_pool_unless_asked(monkeypatch):
+    """numpy's OpenBLAS pool would spin beside ingest, which never multiplies matrices: the
+    ``kositp ingest`` process and every worker load numpy without it; a user's setting stands."""
+    from kositp.worker_process import worker_command
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert worker_command("kositp.ingest.candidates")[1]["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    assert worker_command("kositp.ingest.candidates")[1]["OPENBLAS_NUM_THREADS"] == "3"
+
+    script = """
+import os, sys
+sys.argv = ["kositp", sys.argv[1], "--help"]
+from kositp.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+import numpy
+name = open("/proc/self/comm").read()  # pool threads carry the process's name; pyarrow's own threads do not
+print(os.environ.get("OPENBLAS_NUM_THREADS"), sum(open(f"/proc/self/task/{t}/comm").read() == name
+                                                  for t in os.listdir("/proc/self/task")))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    threads = {}
+    for command in ("ingest", "eval"):
+        done = subprocess.run([sys.executable, "-c", script, command], capture_output=True, text=True, check=True, env=env)
+        threads[command] = done.stdout.split()[-2:]
+    assert threads["ingest"] == ["1", "1"], threads  # numpy loaded, no pool beside the main thread
+    if (os.cpu_count() or 1) > 1:
+        assert threads["eval"][0] == "None" and int(threads["eval"][1]) > 1, threads  # training keeps its BLAS

@@ -51,4 +51,9 @@ def __getattr__(name: str) -> typer.Typer:
 
 def main() -> None:
     frozen_at_exit()
-    register(sys.argv[1] if len(sys.argv) > 1 else None)()
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command == "ingest":
+        from kositp.worker_process import single_threaded_blas
+
+        single_threaded_blas()
+    register(command)()
