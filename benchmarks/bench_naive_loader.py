@@ -5,8 +5,8 @@ Python loops over the known shapes, one list of dicts, a pandas DataFrame, ``to_
 validation, no normalization, no dedup, no quarantine. The corpus is the one
 ``bench_ingest.py`` generates, with this issue's mix: a third each MRC, document summaries and
 paper summaries. Each loader runs in its own process; wall time, CPU time (user + system, which
-other jobs on a shared machine disturb less) and peak RSS are printed for the load itself, with
-imports outside the clock. "Whole process" is the time from starting to the end of the process, as
+other jobs on a shared machine disturb less; for ingest, also its candidate worker's share) and
+peak RSS are printed for the load itself, with imports outside the clock. "Whole process" is the time from starting to the end of the process, as
 a user times it: ``python -m kositp ingest CORPUS --out OUT --json`` against the naive loader's
 script, imports included.
 
@@ -102,9 +102,10 @@ def worker(which: str, corpus_dir: str, out: str) -> None:
     seconds = time.perf_counter() - start
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own_cpu = time.process_time() - cpu
     print(json.dumps({"records": records, "seconds": round(seconds, 1), "records_per_s": round(records / seconds),
-                      "cpu_s": round(time.process_time() - cpu + children.ru_utime + children.ru_stime, 1),
-                      "peak_rss_mib": round(own / 1024)}))
+                      "cpu_s": round(own_cpu + children.ru_utime + children.ru_stime, 1),
+                      "worker_cpu_s": round(children.ru_utime + children.ru_stime, 1), "peak_rss_mib": round(own / 1024)}))
 
 
 def measure(which: str, corpus_dir: Path, work: Path) -> dict:
@@ -178,8 +179,9 @@ def main() -> None:
                     continue
                 r = measure(which, corpus_dir, work)
                 whole[which].append(r["whole_process_s"])
+                in_worker = f" of which {r['worker_cpu_s']} s in the worker" if r["worker_cpu_s"] else ""
                 print(f"  {which:6} {r['records']:>9,} records: {r['records_per_s']:>7,} records/s ({r['seconds']} s wall, "
-                      f"{r['cpu_s']} s CPU), peak RSS {r['peak_rss_mib']:,} MiB; whole process {r['whole_process_s']} s")
+                      f"{r['cpu_s']} s CPU{in_worker}), peak RSS {r['peak_rss_mib']:,} MiB; whole process {r['whole_process_s']} s")
         for name, seconds in whole.items():
             if seconds:
                 print(summary(name, seconds))
