@@ -6,9 +6,9 @@ validation, no normalization, no dedup, no quarantine. The corpus is the one
 ``bench_ingest.py`` generates, with this issue's mix: a third each MRC, document summaries and
 paper summaries. Each loader runs in its own process; wall time, CPU time (user + system, which
 other jobs on a shared machine disturb less; for ingest, also its candidate worker's share) and
-peak RSS are printed for the load itself, with imports outside the clock. "Whole process" is the time from starting to the end of the process, as
-a user times it: ``python -m kositp ingest CORPUS --out OUT --json`` against the naive loader's
-script, imports included.
+peak RSS are printed for the load itself, with imports outside the clock. "Whole process" is the
+time from starting to the end of the process, as a user times it: ``python -m kositp ingest
+CORPUS --out OUT --json`` against the naive loader's script, imports included.
 
     python benchmarks/bench_naive_loader.py                   # 150,000 records
     python benchmarks/bench_naive_loader.py --records 1500000 --work DIR
@@ -128,9 +128,8 @@ def measure_against(checkout: Path, corpus_dir: Path, work: Path) -> float:
     out = work / "out_against"
     _fresh(out)
     start = time.perf_counter()
-    subprocess.run([str(checkout / ".venv" / "bin" / "python"), "-m", "kositp", "ingest", str(corpus_dir), "--out", str(out),
-                    "--json"], capture_output=True, text=True, check=True, cwd=checkout,
-                   env={**os.environ, "PYTHONPATH": str(checkout)})
+    _run([str(checkout / ".venv" / "bin" / "python"), "-m", "kositp", "ingest", str(corpus_dir), "--out", str(out), "--json"],
+         checkout)
     seconds = time.perf_counter() - start
     shutil.rmtree(out, ignore_errors=True)
     return seconds
@@ -146,9 +145,10 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True)
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=REPO,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+def _run(cmd: list[str], checkout: Path = REPO) -> subprocess.CompletedProcess:
+    """``cmd`` run inside ``checkout``, importing that checkout's kositp."""
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=checkout,
+                          env={**os.environ, "PYTHONPATH": str(checkout)})
 
 
 def main() -> None:

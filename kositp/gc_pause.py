@@ -32,7 +32,8 @@ def frozen_at_exit() -> None:
     handlers have run (handlers run last-registered first, so register this early).
 
     The interpreter's last collections walk every object its imports made (pyarrow, numpy,
-    typer, pandas), a pause at every exit that freezing them removes. Frozen objects are not walked; the operating system takes the memory back. Files and child processes are
-    closed by the commands themselves, not left to the collector.
+    typer, pandas), a pause at every exit that freezing them removes. Frozen objects are not
+    walked; the operating system takes the memory back. Files and child processes are closed by
+    the commands themselves, not left to the collector.
     """
     atexit.register(gc.freeze)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.abc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 # The folder holding this kositp package: where a worker must import kositp from.
@@ -27,19 +27,20 @@ def worker_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
     """
     path = os.pathsep.join(filter(None, (_KOSITP_ROOT, os.environ.get("PYTHONPATH"))))
     env = {**os.environ, "PYTHONPATH": path}
-    env.setdefault(OPENBLAS_THREADS, "1")  # see single_threaded_blas
+    single_threaded_blas(env)
     return [sys.executable, "-P", "-m", module, *args], env
 
 
-def single_threaded_blas() -> None:
-    """No OpenBLAS thread pool in this process unless the user asked for one; call before numpy loads.
+def single_threaded_blas(env: MutableMapping[str, str] = os.environ) -> None:
+    """No OpenBLAS thread pool in the process ``env`` is for (this one by default, before numpy
+    loads) unless the user asked for one.
 
     numpy's OpenBLAS starts a thread per core at import, and those threads spin a while before
     they sleep. Ingest and the workers use numpy elementwise only (scans, hashing), never BLAS,
     so on two cores the spinning only took CPU from them (``docs/results.md``, ingest). Not set
     for the whole CLI: where torch uses OpenBLAS (ARM builds), the variable would slow training.
     """
-    os.environ.setdefault(OPENBLAS_THREADS, "1")
+    env.setdefault(OPENBLAS_THREADS, "1")
 
 
 class _RefusePandas(importlib.abc.MetaPathFinder):
